@@ -1,0 +1,1 @@
+"""Sub-commands of the ``fleet`` CLI, one module per group (see :mod:`fleet.cli`)."""

@@ -1,0 +1,136 @@
+"""The narrow waist: what one replica costs per unit of work at one operating point.
+
+A :class:`ServingProfile` describes one serving replica (one model on ``tp`` GPUs of one
+accelerator, one weight/KV precision) at one operating point (a power cap or a locked clock).
+It is produced by the energy model (:mod:`fleet.hardware` via :func:`fleet.frontier.build`)
+and consumed by the simulation and the planner, which know the hardware only through it.
+
+Representation (all SI: seconds, joules, watts; whole replica, i.e. summed over its ``tp`` GPUs):
+
+* Decode iteration at running batch ``b`` (1 <= b <= max_batch) whose sequences together hold
+  ``C`` context tokens in the KV cache::
+
+      t(b, C) = dec_t0[b] + dec_t1[b] * C          (seconds)
+      e(b, C) = dec_e0[b] + dec_e1[b] * C          (joules, includes static energy over t)
+
+  The energy model is a roofline (max of compute and memory time) under DVFS, which is
+  piecewise-affine in C; the builder fits one affine line per batch over the context range it
+  was asked to cover and records the worst relative error of that fit in
+  ``decode_fit_max_rel_err`` (the error bound of everything built on it).
+
+* Prefill step that processes new prompt tokens ``n_i`` for a set of requests::
+
+      t = pre_t0 + pre_t1 * sum(n_i) + pre_t2 * sum(n_i**2)
+      e = pre_e0 + pre_e1 * sum(n_i) + pre_e2 * sum(n_i**2)
+
+  (the quadratic term is attention over the prompt itself), fit error in
+  ``prefill_fit_max_rel_err``.
+
+* ``idle_power_w``: power of the replica's GPUs when they hold the model but run nothing.
+
+Because each decode iteration adds one token per running sequence, the context seen by
+iteration ``i`` (0-based) of a span that starts at context ``C0`` with a fixed batch ``b`` is
+``C0 + i*b``, and the time and energy of ``n`` iterations have closed forms
+(:meth:`decode_span`); the number of whole iterations that fit in a time window is the root of a
+quadratic (:meth:`decode_iters_within`).  This is what lets the simulation coalesce decode:
+one event per batch change, not per token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ServingProfile:
+    model: str                      # canonical short model name, e.g. "llama-3.1-8b"
+    accelerator: str                # canonical accelerator name, e.g. "H100-SXM"
+    tp: int                         # GPUs in the replica (tensor parallel degree)
+    precision: str                  # weight precision, e.g. "bf16", "fp8"
+    kv_precision: str               # KV-cache precision
+    power_cap_w: float              # per-GPU power cap of this operating point (W)
+    clock_fraction: float           # modelled SM clock relative to max at typical decode load (0-1]
+    max_batch: int                  # largest running batch the scheduler may use
+    kv_capacity_tokens: int         # KV-cache tokens that fit in the replica's memory after weights
+    max_context_tokens: int         # longest sequence (prompt + output) the model accepts
+    idle_power_w: float             # whole replica, model loaded, nothing running (W)
+    dec_t0: np.ndarray              # shape (max_batch + 1,), index 0 unused (s)
+    dec_t1: np.ndarray              # (s per context token)
+    dec_e0: np.ndarray              # (J)
+    dec_e1: np.ndarray              # (J per context token)
+    pre_t: tuple[float, float, float]   # (s, s/token, s/token^2)
+    pre_e: tuple[float, float, float]   # (J, J/token, J/token^2)
+    decode_fit_max_rel_err: float = 0.0
+    prefill_fit_max_rel_err: float = 0.0
+    calibrated: bool = False
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    # ---------------------------------------------------------------- decode
+    def decode_iter(self, batch: int, context_tokens: float) -> tuple[float, float]:
+        """Time (s) and energy (J) of one decode iteration."""
+        return (self.dec_t0[batch] + self.dec_t1[batch] * context_tokens,
+                self.dec_e0[batch] + self.dec_e1[batch] * context_tokens)
+
+    def decode_power(self, batch: int, context_tokens: float) -> float:
+        t, e = self.decode_iter(batch, context_tokens)
+        return e / t
+
+    def decode_span(self, batch: int, context_tokens: float, n_iters: int) -> tuple[float, float]:
+        """Time (s) and energy (J) of ``n_iters`` decode iterations at a fixed batch starting at
+        total context ``context_tokens``; iteration ``i`` sees ``context_tokens + i*batch``."""
+        if n_iters <= 0:
+            return 0.0, 0.0
+        c_sum = n_iters * context_tokens + batch * n_iters * (n_iters - 1) / 2.0
+        return (n_iters * self.dec_t0[batch] + self.dec_t1[batch] * c_sum,
+                n_iters * self.dec_e0[batch] + self.dec_e1[batch] * c_sum)
+
+    def decode_iters_within(self, batch: int, context_tokens: float, seconds: float) -> int:
+        """The largest ``n`` with ``decode_span(batch, context_tokens, n)[0] <= seconds``."""
+        if seconds <= 0:
+            return 0
+        a = self.dec_t0[batch]
+        k = self.dec_t1[batch]
+        # T(n) = q n^2 + l n with q = k b / 2, l = a + k C0 - k b / 2
+        q = 0.5 * k * batch
+        lin = a + k * context_tokens - q
+        if q <= 0.0:
+            n = int(seconds // lin) if lin > 0 else 0
+        else:
+            n = int((-lin + math.sqrt(lin * lin + 4.0 * q * seconds)) / (2.0 * q))
+        # guard the floating-point edge in both directions
+        while n > 0 and self.decode_span(batch, context_tokens, n)[0] > seconds:
+            n -= 1
+        while self.decode_span(batch, context_tokens, n + 1)[0] <= seconds:
+            n += 1
+        return n
+
+    # ---------------------------------------------------------------- prefill
+    def prefill(self, tokens: float, tokens_sq: float | None = None) -> tuple[float, float]:
+        """Time (s) and energy (J) of a prefill step over ``tokens`` new prompt tokens in total;
+        ``tokens_sq`` is the sum of squares of the per-request counts (defaults to one request)."""
+        if tokens <= 0:
+            return 0.0, 0.0
+        sq = tokens * tokens if tokens_sq is None else tokens_sq
+        t0, t1, t2 = self.pre_t
+        e0, e1, e2 = self.pre_e
+        return t0 + t1 * tokens + t2 * sq, e0 + e1 * tokens + e2 * sq
+
+    # ---------------------------------------------------------------- checks
+    def validate(self) -> None:
+        """Raise ``ValueError`` if the tables are not physically sensible."""
+        n = self.max_batch + 1
+        for name in ("dec_t0", "dec_t1", "dec_e0", "dec_e1"):
+            arr = getattr(self, name)
+            if arr.shape != (n,):
+                raise ValueError(f"{name} has shape {arr.shape}, expected ({n},)")
+            if not np.all(np.isfinite(arr[1:])) or np.any(arr[1:] < 0):
+                raise ValueError(f"{name} must be finite and non-negative")
+        if np.any(self.dec_t0[1:] <= 0):
+            raise ValueError("decode iteration time must be positive")
+        if self.kv_capacity_tokens <= 0:
+            raise ValueError("no room for a KV cache")
+        if self.idle_power_w < 0:
+            raise ValueError("negative idle power")
