@@ -1,0 +1,115 @@
+"""ACT-style embodied-carbon estimate for one accelerator package (kgCO2e).
+
+Method (Gupta et al., "ACT: Designing Sustainable Computer Systems with an Architectural Carbon
+Modeling Tool", ISCA 2022), applied to the logic dies and the device memory only::
+
+    E = (die_area / yield) * CPA(node) + memory_gb * CPS_DRAM
+    CPA(node) = CI_fab * EPA(node) + GPA(node) + MPA(node)
+
+EPA (fab electricity, kWh/cm^2), GPA (fab direct gases at 95 % abatement, g/cm^2) and MPA (raw
+materials, g/cm^2) come from ACT's parameter tables in ``../shared/data/act-embodied-carbon-params``
+(read at call time, never copied); CI_fab is ACT's grid intensity of the fab's location (Taiwan
+for TSMC, Korea for Samsung); yield 0.875 is ACT's default; CPS_DRAM is ACT's newest DRAM entry
+(``ddr4_10nm``, 65 gCO2e/GB).  HBM stacking, interposer, substrate, board and assembly are not
+counted, so the result is a lower bound for the package.
+
+The catalog stores the results in ``accelerators.csv`` (column ``embodied_kgco2e``, kind
+``estimated``); a test recomputes them with this module.  Used only offline: nothing at run time
+needs the shared data.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+from ..errors import CatalogError
+from ..paths import shared_data
+
+#: ACT default die yield.
+YIELD = 0.875
+#: DRAM entry of ACT's dram_hynix table used for device memory (gCO2e/GB).
+DRAM_KEY = "ddr4_10nm"
+#: Fab location per process node (nm) for the parts in the catalog: every 8 nm part is a Samsung
+#: 8N GA102 (A10G, A40); everything else is TSMC.
+FAB_LOCATION = {8.0: "korea"}
+DEFAULT_FAB_LOCATION = "taiwan"
+#: Logic area assumed where the vendor publishes none (mm^2), with the reason.
+ASSUMED_DIE_AREA_MM2 = {
+    "B200": (1600.0, "B200 die area not published: two reticle-limited dies assumed at 800 mm2 each"),
+}
+
+
+def act_node(node_nm: float) -> str:
+    """Map a marketing node to the nearest ACT table row."""
+    n = float(node_nm)
+    if n <= 5:
+        return "5nm"
+    if n <= 7:
+        return "7nm"
+    if n <= 8:
+        return "8nm"
+    if n <= 10:
+        return "10nm"
+    if n <= 16:
+        return "14nm"
+    if n <= 20:
+        return "20nm"
+    return "28nm"
+
+
+def _read_act_yaml(name: str) -> dict[str, float]:
+    """ACT's yaml files hold ``"key" : <number> <unit>`` lines; return key -> number."""
+    path: Path = shared_data("act-embodied-carbon-params", name)
+    out: dict[str, float] = {}
+    for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.split("#", 1)[0].strip()
+        if not line:
+            continue
+        m = re.match(r'^"?([^":]+)"?\s*:\s*([0-9.eE+-]+)', line)
+        if not m:
+            raise CatalogError("unreadable ACT parameter line", path=path, line=i,
+                               expected='"key" : <number> <unit>')
+        out[m.group(1).strip()] = float(m.group(2))
+    return out
+
+
+@lru_cache(maxsize=1)
+def act_tables() -> dict[str, dict[str, float]]:
+    return {
+        "epa": _read_act_yaml("logic_epa.yaml"),
+        "gpa": _read_act_yaml("logic_gpa_95.yaml"),
+        "mpa": _read_act_yaml("logic_materials.yaml"),
+        "ci": _read_act_yaml("carbon_intensity_location_2023.yaml"),
+        "dram": _read_act_yaml("dram_dram_hynix.yaml"),
+    }
+
+
+def cpa_g_per_cm2(node_nm: float, location: str | None = None) -> float:
+    """Carbon per die area, gCO2e/cm^2, for a node fabbed at ``location``."""
+    t = act_tables()
+    node = act_node(node_nm)
+    loc = location or FAB_LOCATION.get(float(node_nm), DEFAULT_FAB_LOCATION)
+    return t["ci"][loc] * t["epa"][node] + t["gpa"][node] + t["mpa"][node]
+
+
+def estimate_kgco2e(name: str, die_area_mm2: float | None, node_nm: float | None,
+                    memory_gb: float) -> float | None:
+    """Embodied carbon of one package in kgCO2e, or None when area or node is unknown."""
+    if die_area_mm2 is None or (isinstance(die_area_mm2, float) and die_area_mm2 != die_area_mm2):
+        assumed = ASSUMED_DIE_AREA_MM2.get(name)
+        if assumed is None:
+            return None
+        die_area_mm2 = assumed[0]
+    if node_nm is None:
+        return None
+    logic_g = (die_area_mm2 / 100.0) / YIELD * cpa_g_per_cm2(node_nm)
+    mem_g = memory_gb * act_tables()["dram"][DRAM_KEY]
+    return (logic_g + mem_g) / 1000.0
+
+
+def assumption_note(name: str) -> str:
+    """Extra text for embodied_source when an assumed area was used."""
+    a = ASSUMED_DIE_AREA_MM2.get(name)
+    return f"; {a[1]}" if a else ""
