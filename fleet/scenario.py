@@ -88,3 +88,527 @@ def scenario_hash(data: dict) -> str:
 
     blob = json.dumps(data, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
+
+
+# =====================================================================================
+# Section models: fleet, demand, simulation (issue 4).  Values are SI (W, s) unless a field
+# name says otherwise.  Checks that need the catalog or the model table (accelerator names,
+# power-cap range, "does the model fit") run after pydantic, in :func:`_check_scenario`, so that
+# each error names its YAML path exactly.
+# =====================================================================================
+
+import datetime as _dt
+import math
+from typing import Annotated, Literal
+
+from pydantic import Field, PrivateAttr, field_validator, model_validator
+
+PosInt = Annotated[int, Field(strict=True, gt=0)]
+NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+Int = Annotated[int, Field(strict=True)]
+PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Fraction = Annotated[float, Field(gt=0, le=1)]
+
+#: Default server overhead (everything in a server that is not a GPU: CPUs, memory, fans, NICs,
+#: PSU losses).  MODELLED from the NVIDIA DGX H100 datasheet: 10.2 kW maximum system power with
+#: 8 x 700 W GPUs -> about 4.6 kW non-GPU at peak.  We split it as a static part of 225 W per GPU
+#: slot (1.8 kW for an 8-GPU server: CPUs, DRAM, NICs, fans at base speed) and a load-proportional
+#: part of 350 W per GPU at full GPU load (fans, CPU and NIC activity scale with GPU power):
+#: 1.8 kW + 8 x 350 W = 4.6 kW at peak.  The split itself is an estimate, not a measurement.
+DEFAULT_STATIC_W_PER_GPU_SLOT = 225.0
+DEFAULT_OVERHEAD_PER_GPU_W = 350.0
+
+
+class ServerSpec(Strict):
+    """Server overhead: ``static_w + per_gpu_w * sum_over_gpus(P_gpu / TDP_gpu)`` (W).
+
+    ``static_w`` defaults to 225 W per GPU slot (1.8 kW for 8 GPUs), ``per_gpu_w`` to 350 W.
+    """
+
+    static_w: NonNegFloat | None = None
+    per_gpu_w: NonNegFloat = DEFAULT_OVERHEAD_PER_GPU_W
+
+
+class ServeSpec(Strict):
+    """One model served by a pool: ``replicas`` replicas of ``tp`` GPUs each."""
+
+    model: str
+    tp: PosInt = 1
+    precision: str = "bf16"
+    kv_precision: str | None = None          # None: same as ``precision``
+    replicas: PosInt | None = None           # None: the pool's remaining GPUs // tp
+    max_batch: PosInt = 256
+    chunked_prefill: bool = False
+    max_prefill_tokens: PosInt | None = None
+
+
+class PoolSpec(Strict):
+    """A pool: ``gpus`` accelerators of one type, in servers of ``gpus_per_server``.
+
+    The last server may be partial (``gpus`` need not be a multiple of ``gpus_per_server``);
+    its static overhead is still a whole server's.  Servers fill racks of ``servers_per_rack``
+    in the pool's ``row``; each pool starts a new rack.
+    """
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    accelerator: str
+    gpus: PosInt
+    gpus_per_server: PosInt = 8
+    servers_per_rack: PosInt = 4
+    row: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "row0"
+    server: ServerSpec = Field(default_factory=ServerSpec)
+    power_cap_w: PosFloat | None = None      # per GPU; None = TDP (uncapped)
+    role: Literal["serving", "training"] = "serving"
+    serve: list[ServeSpec] = Field(default_factory=list)
+
+    @property
+    def servers(self) -> int:
+        return math.ceil(self.gpus / self.gpus_per_server)
+
+    @property
+    def static_w(self) -> float:
+        s = self.server.static_w
+        return DEFAULT_STATIC_W_PER_GPU_SLOT * self.gpus_per_server if s is None else s
+
+
+class PowerSpec(Strict):
+    """Budgets of the power tree (W).  A node without a budget has NaN in the tree table."""
+
+    site_budget_w: PosFloat | None = None
+    rows: dict[str, PosFloat] = Field(default_factory=dict)
+    rack_budget_w: PosFloat | None = None    # every rack
+    racks: dict[str, PosFloat] = Field(default_factory=dict)   # 'row0/rack1': W, overrides
+    server_budget_w: PosFloat | None = None  # every server
+
+
+class FleetSpec(Strict):
+    pools: list[PoolSpec]
+    power: PowerSpec = Field(default_factory=PowerSpec)
+
+    @field_validator("pools")
+    @classmethod
+    def _non_empty_unique(cls, v: list[PoolSpec]) -> list[PoolSpec]:
+        if not v:
+            raise ValueError("expected at least one pool")
+        seen = set()
+        for p in v:
+            if p.name in seen:
+                raise ValueError(f"pool names must be unique, {p.name!r} appears twice")
+            seen.add(p.name)
+        return v
+
+    def pool(self, name: str) -> PoolSpec:
+        for p in self.pools:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+
+class TraceSource(Strict):
+    """A request trace file, read by :mod:`fleet.workload.traces`."""
+
+    path: Path
+    format: str | None = None                 # None: detect from the file
+    mapping: dict[str, str] | None = None     # canonical column -> file column
+    rate_scale: PosFloat = 1.0                # >1 compresses time (more req/s)
+    window: tuple[NonNegFloat, PosFloat] | None = None   # [start_s, end_s) of the trace, after scaling
+    time_shift_s: NonNegFloat = 0.0           # added to every arrival
+
+
+class SynthSource(Strict):
+    """A synthetic request stream, made by :mod:`fleet.workload.synth`.
+
+    ``profile``: 'constant' (Poisson at ``rate``), 'diurnal' (sinusoidal day with
+    ``peak_to_trough``), or the name of a real load shape the generator knows.  Token lengths are
+    log-normal with the given means and coefficient of variation unless ``tokens`` names a
+    reference distribution (e.g. 'azure-conv').
+    """
+
+    profile: str = "constant"
+    rate: PosFloat                            # mean requests per second
+    hours: PosFloat = 1.0
+    cv: PosFloat = 1.0                        # inter-arrival coefficient of variation (1 = Poisson)
+    seed: Int | None = None                   # None: derived from the scenario seed
+    input_tokens: PosFloat = 1024.0           # mean
+    output_tokens: PosFloat = 256.0           # mean
+    tokens_cv: NonNegFloat = 1.0
+    tokens: str | None = None
+    peak_to_trough: PosFloat = 2.0
+
+
+class SLOSpec(Strict):
+    ttft_s: PosFloat | None = None
+    tpot_s: PosFloat | None = None
+    e2e_s: PosFloat | None = None
+
+
+class InferenceDemand(Strict):
+    model: str
+    trace: TraceSource | None = None
+    synth: SynthSource | None = None
+    slo: SLOSpec = Field(default_factory=SLOSpec)
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.trace is None) == (self.synth is None):
+            raise ValueError("expected exactly one of 'trace' or 'synth'")
+        return self
+
+
+class TrainingSynth(Strict):
+    """Synthetic training jobs (:mod:`fleet.workload.jobs`)."""
+
+    jobs: PosInt = 10
+    hours: PosFloat = 24.0
+    seed: Int | None = None
+    model: str | None = None
+    max_gpus: PosInt | None = None
+    deferrable_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
+
+
+class TrainingDemand(Strict):
+    pool: str | None = None                   # None: the only training pool
+    jobs: Path | None = None
+    synth: TrainingSynth | None = None
+    #: deferrable jobs wait for a release signal: fixed release times (s) by job id, or all at a time
+    release_times: dict[int, NonNegFloat] | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.jobs is None) == (self.synth is None):
+            raise ValueError("expected exactly one of 'jobs' or 'synth'")
+        return self
+
+
+class DemandSpec(Strict):
+    inference: list[InferenceDemand] = Field(default_factory=list)
+    training: TrainingDemand | None = None
+
+
+class SimulationSpec(Strict):
+    horizon_s: PosFloat | None = None         # None: end of the demand
+    telemetry_interval_s: PosFloat = 1.0
+    mode: Literal["coalesced", "iteration"] = "coalesced"
+    router: Literal["round_robin", "jsq", "least_kv"] = "jsq"
+    record: list[Literal["requests", "power", "series"]] = Field(
+        default_factory=lambda: ["requests", "power"])
+    progress: bool = False
+
+
+def _default_start() -> _dt.datetime:
+    return _dt.datetime(2023, 6, 1, tzinfo=_dt.timezone.utc)
+
+
+class Scenario(Strict):
+    """A whole scenario.  Load one with :func:`load_scenario`."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    seed: Int = 0
+    start_utc: _dt.datetime = Field(default_factory=_default_start)
+    fleet: FleetSpec
+    demand: DemandSpec = Field(default_factory=DemandSpec)
+    simulation: SimulationSpec = Field(default_factory=SimulationSpec)
+    # owned by the main-job helper (issue 5)
+    site: dict | None = None
+    # owned by the main-job helper (issue 5)
+    accounting: dict | None = None
+    # owned by the main-job helper (issue 5)
+    report: dict | None = None
+    # owned by the main-job helper (issue 5)
+    expectations: list[dict] | None = None
+    # owned by the main-job helper (issue 5)
+    plan: dict | None = None
+
+    _path: Path | None = PrivateAttr(default=None)
+    _raw: dict | None = PrivateAttr(default=None)
+
+    @field_validator("start_utc")
+    @classmethod
+    def _aware(cls, v: _dt.datetime) -> _dt.datetime:
+        if v.tzinfo is None:
+            raise ValueError("expected a time-zone-aware time, e.g. 2023-06-01T00:00:00Z")
+        return v.astimezone(_dt.timezone.utc)
+
+    @property
+    def path(self) -> Path | None:
+        """The file this scenario was loaded from (None if built in code)."""
+        return self._path
+
+    @property
+    def base_dir(self) -> Path:
+        return self._path.parent if self._path is not None else Path.cwd()
+
+    def hash(self) -> str:
+        """A stable 16-hex-digit hash of the scenario's content as written (key order ignored)."""
+        data = self._raw if self._raw is not None else self.model_dump(mode="json")
+        return scenario_hash(data)
+
+    def training_pools(self) -> list[PoolSpec]:
+        return [p for p in self.fleet.pools if p.role == "training"]
+
+
+# ------------------------------------------------------------------ loading
+def _friendly(err: dict) -> str | None:
+    """A planner-readable 'expected ...' for the common pydantic error types."""
+    typ = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    got = err.get("input")
+    if typ in ("greater_than", "greater_than_equal") and isinstance(got, (int, float)) \
+            and not isinstance(got, bool):
+        bound = ctx.get("gt", ctx.get("ge"))
+        if isinstance(got, int) and bound == 0:
+            return "expected a positive integer" if typ == "greater_than" else "expected a non-negative integer"
+        return f"expected a number {'>' if typ == 'greater_than' else '>='} {bound}"
+    if typ in ("int_type", "int_parsing", "int_from_float"):
+        return "expected an integer"
+    if typ in ("float_type", "float_parsing"):
+        return "expected a number"
+    if typ in ("string_type",):
+        return "expected a string"
+    if typ in ("bool_type", "bool_parsing"):
+        return "expected true or false"
+    if typ == "literal_error":
+        return f"expected one of {ctx.get('expected')}"
+    if typ == "missing":
+        return "required key is missing"
+    if typ == "string_pattern_mismatch":
+        return "expected a name of letters, digits, '_', '.' or '-'"
+    if typ in ("list_type", "dict_type", "model_type", "model_attributes_type"):
+        return {"list_type": "expected a list", "dict_type": "expected a mapping"}.get(typ, "expected a mapping")
+    if typ == "value_error":
+        return str(ctx.get("error", err.get("msg", "invalid")))
+    return None
+
+
+def _format_errors(exc: ValidationError, path: str | Path | None) -> ScenarioError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err.get("loc", ())
+                    if not (isinstance(p, str) and (p.startswith("function-") or p in ("int", "float", "str"))))
+        msg = err.get("msg", "invalid")
+        if err.get("type") == "extra_forbidden":
+            msg = "unknown key"
+        else:
+            msg = _friendly(err) or msg
+            got = err.get("input")
+            if err.get("type") not in ("missing",) and not isinstance(got, (dict, list)) \
+                    and not isinstance(got, BaseModel):
+                msg += f", got {got!r}"
+        lines.append((_yaml_path(loc), msg))
+    # one line per distinct path (unions report the same field several times)
+    seen, uniq = set(), []
+    for f, m in lines:
+        if f not in seen:
+            seen.add(f)
+            uniq.append((f, m))
+    first_field, first_msg = uniq[0]
+    text = first_msg
+    if len(uniq) > 1:
+        text += "".join(f"\n  {f}: {m}" for f, m in uniq[1:])
+    return ScenarioError(text, path=path, field=first_field or None)
+
+
+def parse_scenario(data: dict, *, path: str | Path | None = None, check: bool = True) -> Scenario:
+    """Validate a scenario given as a mapping (what :func:`read_yaml` returns)."""
+    try:
+        sc = Scenario.model_validate(data)
+    except ValidationError as exc:
+        raise _format_errors(exc, path) from None
+    sc._path = Path(path).resolve() if path is not None else None
+    sc._raw = data
+    _resolve_paths(sc)
+    if check:
+        _check_scenario(sc)
+    return sc
+
+
+def load_scenario(path: str | Path, *, check: bool = True) -> Scenario:
+    """Read, validate and check a scenario file.
+
+    Relative paths inside the file (traces, job tables) resolve against the file's directory.
+    Every problem raises :class:`~fleet.errors.ScenarioError` with the file and the YAML path.
+    """
+    return parse_scenario(read_yaml(path), path=path, check=check)
+
+
+def _resolve_paths(sc: Scenario) -> None:
+    base = sc.base_dir
+    for d in sc.demand.inference:
+        if d.trace is not None and not d.trace.path.is_absolute():
+            d.trace.path = (base / d.trace.path).resolve()
+    tr = sc.demand.training
+    if tr is not None and tr.jobs is not None and not tr.jobs.is_absolute():
+        tr.jobs = (base / tr.jobs).resolve()
+
+
+# ------------------------------------------------------------------ semantic checks
+def _err(sc: Scenario, field: str, message: str) -> ScenarioError:
+    return ScenarioError(message, path=sc.path, field=field)
+
+
+def resolve_accelerator(name: str):
+    """The catalog entry for ``name`` (raises the catalog's error for an unknown name)."""
+    from .catalog import get_accelerator
+
+    return get_accelerator(name)
+
+
+def resolve_model(name: str):
+    from .catalog import get_model
+
+    return get_model(name)
+
+
+def _check_scenario(sc: Scenario) -> None:
+    """Checks that need the catalog and the model table; raise ScenarioError on the first."""
+    from .errors import FleetError
+
+    served: dict[str, list[str]] = {}
+    for i, pool in enumerate(sc.fleet.pools):
+        where = f"fleet.pools[{i}]"
+        try:
+            acc = resolve_accelerator(pool.accelerator)
+        except FleetError as exc:
+            raise _err(sc, f"{where}.accelerator", _strip_where(exc)) from None
+        lo = getattr(acc, "power_min_w", None)
+        hi = getattr(acc, "power_max_w", None) or getattr(acc, "tdp_w", None)
+        if pool.power_cap_w is not None:
+            if (lo is not None and not _nan(lo) and pool.power_cap_w < lo) or \
+                    (hi is not None and not _nan(hi) and pool.power_cap_w > hi):
+                raise _err(sc, f"{where}.power_cap_w",
+                           f"expected a cap between {lo:g} and {hi:g} W for {acc.name}, "
+                           f"got {pool.power_cap_w:g}")
+        if pool.role == "training":
+            if pool.serve:
+                raise _err(sc, f"{where}.serve", "a training pool serves no models (remove 'serve' "
+                                                 "or set role: serving)")
+            continue
+        if not pool.serve:
+            raise _err(sc, f"{where}.serve", "a serving pool needs at least one model to serve")
+        free = pool.gpus
+        unspecified = [j for j, s in enumerate(pool.serve) if s.replicas is None]
+        if len(unspecified) > 1:
+            raise _err(sc, f"{where}.serve[{unspecified[1]}].replicas",
+                       "when a pool serves several models, at most one may omit 'replicas'")
+        for j, s in enumerate(pool.serve):
+            sw = f"{where}.serve[{j}]"
+            try:
+                m = resolve_model(s.model)
+            except FleetError as exc:
+                raise _err(sc, f"{sw}.model", _strip_where(exc)) from None
+            if s.tp > pool.gpus_per_server or pool.gpus_per_server % s.tp:
+                raise _err(sc, f"{sw}.tp", f"expected a divisor of gpus_per_server "
+                                           f"({pool.gpus_per_server}) so a replica stays in one server, "
+                                           f"got {s.tp}")
+            _check_fit(sc, sw, s, acc, m)
+            if s.replicas is not None:
+                free -= s.replicas * s.tp
+            served.setdefault(_canon(m, s.model), []).append(pool.name)
+        if free < 0:
+            raise _err(sc, f"{where}.serve", f"replicas x tp need {pool.gpus - free} GPUs, "
+                                             f"the pool has {pool.gpus}")
+        if unspecified and free < pool.serve[unspecified[0]].tp:
+            raise _err(sc, f"{where}.serve[{unspecified[0]}].replicas",
+                       f"no GPUs left for this model ({free} free, tp={pool.serve[unspecified[0]].tp})")
+    # budgets name rows and racks that exist
+    rows = {p.row for p in sc.fleet.pools}
+    for r in sc.fleet.power.rows:
+        if r not in rows:
+            raise _err(sc, f"fleet.power.rows.{r}", f"unknown row; the fleet's rows are {sorted(rows)}")
+    # demand
+    for k, d in enumerate(sc.demand.inference):
+        where = f"demand.inference[{k}]"
+        try:
+            m = resolve_model(d.model)
+        except FleetError as exc:
+            raise _err(sc, f"{where}.model", _strip_where(exc)) from None
+        key = _canon(m, d.model)
+        if key not in served:
+            pools = ", ".join(f"{p.name} ({'; '.join(s.model for s in p.serve) or p.role})"
+                              for p in sc.fleet.pools)
+            raise _err(sc, f"{where}.model", f"model {d.model!r} is demanded but no pool serves it "
+                                             f"(pools: {pools})")
+        if d.trace is not None and not d.trace.path.is_file():
+            raise _err(sc, f"{where}.trace.path", f"no such trace file: {d.trace.path}")
+    tr = sc.demand.training
+    if tr is not None:
+        tpools = sc.training_pools()
+        if tr.pool is not None:
+            if tr.pool not in [p.name for p in tpools]:
+                raise _err(sc, "demand.training.pool",
+                           f"expected the name of a training pool ({[p.name for p in tpools]}), got {tr.pool!r}")
+        elif len(tpools) != 1:
+            raise _err(sc, "demand.training.pool" if tpools else "demand.training",
+                       "training demand needs a training pool (role: training)" if not tpools else
+                       f"several training pools: say which with 'pool' ({[p.name for p in tpools]})")
+        if tr.jobs is not None and not tr.jobs.is_file():
+            raise _err(sc, "demand.training.jobs", f"no such job table: {tr.jobs}")
+
+
+def _nan(x) -> bool:
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return True
+
+
+def _canon(model_entry, fallback: str) -> str:
+    return str(getattr(model_entry, "name", fallback))
+
+
+def _strip_where(exc: Exception) -> str:
+    return str(exc)
+
+
+def _check_fit(sc: Scenario, where: str, s: ServeSpec, acc, model) -> None:
+    """A model that does not fit ``tp`` GPUs at this precision is an error naming what would fit."""
+    from .errors import FleetError
+
+    try:
+        fits = _fits(model, acc, s.tp, s.precision, s.kv_precision or s.precision)
+    except FleetError as exc:
+        raise _err(sc, where, _strip_where(exc)) from None
+    if not fits:
+        hint = _what_fits(model, acc, s)
+        raise _err(sc, f"{where}.tp", f"{s.model} at {s.precision} does not fit on {s.tp} x "
+                                      f"{acc.name}{hint}")
+
+
+_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
+          "int4": 0.5, "fp4": 0.5}
+
+
+def _fits(model, acc, tp: int, precision: str, kv_precision: str) -> bool:
+    """Whether the weights leave room for a KV cache on ``tp`` GPUs (fleet.workload.llm's
+    memory plan when available; until it lands, weights <= 90 % of HBM as a stated fallback)."""
+    try:
+        from .workload.llm import memory_plan
+    except ImportError:
+        memory_plan = None
+    if memory_plan is None:
+        if precision not in _BYTES:
+            from .errors import ConfigurationError
+            raise ConfigurationError(f"unknown precision {precision!r}; expected one of {sorted(_BYTES)}")
+        weights = float(model.params_b) * 1e9 * _BYTES[precision] / tp
+        return weights < 0.9 * float(acc.memory_gb) * 1e9
+    plan = memory_plan(model, acc, tp=tp, precision=precision, kv_precision=kv_precision)
+    fits = getattr(plan, "fits", None)
+    if fits is None:
+        fits = getattr(plan, "kv_capacity_tokens", 1) > 0
+    return bool(fits)
+
+
+def _what_fits(model, acc, s: ServeSpec) -> str:
+    options = []
+    for prec in dict.fromkeys([s.precision, "fp8", "int4"]):
+        for tp in (1, 2, 4, 8):
+            try:
+                ok = _fits(model, acc, tp, prec, prec)
+            except Exception:  # noqa: BLE001 - a precision the model layer does not know
+                continue
+            if ok:
+                options.append(f"tp={tp} at {prec}")
+                break
+    return f"; it would fit with {' or '.join(options)}" if options else "; it fits no tp up to 8"
