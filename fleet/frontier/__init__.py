@@ -5,5 +5,6 @@ Everything above this package (sim, plan, account, report) knows the hardware on
 """
 
 from .profile import ServingProfile
+from .build import build_serving_profile, make_replica
 
-__all__ = ["ServingProfile"]
+__all__ = ["ServingProfile", "build_serving_profile", "make_replica"]

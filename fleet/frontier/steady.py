@@ -1,0 +1,73 @@
+"""Steady-state serving with continuous batching: what `fleet estimate` and calibration report.
+
+``B`` requests run concurrently; each has ``I`` prompt tokens and ``O`` output tokens.  Every
+decode iteration emits one token per running sequence, so on average ``B / O`` requests finish
+per iteration and as many new ones are prefilled (the prefill is amortised into the decode
+stream, as vLLM's continuous batching does).  The average sequence holds ``I + O/2`` tokens of
+KV cache, so one iteration sees ``C = B (I + O/2)`` context tokens in total.  Per iteration::
+
+    t_iter = t_decode(B, C) + (B / O) * t_prefill(I)
+    E_iter = E_decode(B, C) + (B / O) * E_prefill(I)
+
+and energy per output token = ``E_iter / B`` (prefill included, as the ML.ENERGY Benchmark
+counts it), throughput = ``B / t_iter``, average power = ``E_iter / t_iter``, mean inter-token
+latency = ``t_iter``, time to first token = ``t_prefill(I) + t_iter`` (the prompt, then the
+iteration that emits its first token).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..hardware.energy import OperatingPoint, WorkArrays, evaluate
+from .build import Replica, _cap_args
+from .work import decode_work, prefill_work
+
+
+@dataclass(frozen=True)
+class SteadyState:
+    """Steady-state serving figures (arrays broadcast over whatever was stacked; SI units)."""
+
+    batch: Any
+    energy_per_output_token_j: Any
+    output_tokens_per_s: Any
+    avg_power_w: Any
+    itl_s: Any
+    ttft_s: Any
+    breakdown_j: dict            # per output token: compute, memory, interconnect, static
+    clock_fraction: Any
+    decode: OperatingPoint
+    prefill: OperatingPoint
+
+
+def steady_works(rep: Replica, batch: int, input_tokens: int, output_tokens: int) -> tuple[WorkArrays, WorkArrays]:
+    """(decode iteration work, one request's prefill work) of the steady state."""
+    b = max(1, int(round(batch)))
+    ctx = b * (float(input_tokens) + 0.5 * float(output_tokens))
+    return (decode_work(rep.model_name, b, ctx, rep.precision, rep.kv_precision, rep.tp),
+            prefill_work(rep.model_name, max(1, int(round(input_tokens))), rep.precision, rep.kv_precision, rep.tp))
+
+
+def combine(batch, output_tokens, dec: OperatingPoint, pre: OperatingPoint) -> SteadyState:
+    """Steady-state figures from evaluated decode and prefill operating points."""
+    b = np.maximum(np.asarray(batch, float), 1.0)
+    k = b / np.maximum(np.asarray(output_tokens, float), 1.0)      # prefills per iteration
+    t = dec.time_s + k * pre.time_s
+    e = dec.energy_j + k * pre.energy_j
+    br = {name: (getattr(dec, f"{name}_j") + k * getattr(pre, f"{name}_j")) / b
+          for name in ("compute", "memory", "interconnect", "static")}
+    return SteadyState(batch=b, energy_per_output_token_j=e / b, output_tokens_per_s=b / t,
+                       avg_power_w=e / t, itl_s=t, ttft_s=pre.time_s + t, breakdown_j=br,
+                       clock_fraction=dec.clock_fraction, decode=dec, prefill=pre)
+
+
+def steady_state(rep: Replica, batch: int, input_tokens: int, output_tokens: int, *,
+                 power_cap_w: float | None = None, clock: float | None = None) -> SteadyState:
+    """The direct model (no profile fit) of steady-state serving on replica ``rep``."""
+    dw, pw = steady_works(rep, batch, input_tokens, output_tokens)
+    kw = _cap_args(rep, power_cap_w, clock)
+    return combine(max(1, int(round(batch))), output_tokens, evaluate(dw, rep.device, **kw),
+                   evaluate(pw, rep.device, **kw))
