@@ -296,6 +296,120 @@ class SimulationSpec(Strict):
     progress: bool = False
 
 
+# =====================================================================================
+# Section models: site, accounting, report, expectations, plan (issue 5, the main job:
+# fleet/account.py, fleet/report/, fleet/regress.py, fleet/run.py read these).
+# =====================================================================================
+
+class SignalSpec(Strict):
+    """A grid signal: exactly one of ``constant`` (in the signal's unit), ``region`` (2023 data in
+    ../shared/data: caiso, ercot, pjm, nyiso, de, gb, sg, jp-tk) or ``file`` (a CSV read by
+    :mod:`fleet.grid`).  In YAML a bare number means ``{constant: number}``."""
+
+    constant: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    region: str | None = None
+    file: Path | None = None
+    #: carbon intensity: 'average' (Electricity Maps) or 'marginal' (WattTime MOER); stated in the report
+    signal: Literal["average", "marginal"] = "average"
+    #: Electricity Maps basis: 'lca' (life-cycle factors) or 'direct' (combustion only)
+    basis: Literal["lca", "direct"] = "lca"
+    #: move a signal of another year onto the simulation's year (hour of year kept)
+    year_shift: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _bare_number(cls, v):
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return {"constant": v}
+        if isinstance(v, str):
+            return {"region": v}
+        return v
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        n = sum(x is not None for x in (self.constant, self.region, self.file))
+        if n != 1:
+            raise ValueError("expected exactly one of 'constant', 'region' or 'file'")
+        return self
+
+
+class SiteSpec(Strict):
+    """Where the fleet runs: grid carbon intensity (gCO2e/kWh), electricity price (USD/MWh) and
+    PUE (facility / IT energy).  ``region`` is the default for both grid signals.  Defaults (no
+    site section): 250 gCO2e/kWh, 60 USD/MWh, PUE 1.2 as stated constants, so a scenario runs
+    without any external data."""
+
+    name: str = "site"
+    region: str | None = None
+    carbon_intensity: SignalSpec | None = None
+    price: SignalSpec | None = None
+    pue: SignalSpec = Field(default_factory=lambda: SignalSpec(constant=1.2))
+
+    @field_validator("pue")
+    @classmethod
+    def _pue(cls, v: SignalSpec) -> SignalSpec:
+        if v.constant is not None and v.constant < 1.0:
+            raise ValueError("expected a PUE >= 1")
+        return v
+
+
+class AcceleratorOverride(Strict):
+    """Accounting facts for one accelerator that replace (or fill) the catalog's."""
+
+    embodied_kgco2e: NonNegFloat | None = None
+    purchase_usd: NonNegFloat | None = None
+    price_usd_per_gpu_hour: NonNegFloat | None = None
+    source: str = "scenario"
+
+
+class AccountingSpec(Strict):
+    """Embodied carbon and hardware cost assumptions (see fleet/account.py for defaults' sources)."""
+
+    lifetime_years: PosFloat = 5.0                  # embodied amortisation (LLMCarbon: 5 years)
+    server_embodied_kgco2e: NonNegFloat | None = None   # None: LLMCarbon per-node value
+    server_embodied_source: str | None = None
+    cost_model: Literal["rental", "purchase"] = "rental"
+    amortisation_years: PosFloat = 4.0              # capex amortisation (purchase)
+    server_capex_usd: NonNegFloat = 0.0             # per server excluding GPUs (purchase)
+    accelerators: dict[str, AcceleratorOverride] = Field(default_factory=dict)
+
+
+class ReportSpec(Strict):
+    """What ``fleet run`` writes into ``reports/<scenario>/``."""
+
+    title: str | None = None
+    pdf: bool = True
+    png: bool = True
+    dpi: Annotated[int, Field(strict=True, ge=50, le=600)] = 110
+    #: power caps (fraction of TDP) at which each pool's time-energy frontier is drawn
+    frontier_cap_fractions: list[Fraction] = Field(
+        default_factory=lambda: [0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+
+
+class Expectation(Strict):
+    """One regression expectation on a metric of ``summary.json``: ``value`` with a tolerance
+    (``rel_tol`` relative, ``abs_tol`` absolute; default rel_tol 0.02), and/or bounds."""
+
+    metric: str
+    value: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    rel_tol: NonNegFloat | None = None
+    abs_tol: NonNegFloat | None = None
+    min: Annotated[float, Field(allow_inf_nan=False)] | None = None
+    max: Annotated[float, Field(allow_inf_nan=False)] | None = None
+
+    @model_validator(mode="after")
+    def _something(self):
+        if self.value is None and self.min is None and self.max is None:
+            raise ValueError("expected 'value' (with rel_tol/abs_tol) or 'min'/'max'")
+        return self
+
+
+class PlanSpec(Strict):
+    """Reserved for the OR-Tools planner (a later issue): ``fleet.run.plan_step`` reads it."""
+
+    enabled: bool = False
+
+
 def _default_start() -> _dt.datetime:
     return _dt.datetime(2023, 6, 1, tzinfo=_dt.timezone.utc)
 
@@ -310,16 +424,11 @@ class Scenario(Strict):
     fleet: FleetSpec
     demand: DemandSpec = Field(default_factory=DemandSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
-    # owned by the main-job helper (issue 5)
-    site: dict | None = None
-    # owned by the main-job helper (issue 5)
-    accounting: dict | None = None
-    # owned by the main-job helper (issue 5)
-    report: dict | None = None
-    # owned by the main-job helper (issue 5)
-    expectations: list[dict] | None = None
-    # owned by the main-job helper (issue 5)
-    plan: dict | None = None
+    site: SiteSpec = Field(default_factory=lambda: SiteSpec())  # issue 5 section
+    accounting: AccountingSpec = Field(default_factory=lambda: AccountingSpec())  # issue 5 section
+    report: ReportSpec = Field(default_factory=lambda: ReportSpec())  # issue 5 section
+    expectations: list[Expectation] = Field(default_factory=list)  # issue 5 section
+    plan: PlanSpec = Field(default_factory=lambda: PlanSpec())  # issue 5 section
 
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict | None = PrivateAttr(default=None)
