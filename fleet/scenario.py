@@ -691,7 +691,7 @@ _BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8"
 
 def _fits(model, acc, tp: int, precision: str, kv_precision: str) -> bool:
     """Whether the weights leave room for a KV cache on ``tp`` GPUs (fleet.workload.llm's
-    memory plan when available; until it lands, weights <= 90 % of HBM as a stated fallback)."""
+    memory plan; weights <= 90 % of HBM as a stated fallback if that layer is absent)."""
     try:
         from .workload.llm import memory_plan
     except ImportError:
@@ -702,10 +702,9 @@ def _fits(model, acc, tp: int, precision: str, kv_precision: str) -> bool:
             raise ConfigurationError(f"unknown precision {precision!r}; expected one of {sorted(_BYTES)}")
         weights = float(model.params_b) * 1e9 * _BYTES[precision] / tp
         return weights < 0.9 * float(acc.memory_gb) * 1e9
-    plan = memory_plan(model, acc, tp=tp, precision=precision, kv_precision=kv_precision)
-    fits = getattr(plan, "fits", None)
-    if fits is None:
-        fits = getattr(plan, "kv_capacity_tokens", 1) > 0
+    plan = memory_plan(model, float(acc.memory_gb) * 1e9, tp, precision=precision,
+                       kv_precision=kv_precision, gpu_name=acc.name, strict=False)
+    fits = plan.fits
     return bool(fits)
 
 
