@@ -73,8 +73,6 @@ def test_load_defaults_and_hash(tmp_path):
     assert p0.gpus_per_server == 8 and p0.servers == 1 and p0.static_w == 1800.0
     assert sc.simulation.mode == "coalesced"
     assert sc.fleet.power.rack_budget_w is None
-    # owned by issue 5, accepted as plain data for now
-    assert sc.expectations is None
     # the hash ignores key order and changes with content
     reordered = dict(reversed(list(BASE.items())))
     sc2 = load_scenario(write(tmp_path, reordered, "r.yaml"))
