@@ -1,0 +1,92 @@
+"""``fleet grid``: inspect grid signals (carbon intensity, marginal emissions, prices, PUE) and list
+the built-in regions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ._common import add_json_flag, emit
+
+
+def _load(args):
+    from ..grid import KINDS, load_region_signals, read_signal
+    from ..grid.regions import region
+    from ..errors import GridError
+
+    target = args.path
+    if not Path(target).exists():
+        try:
+            region(target)
+        except GridError:
+            raise GridError("no such file, and not a region name", path=target,
+                            expected="a grid signal CSV, or a region such as caiso, ERCOT, DE (fleet grid regions)") from None
+        kind = args.kind or "average_ci"
+        if kind not in ("average_ci", "marginal_ci", "price"):
+            raise GridError(f"a region has no {kind} signal", expected="average_ci | marginal_ci | price")
+        return load_region_signals(target, kind, basis=args.basis, currency=args.currency, gaps="keep")
+    if args.kind is not None and args.kind not in KINDS:
+        raise GridError(f"unknown kind {args.kind!r}", expected=" | ".join(KINDS))
+    return read_signal(target, fmt=args.format, kind=args.kind, basis=args.basis, currency=args.currency,
+                       unit=args.unit, tz=args.tz, time_column=args.time_column, value_column=args.column,
+                       interpolation=args.interpolation)
+
+
+def cmd_inspect(args) -> int:
+    from ..grid.summary import format_summary, plot_signal, summarize
+
+    sig = _load(args)
+    if args.resample:
+        if sig.gaps():
+            sig = sig.fill_gaps("ffill")
+        sig = sig.resample(float(args.resample))
+    summary = summarize(sig)
+    if args.plot:
+        plot_signal(sig, args.plot)
+        summary["plot"] = str(args.plot)
+    emit(summary, args.json, None if args.json else format_summary(summary)
+         + (f"\nplot           {args.plot}" if args.plot else ""))
+    return 0
+
+
+def cmd_regions(args) -> int:
+    from ..grid.regions import REGIONS
+
+    rows = [{"zone": r.zone, "name": r.name, "aliases": list(r.aliases), "timezone": r.timezone,
+             "signals": sorted(r.files), "files": dict(r.files), "notes": r.notes} for r in REGIONS]
+    text = "\n".join(f"{r['zone']:<12} {r['name']:<22} aliases: {', '.join(r['aliases']):<32} "
+                     f"signals: {', '.join(r['signals'])}" for r in rows)
+    emit(rows, args.json, text)
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("grid", help="grid signals: carbon intensity, marginal emissions, prices, PUE")
+    gs = p.add_subparsers(dest="grid_command", metavar="GRID_COMMAND")
+
+    i = gs.add_parser("inspect", help="statistics, gaps and hour-of-day profile of a grid signal file or region")
+    i.add_argument("path", help="a signal CSV (Electricity Maps, WattTime MOER, hourly prices, generic), "
+                                "or a region name (caiso, ERCOT, DE, ...)")
+    i.add_argument("--kind", default=None,
+                   help="average_ci | marginal_ci | price | pue | generic (checked against the file; "
+                        "for a region: which signal, default average_ci)")
+    i.add_argument("--format", default=None, choices=["electricitymaps", "watttime", "prices", "generic"],
+                   help="override format detection")
+    i.add_argument("--basis", default="lca", choices=["lca", "direct"],
+                   help="Electricity Maps intensity: life-cycle (default) or direct (combustion)")
+    i.add_argument("--currency", default="USD", help="price files: USD (default) or local")
+    i.add_argument("--unit", default=None, help="generic files: unit of the values (else from the header)")
+    i.add_argument("--tz", default=None, help="generic files with naive times: their time zone (e.g. UTC)")
+    i.add_argument("--time-column", dest="time_column", default=None, help="generic files: the time column")
+    i.add_argument("--column", default=None, help="generic files: the value column")
+    i.add_argument("--interpolation", default=None, choices=["step", "linear"], help="override (default step)")
+    i.add_argument("--resample", default=None, type=float, metavar="SECONDS",
+                   help="time-mean resample to this interval first (gaps filled forward)")
+    i.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG of the series and its profile")
+    add_json_flag(i)
+    i.set_defaults(func=cmd_inspect)
+
+    r = gs.add_parser("regions", help="the built-in regions and their reference signals")
+    add_json_flag(r)
+    r.set_defaults(func=cmd_regions)
+
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
