@@ -487,6 +487,37 @@ class ModelSpec:
         """Number of layers with a dense FFN."""
         return self.layers - self.moe_layers
 
+    def attention_params_per_layer(self) -> int:
+        """Weights of one attention block (projections only; norms and biases ignored)."""
+        h, hd = self.hidden_size, self.head_dim
+        if self.attention == "mla":
+            rope, kvr = self.qk_rope_head_dim or 0, self.kv_lora_rank or 0
+            if self.q_lora_rank:
+                q = h * self.q_lora_rank + self.q_lora_rank * self.heads * (hd + rope)
+            else:
+                q = h * self.heads * (hd + rope)
+            kv = h * (kvr + rope) + kvr * self.heads * (hd + hd)
+            return q + kv + self.heads * hd * h
+        return h * self.heads * hd + 2 * h * self.kv_heads * hd + self.heads * hd * h
+
+    def _ffn_params(self, width: int | None) -> int:
+        return (3 if self.mlp_gated else 2) * self.hidden_size * (width or 0)
+
+    def weight_params(self, active: bool = False) -> float:
+        """Parameter count computed from the architecture columns (projections, FFNs, experts,
+        routers and embeddings; norms, biases and position tables ignored).  ``active=True``
+        counts only the routed experts used per token (plus shared experts)."""
+        attn = self.layers * self.attention_params_per_layer()
+        dense = self.dense_ffn_layers * self._ffn_params(self.intermediate_size)
+        moe = 0
+        if self.is_moe:
+            expert = self._ffn_params(self.moe_intermediate_size)
+            n = (self.experts_per_token if active else self.experts) or 0
+            moe = self.moe_layers * ((n + (self.shared_experts or 0)) * expert
+                                     + self.hidden_size * (self.experts or 0))
+        emb = self.vocab_size * self.hidden_size * (1 if self.tied_embeddings else 2)
+        return float(attn + dense + moe + emb)
+
     def kv_bytes_per_token(self, bytes_per_element: float = 2.0) -> float:
         """KV-cache bytes per token over all layers (full attention everywhere; MLA caches the
         compressed latent kv_lora_rank + qk_rope_head_dim per layer)."""

@@ -35,9 +35,13 @@ DRAM_KEY = "ddr4_10nm"
 #: 8N GA102 (A10G, A40); everything else is TSMC.
 FAB_LOCATION = {8.0: "korea"}
 DEFAULT_FAB_LOCATION = "taiwan"
-#: Logic area assumed where the vendor publishes none (mm^2), with the reason.
-ASSUMED_DIE_AREA_MM2 = {
-    "B200": (1600.0, "B200 die area not published: two reticle-limited dies assumed at 800 mm2 each"),
+#: Logic dies assumed where the vendor publishes no area: name -> ([(area mm^2, node nm), ...], reason).
+ASSUMED_DIES = {
+    "B200": ([(1600.0, 4.0)],
+             "B200 die area not published: two reticle-limited dies assumed at 800 mm2 each"),
+    "MI300X": ([(8 * 115.0, 5.0), (4 * 370.0, 6.0)],
+               "MI300X die areas not published by AMD: assumed 8 XCDs x ~115 mm2 (N5) + 4 IODs x ~370 mm2 (N6), "
+               "rough third-party die-shot estimates, +-20%"),
 }
 
 
@@ -98,18 +102,20 @@ def estimate_kgco2e(name: str, die_area_mm2: float | None, node_nm: float | None
                     memory_gb: float) -> float | None:
     """Embodied carbon of one package in kgCO2e, or None when area or node is unknown."""
     if die_area_mm2 is None or (isinstance(die_area_mm2, float) and die_area_mm2 != die_area_mm2):
-        assumed = ASSUMED_DIE_AREA_MM2.get(name)
+        assumed = ASSUMED_DIES.get(name)
         if assumed is None:
             return None
-        die_area_mm2 = assumed[0]
-    if node_nm is None:
+        dies = assumed[0]
+    elif node_nm is None:
         return None
-    logic_g = (die_area_mm2 / 100.0) / YIELD * cpa_g_per_cm2(node_nm)
+    else:
+        dies = [(float(die_area_mm2), float(node_nm))]
+    logic_g = sum((area / 100.0) / YIELD * cpa_g_per_cm2(node) for area, node in dies)
     mem_g = memory_gb * act_tables()["dram"][DRAM_KEY]
     return (logic_g + mem_g) / 1000.0
 
 
 def assumption_note(name: str) -> str:
     """Extra text for embodied_source when an assumed area was used."""
-    a = ASSUMED_DIE_AREA_MM2.get(name)
+    a = ASSUMED_DIES.get(name)
     return f"; {a[1]}" if a else ""
