@@ -211,30 +211,32 @@ class TraceSource(Strict):
     path: Path
     format: str | None = None                 # None: detect from the file
     mapping: dict[str, str] | None = None     # canonical column -> file column
-    rate_scale: PosFloat = 1.0                # >1 compresses time (more req/s)
+    rate_scale: PosFloat = 1.0                # x req/s: thinning (<1) or jittered copies (>1)
     window: tuple[NonNegFloat, PosFloat] | None = None   # [start_s, end_s) of the trace, after scaling
     time_shift_s: NonNegFloat = 0.0           # added to every arrival
 
 
 class SynthSource(Strict):
-    """A synthetic request stream, made by :mod:`fleet.workload.synth`.
+    """A synthetic request stream, made by :func:`fleet.workload.synth.synth_trace`.
 
-    ``profile``: 'constant' (Poisson at ``rate``), 'diurnal' (sinusoidal day with
-    ``peak_to_trough``), or the name of a real load shape the generator knows.  Token lengths are
-    log-normal with the given means and coefficient of variation unless ``tokens`` names a
-    reference distribution (e.g. 'azure-conv').
+    ``profile``: 'poisson' (constant ``rate``), 'gamma' (renewal with inter-arrival CV ``cv``),
+    'diurnal' (cosine day with ``peak_to_trough`` and ``peak_hour``) or 'servegen' (the
+    ServeGen/Alibaba load shape of ``servegen_model``, rescaled to mean ``rate``).  Token lengths:
+    the Azure-conversation lognormal fit unless ``input_tokens``/``output_tokens`` (means) are
+    given, then lognormal with coefficient of variation ``tokens_cv``.
     """
 
-    profile: str = "constant"
+    profile: Literal["poisson", "gamma", "diurnal", "servegen"] = "poisson"
     rate: PosFloat                            # mean requests per second
     hours: PosFloat = 1.0
     cv: PosFloat = 1.0                        # inter-arrival coefficient of variation (1 = Poisson)
     seed: Int | None = None                   # None: derived from the scenario seed
-    input_tokens: PosFloat = 1024.0           # mean
-    output_tokens: PosFloat = 256.0           # mean
-    tokens_cv: NonNegFloat = 1.0
-    tokens: str | None = None
+    input_tokens: PosFloat | None = None      # mean (tokens)
+    output_tokens: PosFloat | None = None     # mean (tokens)
+    tokens_cv: PosFloat = 1.0
     peak_to_trough: PosFloat = 2.0
+    peak_hour: Annotated[float, Field(ge=0, lt=24)] = 14.0
+    servegen_model: str = "m-large"
 
 
 class SLOSpec(Strict):
