@@ -43,7 +43,9 @@ FLOPs
       ``(tokens_sq + n)/2 + context_tokens * tokens_sq / n`` (the cross term is
       ``sum_r L_r * C_r``, exact for one request and for prefixes proportional to prompt length).
       Sliding-window layers cap each query at ``W`` keys: decode ``min(C, batch*W)``, prefill
-      ``min(pairs, n*W)``.
+      ``min(pairs, n*W - R*W(W-1)/2)`` for ``R`` requests when ``n > R*W``, else uncapped
+      (exact for one request, and for requests all at least ``W`` long; a cached prefix is
+      ignored on those layers).
     * Norms, softmax, activation functions and the router's top-k are not counted (< 1%).
 
 HBM bytes
@@ -287,7 +289,9 @@ def architecture(model: Any) -> Architecture:
     if arch_kind == "moe" and E > 0 and k > 0:
         n_lead = int(_get(model, "dense_layers", 0))
         interval = max(1, int(_get(model, "moe_layer_interval", 1)))
-        n_moe = max(0, L - n_lead) // interval
+        spec_moe = getattr(model, "moe_layers", None)       # the catalog's own count, if any
+        n_moe = int(spec_moe) if isinstance(spec_moe, int) and not isinstance(spec_moe, bool) \
+            else max(0, L - n_lead) // interval          # HF: (i+1) % interval == 0
         I_exp = int(_get(model, "moe_intermediate_size", I_dense))
         shared = int(_get(model, "shared_experts", 0))
         if k > E:
@@ -512,8 +516,8 @@ def prefill_cost(model: Any, n_tokens: int, *, context_tokens: int = 0,
     ``context_tokens``: tokens already in the KV cache that the new tokens attend to (total over
     the step's requests; prefix caching / chunked prefill).  ``tokens_sq``: sum over requests of
     the squared new-token counts (default ``n_tokens**2 / n_requests``, equal lengths).
-    ``n_requests``: prompts whose last token gets logits (default ``round(n**2/tokens_sq)``,
-    1 for the defaults).  Formulas in the module docstring."""
+    ``n_requests``: prompts whose last token gets logits (default ``ceil(n**2/tokens_sq)``,
+    the fewest requests consistent with ``tokens_sq``; 1 for the defaults).  Formulas in the module docstring."""
     arch = architecture(model)
     _check_tp(tp)
     n = float(_check_nonneg("n_tokens", n_tokens))
@@ -529,7 +533,10 @@ def prefill_cost(model: Any, n_tokens: int, *, context_tokens: int = 0,
             raise ConfigurationError(
                 f"tokens_sq={tokens_sq} is impossible for n_tokens={n_tokens}; expected "
                 f"n_tokens <= tokens_sq <= n_tokens**2")
-        reqs = max(1, int(round(n * n / tsq))) if n_requests is None else max(1, int(n_requests))
+        # Cauchy-Schwarz: n**2 <= R * tokens_sq, so ceil(n**2 / tokens_sq) is the fewest
+        # requests consistent with the inputs (exact for equal lengths and for two requests)
+        reqs = (max(1, math.ceil(n * n / tsq - 1e-9)) if n_requests is None
+                else max(1, int(n_requests)))
     out = float(min(reqs, n))
     kvp = _kv_prec(precision, kv_precision)
     act_b = precision_bytes(activation_precision(precision))
@@ -539,7 +546,13 @@ def prefill_cost(model: Any, n_tokens: int, *, context_tokens: int = 0,
     # FLOPs
     lin = 2.0 * (arch.active_linear_params() - arch.embed_params) * n + 2.0 * arch.embed_params * out
     pairs_full = (tsq + n) / 2.0 + ctx * tsq / n
-    pairs_swa = min(pairs_full, n * arch.sliding_window) if arch.n_swa_layers else 0.0
+    if arch.n_swa_layers:
+        W = arch.sliding_window
+        # one request of L >= W: L*W - W(W-1)/2 pairs, of L <= W: L(L+1)/2 (no cap)
+        pairs_swa = (pairs_full if n <= reqs * W
+                     else min(pairs_full, n * W - reqs * W * (W - 1) / 2.0))
+    else:
+        pairs_swa = 0.0
     pair_f = _attn_pair_flops(arch, absorbed=False)
     attn = pair_f * (arch.n_full_layers * pairs_full + arch.n_swa_layers * pairs_swa)
     if arch.attention == "mla":
