@@ -19,7 +19,7 @@ from ..errors import ConfigurationError
 from ..hardware.accelerator import Accelerator, build_accelerator
 from ..hardware.energy import Device, OperatingPoint, WorkArrays, check_cap, evaluate
 from .profile import ServingProfile
-from .work import _get_model, _llm, decode_grid, default_kv_precision, prefill_work
+from .work import _get_model, _llm, decode_grid, prefill_work
 
 #: vLLM's default max_num_seqs: the running-batch limit when none is given.
 DEFAULT_MAX_BATCH = 256
@@ -63,9 +63,9 @@ def make_replica(model, gpu, tp: int = 1, precision: str = "bf16", kv_precision:
     consts = constants if constants is not None else load_device_constants(calibrated)
     acc = build_accelerator(gpu, constants=consts)
     precision = _norm_precision(precision) or "bf16"
-    kvp = _norm_precision(default_kv_precision(precision, kv_precision))
-    weights, kv_cap, fits = _llm().memory_plan(m, acc.memory_bytes, int(tp), precision=precision,
-                                               kv_precision=kvp)
+    plan = _llm().memory_plan(m, acc.memory_bytes, int(tp), precision=precision,
+                              kv_precision=_norm_precision(kv_precision), gpu_name=acc.name)
+    weights, kv_cap, fits, kvp = plan.weights_per_gpu, plan.kv_capacity_tokens, plan.fits, plan.kv_precision
     if not fits or kv_cap <= 0:
         raise ConfigurationError(
             f"{m.name} at {precision} does not fit on {tp} x {acc.name} "

@@ -27,19 +27,14 @@ def _get_model(model):
     return get_model(str(model))
 
 
-def default_kv_precision(precision: str, kv_precision: str | None) -> str:
-    """vLLM keeps the KV cache in bf16 unless asked otherwise, whatever the weights are."""
-    return kv_precision or "bf16"
-
-
 @lru_cache(maxsize=200_000)
 def decode_work(model_name: str, batch: int, total_context: float, precision: str, kv_precision: str,
                 tp: int) -> WorkArrays:
     """One decode iteration of ``batch`` sequences holding ``total_context`` KV tokens together."""
     m = _get_model(model_name)
-    per_seq = float(total_context) / max(batch, 1)
-    cost = _llm().decode_cost(m, int(batch), per_seq, precision=precision, kv_precision=kv_precision, tp=int(tp))
-    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers))
+    cost = _llm().decode_cost(m, int(batch), float(total_context), precision=precision,
+                              kv_precision=kv_precision, tp=int(tp))
+    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers), seqs=float(batch))
 
 
 @lru_cache(maxsize=50_000)
@@ -49,7 +44,7 @@ def prefill_work(model_name: str, n_tokens: int, precision: str, kv_precision: s
     m = _get_model(model_name)
     cost = _llm().prefill_cost(m, int(n_tokens), context_tokens=int(context_tokens), precision=precision,
                                kv_precision=kv_precision, tp=int(tp))
-    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers))
+    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers), seqs=1.0)
 
 
 def decode_grid(model_name: str, batches, contexts_per_seq, precision: str, kv_precision: str,

@@ -11,7 +11,7 @@ Time (per step, all GPUs of the replica work in parallel on their 1/tp share)::
     t_linear  = max(F / (tp * F_att * x), B_lin / (tp * BW_att))   GEMMs: weights + activations
     t_kv      = B_kv / (tp * BW_att)                                 attention reads/writes KV (memory-bound)
     t_comm    = B_comm / (tp * BW_link) + messages * latency         tensor-parallel collectives
-    t_ovh     = steps * (t_iter + layers * t_layer)                  scheduler, launches (framework)
+    t_ovh     = steps * (t_iter + layers * t_layer) + seqs * t_seq   scheduler, launches, sampling (framework)
     t         = t_linear + t_kv + t_comm + t_ovh
 
 Attention and the GEMMs are separate kernels, so their times add; within the GEMMs compute and
@@ -52,16 +52,17 @@ class WorkArrays:
     comm_messages: Any = 0.0    # collectives on the critical path
     steps: Any = 1.0            # framework iterations (each pays the per-step overhead)
     layers: Any = 0.0           # transformer layers (per-layer launch overhead)
+    seqs: Any = 0.0             # sequences in the step (per-sequence scheduling/sampling overhead)
 
     @classmethod
-    def from_cost(cls, cost, *, steps: float = 1.0, layers: float = 0.0) -> "WorkArrays":
+    def from_cost(cls, cost, *, steps: float = 1.0, layers: float = 0.0, seqs: float = 0.0) -> "WorkArrays":
         """From a :class:`fleet.workload.llm.WorkCost`."""
         return cls(flops=float(cost.flops),
                    lin_bytes=float(cost.weight_bytes) + float(getattr(cost, "act_bytes", 0.0)),
                    kv_bytes=float(getattr(cost, "kv_read_bytes", 0.0)) + float(getattr(cost, "kv_write_bytes", 0.0)),
                    comm_bytes=float(getattr(cost, "comm_bytes", 0.0)),
                    comm_messages=float(getattr(cost, "comm_messages", 0.0)),
-                   steps=steps, layers=layers)
+                   steps=steps, layers=layers, seqs=seqs)
 
     @classmethod
     def stack(cls, works: list["WorkArrays"]) -> "WorkArrays":
@@ -93,6 +94,7 @@ class Device:
     base_w: Any         # W per GPU, busy baseline at max clock
     t_iter: Any         # s per framework step
     t_layer: Any        # s per layer per step
+    t_seq: Any          # s per sequence per step (CPU scheduling, sampling, detokenisation)
     power_min_w: Any = 0.0
     power_max_w: Any = np.inf
     vf: VFCurve | None = None
@@ -105,6 +107,7 @@ class Device:
                    j_flop=acc.j_per_flop(precision), j_byte=acc.j_per_byte_memory,
                    link_bw=bw, j_link=jl, link_lat=lat, idle_w=acc.idle_w, base_w=acc.active_base_w,
                    t_iter=c["overhead.iteration_s"], t_layer=c["overhead.per_layer_s"],
+                   t_seq=c["overhead.per_sequence_s"],
                    power_min_w=acc.power_min_w, power_max_w=acc.power_max_w,
                    vf=VFCurve.from_constants(c))
 
@@ -137,7 +140,8 @@ def _parts(work: WorkArrays, dev: Device):
     t_w = np.asarray(work.lin_bytes, float) / (tp * dev.bw_att)
     t_kv = np.asarray(work.kv_bytes, float) / (tp * dev.bw_att)
     t_comm = np.asarray(work.comm_bytes, float) / (tp * dev.link_bw) + np.asarray(work.comm_messages, float) * dev.link_lat
-    t_ovh = np.asarray(work.steps, float) * (dev.t_iter + np.asarray(work.layers, float) * dev.t_layer)
+    t_ovh = (np.asarray(work.steps, float) * (dev.t_iter + np.asarray(work.layers, float) * dev.t_layer)
+             + np.asarray(work.seqs, float) * dev.t_seq)
     e_c1 = np.asarray(work.flops, float) * dev.j_flop
     e_m = (np.asarray(work.lin_bytes, float) + np.asarray(work.kv_bytes, float)) * dev.j_byte
     e_i = np.asarray(work.comm_bytes, float) * dev.j_link
