@@ -1,0 +1,471 @@
+"""The serving engine: SimPy clock, a fast event loop for replicas, arrivals, power segments.
+
+Design (why it is fast)
+-----------------------
+SimPy drives the clock (``eng.env``; training and controllers may register ordinary SimPy
+processes on it), but the serving replicas do not use one SimPy process per request or per
+replica: their events (end of a prefill step, end of a decode span) live in the engine's own
+binary heap of ``(time, seq, replica, generation)`` tuples, arrivals are read in order from the
+sorted request table, and the engine merges the three sources (arrivals, its heap, SimPy's queue)
+in time order, setting SimPy's clock before each of its own events.  A decode span that is cut
+short (an admissible arrival, a profile change) just pushes a new event with a new generation;
+the old one is discarded when it surfaces.  With coalesced decode a request costs about three
+events (arrival, the prefill step that admits it, the span end at which it completes), whatever
+its output length.  SimPy's own per-event cost (a timeout and a process resume) is measured by
+``tests/test_bench_sim.py``; our heap event costs a fraction of it.
+
+Ordering at equal times: heap events (step ends, periodic callbacks) before SimPy events before
+arrivals; among heap events, insertion order.  This makes completions free room before an
+arrival at the same instant is routed, and makes runs deterministic.
+
+Horizon: arrivals at or after ``horizon_s`` never enter the system (status ``dropped``,
+``drop_reason`` ``after_horizon``); events at or before the horizon run; work in flight at the
+horizon is closed with the exact energy up to it (status ``running``).  ``horizon_s=math.inf``
+runs until every request is done (periodic callbacks then stop when nothing else is pending).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from array import array
+from dataclasses import dataclass, field
+from heapq import heappop, heappush
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import simpy
+
+from ..errors import ConfigurationError, InputError
+from .replica import Replica
+from .router import BuiltinRouter, RequestInfo, make_router
+from .serving import (DROP_AFTER_HORIZON, DROP_CONTEXT, DROP_KV, DROP_NO_POOL, ST_DROPPED,
+                      RequestStore, ServingPool)
+
+INF = math.inf
+MODES = ("coalesced", "iteration")
+
+
+@dataclass
+class Segments:
+    """Power segments of every node: node ``node_names[node_id[k]]`` used ``energy_j[k]`` J
+    over ``[t0[k], t1[k])`` s.  Replica segments tile each replica's life without gaps."""
+
+    node_id: np.ndarray
+    t0: np.ndarray
+    t1: np.ndarray
+    energy_j: np.ndarray
+    node_names: list[str]
+
+    @property
+    def node(self) -> np.ndarray:
+        """Node name of each segment (object array)."""
+        return np.asarray(self.node_names, dtype=object)[self.node_id]
+
+    def __len__(self) -> int:
+        return len(self.t0)
+
+    def energy_by_node(self) -> dict[str, float]:
+        tot = np.bincount(self.node_id, weights=self.energy_j, minlength=len(self.node_names))
+        return {n: float(e) for n, e in zip(self.node_names, tot)}
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame({"node": pd.Categorical.from_codes(self.node_id, self.node_names),
+                             "t0": self.t0, "t1": self.t1, "energy_j": self.energy_j})
+
+
+@dataclass
+class ServingRun:
+    """What :meth:`Engine.run` returns.
+
+    ``requests``: one row per request, REQUEST_COLUMNS of :mod:`fleet.sim.result` plus
+    ``drop_reason``.  ``segments``: power segments of every node (replicas as
+    ``f"{pool}/r{i}"``, plus whatever others recorded with :meth:`Engine.record`).  ``pools``:
+    per-pool serving stats.  ``replicas``: per-replica stats.  ``series``: long-form
+    (time_s, pool, replica, metric, value) samples if asked for.  ``meta``: mode, horizon,
+    events, wall time, ...
+    """
+
+    requests: pd.DataFrame
+    segments: Segments
+    pools: pd.DataFrame
+    replicas: pd.DataFrame
+    series: pd.DataFrame | None
+    meta: dict = field(default_factory=dict)
+
+
+class _Periodic:
+    """A periodic callback living in the engine heap."""
+
+    __slots__ = ("eng", "interval", "callback", "gen")
+
+    def __init__(self, eng: "Engine", interval: float, callback: Callable) -> None:
+        self.eng = eng
+        self.interval = interval
+        self.callback = callback
+        self.gen = 0
+
+    def _fire(self, now: float, gen: int) -> None:
+        eng = self.eng
+        self.callback(eng, now)
+        nxt = now + self.interval
+        if nxt >= eng.horizon_s or (eng.horizon_s == INF and eng._drained()):
+            return
+        heappush(eng._heap, (nxt, next(eng._counter), self, 0))
+
+
+class Engine:
+    """Discrete-event engine for serving pools (and a SimPy clock for everything else).
+
+    ``horizon_s``: simulated time (s), ``math.inf`` to drain the demand.  ``seed``: seeds
+    ``eng.rng`` (a numpy Generator for routers and other users; the serving engine itself is
+    deterministic).  ``mode``: ``"coalesced"`` (one event per batch change) or ``"iteration"``
+    (one event per decode iteration, the reference).  ``series_interval_s``: if set, sample
+    queue length, running batch and KV use of every replica at that interval.
+    """
+
+    def __init__(self, horizon_s: float, seed: int = 0, mode: str = "coalesced",
+                 series_interval_s: float | None = None) -> None:
+        if mode not in MODES:
+            raise ConfigurationError(f"unknown simulation mode {mode!r}; expected one of {MODES}")
+        if not (horizon_s > 0):
+            raise ConfigurationError(f"horizon_s must be positive, got {horizon_s}")
+        self.horizon_s = float(horizon_s)
+        self.seed = int(seed)
+        self.mode = mode
+        self.rng = np.random.default_rng(seed)
+        self.env = simpy.Environment()
+        self._heap: list = []
+        self._counter = itertools.count()
+        self._pools: list[ServingPool] = []
+        self._pool_by_name: dict[str, ServingPool] = {}
+        self._replicas: list[Replica] = []
+        self._routers: dict[str, Any] = {}
+        self._frames: list[pd.DataFrame] = []
+        self._store: RequestStore | None = None
+        self._node_ids: dict[str, int] = {}
+        self._node_names: list[str] = []
+        self._rec_node = array("i")
+        self._rec = array("d")
+        self._busy = 0
+        self._ai = 0
+        self._n = 0
+        self._ran = False
+        self._series: list[tuple] | None = None
+        self._series_interval = series_interval_s
+        self.events = 0
+
+    # ------------------------------------------------------------------ building
+    def _node(self, name: str) -> int:
+        k = self._node_ids.get(name)
+        if k is None:
+            k = len(self._node_names)
+            self._node_ids[name] = k
+            self._node_names.append(name)
+        return k
+
+    def add_serving_pool(self, name: str, profile, replicas: int, model: str,
+                         max_batch: int | None = None, chunked_prefill: bool = False,
+                         max_prefill_tokens: int | None = None) -> ServingPool:
+        """A pool of ``replicas`` identical replicas of ``model`` at operating point ``profile``."""
+        if self._ran:
+            raise ConfigurationError("add pools before run()")
+        if name in self._pool_by_name:
+            raise ConfigurationError(f"duplicate serving pool name {name!r}")
+        if int(replicas) < 1:
+            raise ConfigurationError(f"pool {name!r}: replicas must be >= 1, got {replicas}")
+        if max_batch is not None and int(max_batch) < 1:
+            raise ConfigurationError(f"pool {name!r}: max_batch must be >= 1, got {max_batch}")
+        try:
+            profile.validate()
+        except ValueError as exc:
+            raise ConfigurationError(f"pool {name!r}: invalid serving profile: {exc}") from None
+        if max_prefill_tokens is None:
+            max_prefill_tokens = 2048 if chunked_prefill else max(8192, int(profile.max_context_tokens))
+        pool = ServingPool(name=name, code=len(self._pools), model=model, profile=profile,
+                           max_batch=max_batch, chunked_prefill=bool(chunked_prefill),
+                           max_prefill_tokens=int(max_prefill_tokens))
+        self._pools.append(pool)
+        self._pool_by_name[name] = pool
+        # replicas need the request store; they are created in run()
+        pool._n_replicas = int(replicas)  # type: ignore[attr-defined]
+        return pool
+
+    def set_router(self, model: str, router) -> None:
+        """Router over all replicas of all pools serving ``model``: ``"round_robin"`` | ``"jsq"``
+        | ``"least_kv"`` | an object with ``choose(request, replicas) -> replica``."""
+        self._routers[model] = make_router(router)
+
+    def add_requests(self, df: pd.DataFrame) -> None:
+        """Add requests (canonical table: request_id, arrival_s, input_tokens, output_tokens,
+        optional model).  May be called several times; rows are merged by arrival time."""
+        if self._ran:
+            raise ConfigurationError("add requests before run()")
+        need = ("request_id", "arrival_s", "input_tokens", "output_tokens")
+        missing = [c for c in need if c not in df.columns]
+        if missing:
+            raise InputError(f"request table lacks columns {missing}", expected=", ".join(need))
+        cols = list(need) + (["model"] if "model" in df.columns else [])
+        self._frames.append(df[cols])
+
+    def record(self, node: str, t0: float, t1: float, energy_j: float) -> None:
+        """Record that ``node`` used ``energy_j`` J over [t0, t1) s (any node: training GPUs,
+        servers, ...)."""
+        self._rec_node.append(self._node(node))
+        self._rec.extend((float(t0), float(t1), float(energy_j)))
+
+    def every(self, interval_s: float, callback: Callable[["Engine", float], Any],
+              start_s: float = 0.0) -> None:
+        """Call ``callback(eng, now)`` at ``start_s``, ``start_s + interval_s``, ... (< horizon)."""
+        if not (interval_s > 0):
+            raise ConfigurationError(f"interval must be positive, got {interval_s}")
+        heappush(self._heap, (float(start_s), next(self._counter),
+                              _Periodic(self, float(interval_s), callback), 0))
+
+    def replicas(self, pool: str | None = None) -> list[Replica]:
+        """Replicas (of one pool, or all); available once :meth:`run` has started (use
+        :meth:`every` or a SimPy process to act on them during the run)."""
+        if pool is None:
+            return list(self._replicas)
+        return list(self._pool_by_name[pool].replicas)
+
+    @property
+    def pools(self) -> list[ServingPool]:
+        return list(self._pools)
+
+    @property
+    def now(self) -> float:
+        return self.env.now
+
+    def _drained(self) -> bool:
+        return self._ai >= self._n and self._busy == 0 and not self.env._queue and \
+            all(not isinstance(e[2], Replica) or e[3] != e[2].gen for e in self._heap)
+
+    # ------------------------------------------------------------------ setup at run()
+    def _setup(self) -> None:
+        if self._frames:
+            df = pd.concat(self._frames, ignore_index=True) if len(self._frames) > 1 else self._frames[0]
+        else:
+            df = pd.DataFrame({"request_id": np.zeros(0, np.int64), "arrival_s": np.zeros(0),
+                               "input_tokens": np.zeros(0, np.int64), "output_tokens": np.zeros(0, np.int64)})
+        df = df.sort_values("arrival_s", kind="stable") if not df["arrival_s"].is_monotonic_increasing else df
+        arr = df["arrival_s"].to_numpy(dtype=np.float64)
+        if len(arr) and (not np.all(np.isfinite(arr)) or arr[0] < 0):
+            raise InputError("arrival_s must be finite and >= 0", expected="seconds from the start")
+        for c in ("input_tokens", "output_tokens"):
+            v = df[c].to_numpy()
+            if len(v) and v.min() < 1:
+                raise InputError(f"{c} must be >= 1 (row {int(np.argmin(v))})", expected="a positive integer")
+        models = {p.model for p in self._pools}
+        default = next(iter(models)) if len(models) == 1 else None
+        S = RequestStore(df, default)
+        self._store = S
+        self._n = S.n
+        iteration = self.mode == "iteration"
+        for pool in self._pools:
+            for k in range(pool._n_replicas):  # type: ignore[attr-defined]
+                r = Replica(self, pool, k, self._node(f"{pool.name}/r{k}"), pool.profile, iteration)
+                pool.replicas.append(r)
+                self._replicas.append(r)
+        # routers per model code
+        self._route: list[Any] = []
+        self._model_reps: list[list[Replica]] = []
+        self._limits: list[tuple[int, int, int, int]] = []   # min/max (context, kv) per model
+        for m in S.model_names:
+            reps = [r for p in self._pools if p.model == m for r in p.replicas]
+            self._model_reps.append(reps)
+            if not reps:
+                self._route.append(None)
+                self._limits.append((0, 0, 0, 0))
+                continue
+            router = self._routers.get(m)
+            if router is None:
+                router = make_router("jsq")
+                self._routers[m] = router
+            if isinstance(router, BuiltinRouter):
+                router.bind(reps)
+            self._route.append(router)
+            ctx = [int(r.profile.max_context_tokens) for r in reps]
+            kv = [r.cap for r in reps]
+            self._limits.append((min(ctx), max(ctx), min(kv), max(kv)))
+        if self._series_interval:
+            self._series = []
+            self.every(self._series_interval, Engine._sample_series)
+
+    def _sample_series(self, now: float) -> None:
+        s = self._series
+        for r in self._replicas:
+            s.append((now, r.pool.code, r.index, len(r.queue), r.running, r.kv_used_tokens))
+
+    # ------------------------------------------------------------------ the loop
+    def _route_slow(self, i: int, now: float) -> None:
+        """Arrival needing checks: model without pools, or a request that does not fit every
+        replica of its model."""
+        S = self._store
+        m = int(S.model_code[i])
+        reps = self._model_reps[m]
+        if not reps:
+            S.status[i] = ST_DROPPED
+            S.drop[i] = DROP_NO_POOL
+            return
+        size = S.inp[i] + S.out[i]
+        ok = [r for r in reps if size <= r.profile.max_context_tokens and size <= r.cap]
+        if not ok:
+            S.status[i] = ST_DROPPED
+            S.drop[i] = DROP_CONTEXT if all(size > r.profile.max_context_tokens for r in reps) else DROP_KV
+            return
+        router = self._route[m]
+        if isinstance(router, BuiltinRouter) and len(ok) == len(reps):
+            rep = router._pick()
+        else:
+            info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
+            rep = router.choose(info, ok)
+        self._deliver(rep, i, now)
+
+    def _deliver(self, rep: Replica, i: int, now: float) -> None:
+        S = self._store
+        S.pool[i] = rep.pool.code
+        S.replica[i] = rep.index
+        rep.on_arrival(i, now)
+
+    def run(self) -> ServingRun:
+        """Run to the horizon and return the results."""
+        if self._ran:
+            raise ConfigurationError("an Engine runs once")
+        self._ran = True
+        wall0 = time.perf_counter()
+        self._setup()
+        S = self._store
+        env = self.env
+        squeue = env._queue
+        heap = self._heap
+        H = self.horizon_s
+        arrival = S.arrival
+        n = S.n
+        inp = S.inp
+        out = S.out
+        mcode = S.model_code.tolist() if n else []
+        # fast path per model: a built-in router, every request fits every replica
+        fast = []
+        for m, router in enumerate(self._route):
+            lim = self._limits[m]
+            fast.append((router._pick if isinstance(router, BuiltinRouter) else None,
+                         min(lim[0], lim[2]) if router is not None else -1))
+        single = fast[0] if len(fast) == 1 else None
+        spool = S.pool
+        srep = S.replica
+        events = 0
+        ai = 0
+        ta = arrival[0] if n else INF
+        if ta >= H:
+            ta = INF
+        while True:
+            th = heap[0][0] if heap else INF
+            ts = squeue[0][0] if squeue else INF
+            if th <= ts and th <= ta:
+                if th > H or th == INF:
+                    break
+                t, _, obj, g = heappop(heap)
+                env._now = t
+                obj._fire(t, g)
+                events += 1
+            elif ts <= ta:
+                if ts > H:
+                    break
+                env.step()
+                events += 1
+            else:
+                env._now = ta
+                pick, lim = single if single is not None else fast[mcode[ai]]
+                if pick is not None and inp[ai] + out[ai] <= lim:
+                    rep = pick()
+                    spool[ai] = rep.pool.code
+                    srep[ai] = rep.index
+                    rep.on_arrival(ai, ta)
+                else:
+                    self._route_slow(ai, ta)
+                ai += 1
+                self._ai = ai
+                events += 1
+                if ai < n:
+                    ta = arrival[ai]
+                    if ta >= H:
+                        ta = INF
+                else:
+                    ta = INF
+        self._ai = n
+        # arrivals after the horizon
+        for k in range(ai, n):
+            S.status[k] = ST_DROPPED
+            S.drop[k] = DROP_AFTER_HORIZON
+        t_end = H if H != INF else env.now
+        for r in self._replicas:
+            r.finalize(t_end)
+        self.events = events
+        loop_wall = time.perf_counter() - wall0
+        res = self._collect(t_end)
+        res.meta.update({"events": events, "loop_wall_s": loop_wall,
+                         "wall_s": time.perf_counter() - wall0})
+        return res
+
+    # ------------------------------------------------------------------ results
+    def _collect(self, t_end: float) -> ServingRun:
+        S = self._store
+        pool_names = [p.name for p in self._pools]
+        req = S.to_frame(pool_names)
+        # segments: replicas first, then external records
+        ids, segs = [], []
+        for r in self._replicas:
+            a = np.frombuffer(r.seg, dtype=np.float64) if len(r.seg) else np.zeros(0)
+            segs.append(a.reshape(-1, 3))
+            ids.append(np.full(len(a) // 3, r.node_id, dtype=np.int32))
+        if len(self._rec):
+            segs.append(np.frombuffer(self._rec, dtype=np.float64).reshape(-1, 3))
+            ids.append(np.frombuffer(self._rec_node, dtype=np.int32).copy())
+        allseg = np.concatenate(segs) if segs else np.zeros((0, 3))
+        seg = Segments(node_id=np.concatenate(ids) if ids else np.zeros(0, np.int32),
+                       t0=allseg[:, 0].copy(), t1=allseg[:, 1].copy(), energy_j=allseg[:, 2].copy(),
+                       node_names=list(self._node_names))
+        rows = []
+        for r in self._replicas:
+            e = float(np.frombuffer(r.seg, dtype=np.float64)[2::3].sum()) if len(r.seg) else 0.0
+            rows.append({"pool": r.pool.name, "replica": r.index, "node": r.node,
+                         "accelerator": r.profile.accelerator, "model": r.pool.model,
+                         "energy_j": e, "busy_s": r.busy_s, "batch_s": r.batch_s,
+                         "input_tokens": r.tokens_in, "output_tokens": r.tokens_out,
+                         "recomputed_tokens": r.recomputed_tokens,
+                         "requests_completed": r.completed, "preemptions": r.preemptions,
+                         "iterations": r.K, "power_cap_w": float(r.profile.power_cap_w)})
+        reps = pd.DataFrame(rows)
+        prow = []
+        for p in self._pools:
+            sub = reps[reps["pool"] == p.name]
+            busy = float(sub["busy_s"].sum())
+            prow.append({"pool": p.name, "role": "serving", "accelerator": p.profile.accelerator,
+                         "models": p.model, "replicas": len(p.replicas), "tp": int(p.profile.tp),
+                         "gpus": len(p.replicas) * int(p.profile.tp),
+                         "power_cap_w": float(p.profile.power_cap_w),
+                         "gpu_energy_j": float(sub["energy_j"].sum()),
+                         "input_tokens": int(sub["input_tokens"].sum()),
+                         "output_tokens": int(sub["output_tokens"].sum()),
+                         "recomputed_tokens": int(sub["recomputed_tokens"].sum()),
+                         "requests_completed": int(sub["requests_completed"].sum()),
+                         "preemptions": int(sub["preemptions"].sum()),
+                         "busy_fraction": busy / (t_end * len(p.replicas)) if t_end > 0 else 0.0,
+                         "mean_batch": float(sub["batch_s"].sum()) / busy if busy > 0 else 0.0})
+        pools = pd.DataFrame(prow)
+        series = None
+        if self._series is not None:
+            a = np.array(self._series, dtype=np.float64).reshape(-1, 6)
+            parts = []
+            for col, metric in ((3, "queue"), (4, "running"), (5, "kv_used_tokens")):
+                parts.append(pd.DataFrame({
+                    "time_s": a[:, 0], "pool": np.array(pool_names, dtype=object)[a[:, 1].astype(int)],
+                    "replica": a[:, 2].astype(np.int64), "metric": metric, "value": a[:, col]}))
+            series = pd.concat(parts, ignore_index=True)
+        meta = {"mode": self.mode, "horizon_s": self.horizon_s, "t_end_s": t_end, "seed": self.seed,
+                "requests": S.n, "replicas": len(self._replicas),
+                "routers": {m: getattr(r, "name", type(r).__name__) for m, r in self._routers.items()}}
+        return ServingRun(requests=req, segments=seg, pools=pools, replicas=reps, series=series, meta=meta)

@@ -1,0 +1,745 @@
+"""A serving replica with vLLM-style continuous batching, coalesced decode and exact energy.
+
+Scheduling (what one replica does, in vLLM v0 terms)
+----------------------------------------------------
+* FCFS admission from the replica's queue.  A request (or a preempted one coming back) is
+  admitted when the batch has room (``running + admitted < max_batch``, with
+  ``max_batch = min(pool setting, profile.max_batch)``) and the KV cache has room for its
+  prefill *plus one more decode iteration of every sequence plus a 1 % watermark* (this is
+  vLLM's ``watermark=0.01``; without the one-iteration headroom an admission could be preempted
+  before any sequence made progress, a livelock).  A replica with nothing running always admits
+  its queue head (its size was checked against the whole cache when it arrived).
+* Prefill ahead of decode: at an iteration boundary, if the queue head is admissible, the step is
+  a prefill step over every admissible request in FCFS order whose prompts together stay under
+  ``max_prefill_tokens`` (the first one always fits).  Running sequences wait during that step
+  (vLLM v0 without chunked prefill).  The first output token of a request is produced at the end
+  of its prefill step.
+* Chunked prefill (option): every step decodes all running sequences (one token each) and spends
+  the rest of the token budget ``max_prefill_tokens`` on prompt chunks of admitted requests, FCFS.
+  A mixed step takes ``t_dec(b, C) + pre_t1*n + pre_t2*((c+n)^2 - c^2)`` summed over chunks (``c``
+  tokens of that prompt already done, ``n`` in this chunk), so a prompt's chunks add up to exactly
+  its unchunked quadratic cost; the prefill's fixed cost ``pre_t0`` is paid only by pure prefill
+  steps.  Same form for energy.
+* KV cache: a sequence with ``g`` generated tokens holds ``input + g`` tokens; a decode iteration
+  over context ``C = sum(input + g - 1)`` (the tokens it reads) needs one more slot per sequence.
+  When the next iteration does not fit, the most recently admitted sequence is preempted
+  (recomputation): it frees its KV, goes back to the *front* of the queue, and its next prefill
+  runs over ``input + g`` tokens and produces its token ``g + 1``.  In the step where a
+  preemption happens nothing is admitted (as vLLM does).
+
+Coalesced decode
+----------------
+Between two events the batch ``b`` is fixed, so the replica jumps straight to the next
+completion (the running sequence with the fewest remaining tokens) or to the last iteration
+before the KV cache overflows: ``n = min(n_finish, n_kv)`` iterations in closed form with
+:meth:`ServingProfile.decode_span` (context grows exactly as ``C0 + i*b``).  One event per batch
+change.  An arrival mid-span that could be admitted (batch and KV room at the next boundary) cuts
+the span to the end of the iteration in flight (found with ``decode_iters_within``); arrivals
+that could not be admitted do not touch the span.  Book-keeping is O(log b) per event:
+
+* ``K``: iterations done by this replica; a sequence that joins decode at ``K_j`` with ``r``
+  tokens still to generate finishes at ``K_j + r`` (a heap of finish iterations);
+* ``C``: total context of the running batch, maintained incrementally
+  (``ctx_i = ctxbase_i + K``);
+* ``Ecum``: cumulative decode energy per sequence (each span's energy / b added to it); a
+  sequence's decode energy is the difference between its exit and entry values.  Prefill energy
+  is shared among the requests of the step in proportion to their prompt tokens.
+
+Iteration mode (``iteration=True``) runs the same scheduler with spans of one iteration (one
+event per decode iteration): the reference the coalesced mode is validated against.
+
+Operating point changes
+-----------------------
+:meth:`Replica.set_profile` takes effect at the next iteration boundary: a decode span in
+flight is cut to the end of the iteration in flight, a prefill step finishes under the old
+profile, an idle replica switches immediately.  Everything before the boundary is costed with the
+old profile, everything after with the new one.
+
+Energy: every instant of the replica's life lies in exactly one recorded segment (idle,
+prefill step, decode span), whose energy is the exact integral of the modelled power.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections import deque
+from heapq import heappop, heappush
+from typing import TYPE_CHECKING
+
+from .serving import ST_COMPLETED, ST_RUNNING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..frontier.profile import ServingProfile
+    from .engine import Engine
+    from .serving import ServingPool
+
+IDLE, PREFILL, DECODE = 0, 1, 2
+PHASE_NAMES = ("idle", "prefill", "decode")
+KV_WATERMARK = 0.01     # vLLM's default block watermark, as a fraction of the KV cache
+
+
+class Replica:
+    """One replica (``tp`` GPUs holding one model copy) of a serving pool.
+
+    Public, read-only state: ``queued`` (requests waiting), ``running`` (admitted: decoding +
+    prefilling), ``kv_used_tokens``, ``power_w`` (current modelled power, W), ``profile``.
+    """
+
+    __slots__ = (
+        "eng", "pool", "index", "node", "node_id", "profile", "_pending_profile", "_pool_max_batch",
+        "chunked", "mpt", "iteration", "B", "cap", "wm", "dt0", "dt1", "de0", "de1", "pt0", "pt1",
+        "pt2", "pe0", "pe1", "pe2", "idle_w", "queue", "run", "fheap", "K", "C", "Ecum", "phase",
+        "gen", "t_phase", "span_n", "span_b", "span_C0", "span_end", "pf_batch", "pf_tok",
+        "pf_reserved", "pf_done", "just_preempted", "seg", "_heap", "_cnt", "S", "n_in",
+        "load_arr", "load_idx", "load_inv", "kv_arr", "busy_s", "batch_s", "tokens_in",
+        "tokens_out", "recomputed_tokens", "completed", "preemptions", "capacity",
+    )
+
+    def __init__(self, eng: "Engine", pool: "ServingPool", index: int, node_id: int,
+                 profile: "ServingProfile", iteration: bool) -> None:
+        self.eng = eng
+        self.pool = pool
+        self.index = index
+        self.node = f"{pool.name}/r{index}"
+        self.node_id = node_id
+        self._pool_max_batch = pool.max_batch
+        self.chunked = pool.chunked_prefill
+        self.mpt = int(pool.max_prefill_tokens)
+        self.iteration = bool(iteration)
+        self._pending_profile = None
+        self._load_profile(profile)
+        self.queue: deque[int] = deque()
+        self.run: dict[int, int] = {}        # row -> finish iteration (insertion order = admission order)
+        self.fheap: list[tuple[int, int]] = []
+        self.K = 0
+        self.C = 0
+        self.Ecum = 0.0
+        self.phase = IDLE
+        self.gen = 0
+        self.t_phase = 0.0
+        self.span_n = 0
+        self.span_b = 0
+        self.span_C0 = 0
+        self.span_end = 0.0
+        self.pf_batch: list[int] = []        # rows in the prefill step in flight
+        self.pf_tok: list[int] = []          # their prompt tokens in this step
+        self.pf_reserved = 0                 # KV tokens reserved by admitted, not yet decoding requests
+        self.pf_done: dict[int, int] = {}    # chunked prefill: row -> prompt tokens already prefilled
+        self.just_preempted = False
+        self.seg = array("d")                # (t0, t1, energy_j) triples of this replica
+        self._heap = eng._heap
+        self._cnt = eng._counter
+        self.S = eng._store
+        self.n_in = 0                        # requests routed here and not finished (queued + running)
+        self.load_arr = None                 # router load vector (numpy) and this replica's slot
+        self.load_idx = 0
+        self.load_inv = 1.0
+        self.kv_arr = None
+        self.busy_s = 0.0
+        self.batch_s = 0.0                   # integral of running batch over busy time (s)
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.recomputed_tokens = 0
+        self.completed = 0
+        self.preemptions = 0
+
+    # ------------------------------------------------------------------ profile
+    def _load_profile(self, p: "ServingProfile") -> None:
+        self.profile = p
+        mb = p.max_batch if self._pool_max_batch is None else min(int(self._pool_max_batch), p.max_batch)
+        self.B = int(mb)
+        self.cap = int(p.kv_capacity_tokens)
+        self.wm = int(KV_WATERMARK * self.cap)
+        self.dt0 = [float(x) for x in p.dec_t0]
+        self.dt1 = [float(x) for x in p.dec_t1]
+        self.de0 = [float(x) for x in p.dec_e0]
+        self.de1 = [float(x) for x in p.dec_e1]
+        self.pt0, self.pt1, self.pt2 = (float(x) for x in p.pre_t)
+        self.pe0, self.pe1, self.pe2 = (float(x) for x in p.pre_e)
+        self.idle_w = float(p.idle_power_w)
+        # relative serving capacity used by load-aware routers: decode tokens/s at the largest
+        # batch whose sequences (1 k prompt + 1 k context on average) fit in the KV cache
+        b = max(1, min(self.B, self.cap // 2048))
+        self.capacity = b / (self.dt0[b] + self.dt1[b] * b * 1024.0)
+
+    def set_profile(self, profile: "ServingProfile") -> None:
+        """Change the operating point (power cap, clock) from the next iteration boundary on."""
+        if self.phase == IDLE:
+            now = self.eng.env.now
+            self._close_idle(now)
+            self._load_profile(profile)
+            self.t_phase = now
+            self._update_load()
+            return
+        self._pending_profile = profile
+        if self.phase == DECODE:
+            self._cut_span(self.eng.env.now)
+
+    def _apply_pending_profile(self) -> None:
+        p = self._pending_profile
+        self._pending_profile = None
+        self._load_profile(p)
+        self._update_load()
+
+    def _update_load(self) -> None:
+        if self.load_arr is not None:
+            self.load_inv = 1.0 / self.capacity
+            self.load_arr[self.load_idx] = self.n_in * self.load_inv
+
+    # ------------------------------------------------------------------ public state
+    @property
+    def queued(self) -> int:
+        return len(self.queue)
+
+    @property
+    def running(self) -> int:
+        """Admitted requests: decoding plus prefilling."""
+        return len(self.run) + (len(self.pf_done) if self.chunked else len(self.pf_batch))
+
+    @property
+    def kv_used_tokens(self) -> int:
+        """KV tokens held now (running sequences' input + generated, plus admitted prefills)."""
+        if self.phase == DECODE and self.span_b:
+            n = self._iters_done(self.eng.env.now)
+            return self.span_C0 + n * self.span_b + self.span_b + self.pf_reserved
+        return self.C + len(self.run) + self.pf_reserved
+
+    @property
+    def power_w(self) -> float:
+        """Modelled power now (W): idle power, the mean power of the prefill step in flight, or
+        the power of the decode iteration in flight."""
+        ph = self.phase
+        if ph == IDLE:
+            return self.idle_w
+        if ph == DECODE:
+            b = self.span_b
+            c = self.span_C0 + self._iters_done(self.eng.env.now) * b
+            return (self.de0[b] + self.de1[b] * c) / (self.dt0[b] + self.dt1[b] * c)
+        t, e = self._prefill_cost()
+        return e / t if t > 0 else self.idle_w
+
+    @property
+    def phase_name(self) -> str:
+        return PHASE_NAMES[self.phase]
+
+    # ------------------------------------------------------------------ closed forms
+    def _span_time(self, b: int, c0: int, n: int) -> float:
+        return n * self.dt0[b] + self.dt1[b] * (n * c0 + b * n * (n - 1) * 0.5)
+
+    def _iters_done(self, now: float) -> int:
+        """Whole decode iterations of the span in flight finished by ``now`` (clipped to the span)."""
+        b = self.span_b
+        c0 = self.span_C0
+        el = now - self.t_phase
+        if el <= 0.0:
+            return 0
+        a = self.dt0[b]
+        k = self.dt1[b]
+        q = 0.5 * k * b
+        lin = a + k * c0 - q
+        if q <= 0.0:
+            n = int(el // lin)
+        else:
+            n = int((-lin + math.sqrt(lin * lin + 4.0 * q * el)) / (2.0 * q))
+        st = self._span_time
+        while n > 0 and st(b, c0, n) > el:
+            n -= 1
+        while st(b, c0, n + 1) <= el:
+            n += 1
+        return min(n, self.span_n)
+
+    def _prefill_cost(self) -> tuple[float, float]:
+        """Time and energy of the prefill (or mixed chunked) step in flight."""
+        if not self.chunked:
+            tok = 0
+            sq = 0
+            for n in self.pf_tok:
+                tok += n
+                sq += n * n
+            return (self.pt0 + self.pt1 * tok + self.pt2 * sq,
+                    self.pe0 + self.pe1 * tok + self.pe2 * sq)
+        return self._mixed_cost()[:2]
+
+    # ------------------------------------------------------------------ events
+    def _push(self, t: float) -> None:
+        self.gen += 1
+        heappush(self._heap, (t, next(self._cnt), self, self.gen))
+
+    def _fire(self, now: float, gen: int) -> None:
+        if gen != self.gen:
+            return                      # a span that was cut short: stale event
+        if self.phase == DECODE:
+            self._end_decode(now)
+        elif self.chunked:
+            self._end_mixed(now)
+        else:
+            self._end_prefill(now)
+        self._schedule(now)
+
+    def _close_idle(self, now: float) -> None:
+        t0 = self.t_phase
+        if now > t0:
+            self.seg.extend((t0, now, self.idle_w * (now - t0)))
+
+    def on_arrival(self, i: int, now: float) -> None:
+        """A request (row ``i``) routed to this replica arrives at ``now``."""
+        q = self.queue
+        was_empty = not q
+        q.append(i)
+        self.n_in += 1
+        la = self.load_arr
+        if la is not None:
+            la[self.load_idx] = self.n_in * self.load_inv
+        ph = self.phase
+        if ph == IDLE:
+            self._close_idle(now)
+            self.eng._busy += 1
+            self._schedule(now)
+        elif ph == DECODE and was_empty and not self.just_preempted:
+            # would the request be admitted at the next iteration boundary?  If so, cut the span.
+            b = self.span_b
+            if b + 1 > self.B:
+                return
+            S = self.S
+            need = S.inp[i] + S.gen[i] + 1
+            room = self.cap - (b + need + b + 1 + self.wm) - self.pf_reserved
+            if self.span_C0 + b > room:      # C only grows within a span: cannot be admitted
+                return
+            n = self._iters_done(now)
+            if n + 1 >= self.span_n:
+                return                        # the span ends with the iteration in flight anyway
+            if self.span_C0 + (n + 1) * b > room:
+                return
+            self._cut_to(n + 1)
+
+    def _cut_span(self, now: float) -> None:
+        n = self._iters_done(now)
+        if n + 1 < self.span_n:
+            self._cut_to(n + 1)
+
+    def _cut_to(self, n: int) -> None:
+        self.span_n = n
+        t_end = self.t_phase + self._span_time(self.span_b, self.span_C0, n)
+        self.span_end = t_end
+        self._push(t_end)
+
+    # ------------------------------------------------------------------ scheduler
+    def _schedule(self, now: float) -> None:
+        """Iteration boundary: start the next step (prefill, decode span) or go idle."""
+        if self._pending_profile is not None:
+            self._apply_pending_profile()
+        if self.chunked:
+            self._schedule_chunked(now)
+            return
+        if self.queue and not self.just_preempted and self._start_prefill(now):
+            return
+        if self.run:
+            self._start_decode(now)
+        else:
+            self.phase = IDLE
+            self.t_phase = now
+            self.eng._busy -= 1
+
+    def _start_prefill(self, now: float) -> bool:
+        S = self.S
+        inp = S.inp
+        gen = S.gen
+        q = self.queue
+        B = self.B
+        cap = self.cap
+        wm = self.wm
+        budget = self.mpt
+        nb = len(self.run)
+        used = self.C + nb
+        batch = self.pf_batch
+        toks = self.pf_tok
+        tok = 0
+        sq = 0
+        while q:
+            i = q[0]
+            p = inp[i] + gen[i]
+            need = p + 1
+            if nb + 1 > B:
+                break
+            if used + need + nb + 1 + wm > cap and not (nb == 0 and need <= cap):
+                break
+            if batch and tok + p > budget:
+                break
+            q.popleft()
+            batch.append(i)
+            toks.append(p)
+            tok += p
+            sq += p * p
+            used += need
+            nb += 1
+        if not batch:
+            return False
+        self.pf_reserved = used - self.C - len(self.run)
+        dt = self.pt0 + self.pt1 * tok + self.pt2 * sq
+        admit = S.admit
+        status = S.status
+        for i in batch:
+            if admit[i] != admit[i]:
+                admit[i] = now
+                status[i] = ST_RUNNING
+        self.phase = PREFILL
+        self.t_phase = now
+        self.span_end = now + dt
+        self._push(now + dt)
+        return True
+
+    def _end_prefill(self, now: float) -> None:
+        S = self.S
+        t0 = self.t_phase
+        batch = self.pf_batch
+        toks = self.pf_tok
+        tok = 0
+        sq = 0
+        for n in toks:
+            tok += n
+            sq += n * n
+        e = self.pe0 + self.pe1 * tok + self.pe2 * sq
+        self.seg.extend((t0, now, e))
+        dt = now - t0
+        self.busy_s += dt
+        self.batch_s += dt * (len(self.run) + len(batch))
+        inp = S.inp
+        out = S.out
+        gen = S.gen
+        energy = S.energy
+        first = S.first
+        run = self.run
+        fheap = self.fheap
+        K = self.K
+        C = self.C
+        Ecum = self.Ecum
+        eentry = S.eentry
+        ctxbase = S.ctxbase
+        share = e / tok
+        for j, i in enumerate(batch):
+            p = toks[j]
+            energy[i] += share * p
+            g = gen[i]
+            if g == 0:
+                self.tokens_in += p
+            else:
+                self.recomputed_tokens += p
+            g += 1
+            gen[i] = g
+            if first[i] != first[i]:
+                first[i] = now
+            self.tokens_out += 1
+            o = out[i]
+            if g >= o:
+                self._complete(i, now)
+            else:
+                ctx = inp[i] + g - 1
+                ctxbase[i] = ctx - K
+                fk = K + o - g
+                run[i] = fk
+                heappush(fheap, (fk, i))
+                C += ctx
+                eentry[i] = Ecum
+        self.C = C
+        batch.clear()
+        toks.clear()
+        self.pf_reserved = 0
+
+    def _complete(self, i: int, now: float) -> None:
+        S = self.S
+        S.done[i] = now
+        S.status[i] = ST_COMPLETED
+        self.completed += 1
+        self.n_in -= 1
+        la = self.load_arr
+        if la is not None:
+            la[self.load_idx] = self.n_in * self.load_inv
+
+    def _preempt_latest(self) -> None:
+        run = self.run
+        i = next(reversed(run))
+        del run[i]
+        S = self.S
+        ctx = S.ctxbase[i] + self.K
+        self.C -= ctx
+        S.gen[i] = ctx - S.inp[i] + 1
+        S.energy[i] += self.Ecum - S.eentry[i]
+        S.preempt[i] += 1
+        self.preemptions += 1
+        self.queue.appendleft(i)
+        self.just_preempted = True
+
+    def _start_decode(self, now: float) -> None:
+        run = self.run
+        b = len(run)
+        cap = self.cap
+        while b > self.B or self.C + 2 * b > cap:
+            self._preempt_latest()
+            b -= 1
+        if b == 0:      # everything preempted (only after a profile change shrank the cache)
+            self.just_preempted = False
+            self._schedule(now)
+            return
+        fh = self.fheap
+        while True:
+            fk, i = fh[0]
+            if run.get(i) == fk:
+                break
+            heappop(fh)
+        C = self.C
+        n = fk - self.K
+        nkv = (cap - C - b) // b
+        if nkv < n:
+            n = nkv
+        if self.iteration or self.just_preempted:
+            n = 1
+            self.just_preempted = False
+        dt = n * self.dt0[b] + self.dt1[b] * (n * C + b * n * (n - 1) * 0.5)
+        self.phase = DECODE
+        self.t_phase = now
+        self.span_n = n
+        self.span_b = b
+        self.span_C0 = C
+        self.span_end = now + dt
+        self._push(now + dt)
+
+    def _end_decode(self, now: float) -> None:
+        n = self.span_n
+        b = self.span_b
+        c0 = self.span_C0
+        e = n * self.de0[b] + self.de1[b] * (n * c0 + b * n * (n - 1) * 0.5)
+        t0 = self.t_phase
+        self.seg.extend((t0, now, e))
+        dt = now - t0
+        self.busy_s += dt
+        self.batch_s += dt * b
+        self.tokens_out += n * b
+        Ecum = self.Ecum + e / b
+        self.Ecum = Ecum
+        K = self.K + n
+        self.K = K
+        C = c0 + n * b
+        fh = self.fheap
+        run = self.run
+        if fh[0][0] <= K:
+            S = self.S
+            ctxbase = S.ctxbase
+            energy = S.energy
+            eentry = S.eentry
+            gen = S.gen
+            out = S.out
+            while fh and fh[0][0] <= K:
+                fk, i = heappop(fh)
+                if run.get(i) != fk:
+                    continue
+                del run[i]
+                C -= ctxbase[i] + K
+                energy[i] += Ecum - eentry[i]
+                gen[i] = out[i]
+                self._complete(i, now)
+        self.C = C
+
+    # ------------------------------------------------------------------ chunked prefill
+    def _mixed_cost(self) -> tuple[float, float, float]:
+        """(time, energy, prefill part of the energy) of the chunked step in flight."""
+        b = self.span_b
+        c0 = self.span_C0
+        pt = 0.0
+        pe = 0.0
+        done = self.pf_done
+        p1, p2, e1, e2 = self.pt1, self.pt2, self.pe1, self.pe2
+        for i, n in zip(self.pf_batch, self.pf_tok):
+            c = done[i]
+            quad = (c + n) * (c + n) - c * c
+            pt += p1 * n + p2 * quad
+            pe += e1 * n + e2 * quad
+        if b:
+            return self.dt0[b] + self.dt1[b] * c0 + pt, self.de0[b] + self.de1[b] * c0 + pe, pe
+        return self.pt0 + pt, self.pe0 + pe, self.pe0 + pe
+
+    def _schedule_chunked(self, now: float) -> None:
+        """One mixed step (decode every running sequence + prompt chunks) while prompts are
+        pending; a coalesced decode span otherwise."""
+        run = self.run
+        done = self.pf_done
+        S = self.S
+        inp = S.inp
+        gen = S.gen
+        q = self.queue
+        # make room for one decode iteration of every running sequence
+        while run and (len(run) > self.B or self.C + 2 * len(run) + self.pf_reserved > self.cap):
+            self._preempt_latest()
+        # admit new requests (FCFS) into the prefilling set (not in a step that preempted)
+        if q and not self.just_preempted:
+            B, cap, wm = self.B, self.cap, self.wm
+            nb = len(run) + len(done)
+            used = self.C + len(run) + self.pf_reserved
+            while q:
+                i = q[0]
+                need = inp[i] + gen[i] + 1
+                if nb + 1 > B:
+                    break
+                if used + need + nb + 1 + wm > cap and not (nb == 0 and need <= cap):
+                    break
+                q.popleft()
+                done[i] = 0
+                used += need
+                nb += 1
+                self.pf_reserved += need
+                if S.admit[i] != S.admit[i]:
+                    S.admit[i] = now
+                    S.status[i] = ST_RUNNING
+        if not done:
+            if run:
+                self._start_decode(now)     # one iteration only if this step preempted
+            else:
+                self.just_preempted = False
+                self.phase = IDLE
+                self.t_phase = now
+                self.eng._busy -= 1
+            return
+        self.just_preempted = False
+        b = len(run)
+        budget = max(self.mpt - b, 1)
+        batch = self.pf_batch
+        toks = self.pf_tok
+        for i, c in done.items():
+            if budget <= 0:
+                break
+            n = min(inp[i] + gen[i] - c, budget)
+            batch.append(i)
+            toks.append(n)
+            budget -= n
+        self.phase = PREFILL
+        self.t_phase = now
+        self.span_b = b
+        self.span_C0 = self.C
+        self.span_n = 1 if b else 0
+        dt = self._mixed_cost()[0]
+        self.span_end = now + dt
+        self._push(now + dt)
+
+    def _end_mixed(self, now: float) -> None:
+        t, e, pe = self._mixed_cost()
+        t0 = self.t_phase
+        self.seg.extend((t0, now, e))
+        dt = now - t0
+        self.busy_s += dt
+        b = self.span_b
+        self.batch_s += dt * (b + len(self.pf_done))
+        S = self.S
+        inp = S.inp
+        out = S.out
+        gen = S.gen
+        energy = S.energy
+        if b:
+            # the decode part: one iteration of the running batch
+            self.Ecum += (e - pe) / b
+            self.tokens_out += b
+            self.K += 1
+            self.C += b
+            K = self.K
+            fh = self.fheap
+            run = self.run
+            C = self.C
+            while fh and fh[0][0] <= K:
+                fk, i = heappop(fh)
+                if run.get(i) != fk:
+                    continue
+                del run[i]
+                C -= S.ctxbase[i] + K
+                energy[i] += self.Ecum - S.eentry[i]
+                gen[i] = out[i]
+                self._complete(i, now)
+            self.C = C
+        # the prefill part: shared by chunk tokens
+        done = self.pf_done
+        toks = self.pf_tok
+        tot = sum(toks)
+        share = pe / tot if tot else 0.0
+        for i, n in zip(self.pf_batch, toks):
+            energy[i] += share * n
+            c = done[i] + n
+            p = inp[i] + gen[i]
+            if c < p:
+                done[i] = c
+                continue
+            del done[i]
+            if gen[i] == 0:
+                self.tokens_in += p
+            else:
+                self.recomputed_tokens += p
+            self.pf_reserved -= p + 1
+            g = gen[i] + 1
+            gen[i] = g
+            if S.first[i] != S.first[i]:
+                S.first[i] = now
+            self.tokens_out += 1
+            o = out[i]
+            if g >= o:
+                self._complete(i, now)
+            else:
+                ctx = inp[i] + g - 1
+                K = self.K
+                S.ctxbase[i] = ctx - K
+                fk = K + o - g
+                self.run[i] = fk
+                heappush(self.fheap, (fk, i))
+                self.C += ctx
+                S.eentry[i] = self.Ecum
+        self.pf_batch.clear()
+        toks.clear()
+
+    # ------------------------------------------------------------------ horizon
+    def finalize(self, t_end: float) -> None:
+        """Close the segment in flight at ``t_end`` (the horizon): energy of the whole
+        iterations done plus the elapsed fraction of the one in flight (linear within it), and
+        attribute it to the requests in flight."""
+        ph = self.phase
+        t0 = self.t_phase
+        if t_end <= t0:
+            return
+        S = self.S
+        if ph == IDLE:
+            self._close_idle(t_end)
+            return
+        dt = t_end - t0
+        self.busy_s += dt
+        if ph == DECODE:
+            b = self.span_b
+            c0 = self.span_C0
+            n = self._iters_done(t_end)
+            t_n = self._span_time(b, c0, n)
+            e = n * self.de0[b] + self.de1[b] * (n * c0 + b * n * (n - 1) * 0.5)
+            if n < self.span_n:
+                c = c0 + n * b
+                ti = self.dt0[b] + self.dt1[b] * c
+                frac = min(1.0, max(0.0, (t_end - t0 - t_n) / ti))
+                e += frac * (self.de0[b] + self.de1[b] * c)
+            self.seg.extend((t0, t_end, e))
+            self.batch_s += dt * b
+            self.Ecum += e / b
+            for i in self.run:
+                S.energy[i] += self.Ecum - S.eentry[i]
+                S.eentry[i] = self.Ecum
+            return
+        # prefill / mixed step in flight: linear share of its energy
+        if self.chunked:
+            t, e, pe = self._mixed_cost()
+        else:
+            t, e = self._prefill_cost()
+            pe = e
+        frac = min(1.0, dt / t) if t > 0 else 1.0
+        self.seg.extend((t0, t_end, e * frac))
+        self.batch_s += dt * (len(self.run) + len(self.pf_batch))
+        b = len(self.run)
+        if self.chunked and b:
+            self.Ecum += (e - pe) * frac / b
+            for i in self.run:
+                S.energy[i] += self.Ecum - S.eentry[i]
+                S.eentry[i] = self.Ecum
+        tot = sum(self.pf_tok)
+        if tot:
+            for i, n in zip(self.pf_batch, self.pf_tok):
+                S.energy[i] += pe * frac * n / tot

@@ -1,0 +1,149 @@
+"""Routers: which replica (of all pools serving one model) gets an arriving request.
+
+Built-ins:
+
+* ``round_robin``: replicas in turn (pool order, then replica index); ignores load and speed.
+* ``jsq`` (join the shortest queue): the replica with the fewest requests in the system
+  (queued + running), *normalised by the replica's capacity* (its decode tokens/s at a
+  KV-feasible batch, :attr:`Replica.capacity`), so a faster H100 replica takes proportionally more
+  than an A100 replica serving the same model.  Ties go to the lowest index.
+* ``least_kv``: the replica with the lowest KV-cache load, counted as the KV tokens held at the
+  replica's last scheduling event plus the prompt tokens of its queue, over its KV capacity (a
+  real router also sees a lagged metric).
+
+Custom routers implement the :class:`Router` protocol: ``choose(request, replicas) -> Replica``
+where ``request`` is a :class:`RequestInfo` and ``replicas`` the model's replicas that can hold
+the request.  The built-ins have a fast internal path (``_pick``) that the engine uses instead of
+building a ``RequestInfo`` per request.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, NamedTuple, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from ..errors import ConfigurationError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .replica import Replica
+
+
+class RequestInfo(NamedTuple):
+    """What a custom router sees of a request (tokens, seconds)."""
+    request_id: int
+    arrival_s: float
+    input_tokens: int
+    output_tokens: int
+    model: str
+
+
+@runtime_checkable
+class Router(Protocol):
+    def choose(self, request: RequestInfo, replicas: Sequence["Replica"]) -> "Replica":
+        ...
+
+
+class BuiltinRouter:
+    """Base of the built-in routers: ``bind`` gives them the model's replicas once."""
+
+    name = "builtin"
+
+    def __init__(self) -> None:
+        self.replicas: list["Replica"] = []
+
+    def bind(self, replicas: list["Replica"]) -> None:
+        self.replicas = list(replicas)
+
+    def _pick(self) -> "Replica":          # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def choose(self, request: RequestInfo, replicas: Sequence["Replica"]) -> "Replica":
+        """Protocol form: choose among ``replicas`` (a subset of the bound ones)."""
+        if len(replicas) == len(self.replicas):
+            return self._pick()
+        return self._pick_among(replicas)
+
+    def _pick_among(self, replicas: Sequence["Replica"]) -> "Replica":
+        return replicas[0]
+
+
+class RoundRobin(BuiltinRouter):
+    name = "round_robin"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._next = 0
+
+    def _pick(self) -> "Replica":
+        r = self.replicas[self._next]
+        self._next = (self._next + 1) % len(self.replicas)
+        return r
+
+    def _pick_among(self, replicas: Sequence["Replica"]) -> "Replica":
+        r = replicas[self._next % len(replicas)]
+        self._next = (self._next + 1) % len(self.replicas)
+        return r
+
+
+class JoinShortestQueue(BuiltinRouter):
+    """Least (queued + running) / capacity; the replicas keep ``load`` up to date themselves."""
+
+    name = "jsq"
+
+    def bind(self, replicas: list["Replica"]) -> None:
+        super().bind(replicas)
+        self.load = np.zeros(len(self.replicas))
+        for k, r in enumerate(self.replicas):
+            r.load_arr = self.load
+            r.load_idx = k
+            r.load_inv = 1.0 / r.capacity
+            self.load[k] = r.n_in * r.load_inv
+        self._argmin = self.load.argmin
+
+    def _pick(self) -> "Replica":
+        return self.replicas[self._argmin()]
+
+    def _pick_among(self, replicas: Sequence["Replica"]) -> "Replica":
+        return min(replicas, key=lambda r: (self.load[r.load_idx], r.load_idx))
+
+
+class LeastKV(BuiltinRouter):
+    name = "least_kv"
+
+    def _kv_load(self, r: "Replica") -> float:
+        S = r.S
+        queued = 0
+        for i in r.queue:
+            queued += S.inp[i] + S.gen[i] + 1
+        return (r.C + len(r.run) + r.pf_reserved + queued) / r.cap
+
+    def _pick(self) -> "Replica":
+        return self._pick_among(self.replicas)
+
+    def _pick_among(self, replicas: Sequence["Replica"]) -> "Replica":
+        best = None
+        best_v = 0.0
+        for r in replicas:
+            v = self._kv_load(r)
+            if best is None or v < best_v:
+                best, best_v = r, v
+        return best
+
+
+_BUILTIN = {"round_robin": RoundRobin, "rr": RoundRobin, "jsq": JoinShortestQueue,
+            "join_shortest_queue": JoinShortestQueue, "least_kv": LeastKV}
+
+
+def make_router(spec: "str | Router") -> "Router":
+    """A router from its name (``round_robin``, ``jsq``, ``least_kv``) or a Router instance."""
+    if isinstance(spec, str):
+        try:
+            return _BUILTIN[spec]()
+        except KeyError:
+            raise ConfigurationError(
+                f"unknown router {spec!r}; expected one of round_robin, jsq, least_kv "
+                "or an object with choose(request, replicas)") from None
+    if not callable(getattr(spec, "choose", None)):
+        raise ConfigurationError("a router must have a method choose(request, replicas) -> replica")
+    return spec
