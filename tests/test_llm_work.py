@@ -453,3 +453,37 @@ def test_workcost_sum(items):
 def test_precision_table():
     assert PRECISION_BYTES["bf16"] == 2 and PRECISION_BYTES["int2"] == 0.25
     assert PRECISION_BYTES["mxfp4"] == pytest.approx(4.25 / 8, abs=0.002)
+
+
+# ----------------------------------------------------------------------------- real measurements
+H100_SXM_BW = 3.35e12        # B/s, NVIDIA H100 SXM datasheet (HBM3)
+H100_SXM_BF16 = 989.4e12     # dense FLOP/s, NVIDIA H100 SXM datasheet
+
+
+def test_measured_itl_never_beats_the_roofline_floor(shared_data):
+    """ML.ENERGY v3 (H100, vLLM): no measured inter-token latency may be shorter than the time
+    the counted decode bytes (or FLOPs) need at the H100's *peak* bandwidth (compute), split
+    evenly over the replica's GPUs.  If the byte counts were inflated, fast rows would fall
+    below the floor; if they were far too small, every row would sit far above it."""
+    import pandas as pd
+    from fleet.errors import CatalogError
+
+    d = pd.read_csv(shared_data / "mlenergy-llm-inference-energy-h100" / "mlenergy_v3_llm_configs_h100.csv")
+    d = d[d.task.isin(["gpqa", "lm-arena-chat", "sourcegraph-fim"])]     # text-only models
+    prec = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4"}
+    ratios = []
+    for r in d.itertuples():
+        try:
+            m = get_model(r.model_id)
+        except CatalogError:
+            continue
+        gpus = r.num_gpus // r.data_parallel
+        b = max(1.0, r.avg_batch_size / r.data_parallel)
+        # context: at least half the mean output (prompts ignored -> still a floor)
+        c = decode_cost(m, b, b * r.avg_output_len / 2, precision=prec[r.weight_precision])
+        floor_s = max(c.hbm_bytes / (gpus * H100_SXM_BW), c.flops / (gpus * H100_SXM_BF16))
+        ratios.append(r.median_itl_ms / 1e3 / floor_s)
+    assert len(ratios) >= 200
+    ratios.sort()
+    assert ratios[0] >= 1.0                          # nothing beats physics
+    assert ratios[len(ratios) // 2] <= 4.0           # and the floor is not vacuous
