@@ -321,10 +321,13 @@ def test_bad_accelerator_cell_names_line_and_column(tmp_path, column, value, exp
 
 
 def test_value_without_source_is_rejected(tmp_path):
-    path = _copy_with(tmp_path, "accelerators", 2, "idle_w", "40")  # row 2 has no idle_source
+    rows = load_accelerators()
+    i = next(i for i, a in enumerate(rows) if a.price_usd_per_gpu_hour is None and "price_source" not in a.sources)
+    path = _copy_with(tmp_path, "accelerators", i + 1, "price_usd_per_gpu_hour", "2.5")
     with pytest.raises(CatalogError) as e:
         load_accelerators(path)
-    assert e.value.line == 3 and e.value.column == "idle_source"
+    assert e.value.line == i + 2 and e.value.column == "price_source"
+    assert "has no source" in str(e.value)
 
 
 def test_bad_model_rows(tmp_path):
