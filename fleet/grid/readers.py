@@ -60,7 +60,8 @@ log = logging.getLogger("fleet.grid")
 FORMATS = ("electricitymaps", "watttime", "prices", "generic")
 _MAX_BYTES = 512 * 1024 * 1024
 
-_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
+# a time of day followed by a zone designator (Z or +hh[:mm]); "2023-01-01" alone is naive
+_TZ_SUFFIX = re.compile(r"(\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$", re.IGNORECASE)
 _NUMERIC = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
 _UNIT_IN_HEADER = re.compile(r"^(.*?)\s*[\[(]\s*([^\])]+?)\s*[\])]\s*$")
 _TIME_NAMES = ("time", "timestamp", "datetime", "date", "time_utc", "datetime_utc", "timestamp_utc",
@@ -146,7 +147,8 @@ def detect_format(header: list[str]) -> str:
         return "electricitymaps"
     if "datetime_utc" in low and ("price_usd_per_mwh" in low or "price_local_per_mwh" in low):
         return "prices"
-    if len(low) == 2 and (low[0] in ("oootime", "point_time") or "moer" in low[1]):
+    if len(low) == 2 and (low[0] in ("oootime", "point_time")
+                          or ("moer" in low[1] and not _UNIT_IN_HEADER.match(low[1]))):
         return "watttime"
     if "point_time" in low and "value" in low:
         return "watttime"
@@ -186,12 +188,24 @@ def _parse_times(table: Table, column: str, *, tz: str | None, assume_utc: bool,
     numeric = s.str.match(_NUMERIC.pattern)
     if numeric.all() and fmt is None:
         secs = s.astype(np.float64).to_numpy()
-        if not np.all(np.isfinite(secs)) or np.any(np.abs(secs) > 1e11):
-            k = int(np.flatnonzero(~(np.isfinite(secs) & (np.abs(secs) <= 1e11)))[0])
+        ok = np.isfinite(secs) & (np.abs(secs) <= 9.0e9)
+        if not ok.all():
+            k = int(np.flatnonzero(~ok)[0])
             raise GridError(f"Unix time {cells[k]!r} out of range", path=table.path, line=int(table.lines[k]),
-                            column=column, expected="Unix seconds between 1970 and 5000")
+                            column=column, expected="Unix seconds within +-9e9 (years 1685 to 2255)")
         return np.round(secs * 1e9).astype(np.int64)
-    aware = s.str.contains(_TZ_SUFFIX.pattern, regex=True, case=False)
+    s = s.str.upper()  # ISO 8601 allows a lower-case "t" and "z"; pandas reads only upper case
+    aware = s.str.contains(_TZ_SUFFIX.pattern.replace("(", "(?:", 1), regex=True, case=False)
+    # unreadable times first (a clearer message than "mixed zones" for a stray word)
+    try:
+        plain = pd.to_datetime(s.str.replace(_TZ_SUFFIX.pattern, r"\1", regex=True, case=False),
+                               format=fmt or "ISO8601", errors="coerce")
+    except (ValueError, TypeError, OverflowError):
+        plain = None
+    if plain is not None and plain.isna().any():
+        k = int(np.flatnonzero(plain.isna().to_numpy())[0])
+        raise GridError(f"cannot read {cells[k]!r} as a time", path=table.path, line=int(table.lines[k]),
+                        column=column, expected=f"a time in the format {fmt or 'ISO 8601, e.g. 2023-01-01T00:00:00Z'}")
     if aware.any() and not aware.all():
         k = int(np.flatnonzero(~aware.to_numpy())[0])
         raise GridError(f"time {cells[k]!r} has no zone but others in the column do", path=table.path,

@@ -138,6 +138,9 @@ class Signal:
             self.resolution_s = float(vals_d[np.argmax(counts)]) / _NS
         elif not (self.resolution_s > 0 and math.isfinite(self.resolution_s)):
             raise GridError(f"{where}: resolution_s must be a positive number of seconds, got {self.resolution_s}")
+        if not self.is_constant and int(t[-1]) + self.resolution_s * _NS >= pd.Timestamp.max.value:
+            raise GridError(f"{where}: the series would end after {pd.Timestamp.max.isoformat()}",
+                            expected="times before the year 2262")
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -250,7 +253,8 @@ class Signal:
             raise GridError(f"{self.describe_where()}: stamp {self.index[bad].isoformat()} is off the "
                             f"{self.resolution_s:g} s grid, so gaps cannot be filled on a regular grid",
                             expected="stamps a whole number of intervals apart")
-        grid = np.arange(t[0], t[-1] + 1, res_ns, dtype=np.int64)
+        # integer arithmetic: np.arange on ~1e18 ns values computes its length in float64 and can drop one
+        grid = int(t[0]) + res_ns * np.arange((int(t[-1]) - int(t[0])) // res_ns + 1, dtype=np.int64)
         pos = np.searchsorted(t, grid, side="right") - 1
         if policy == "ffill":
             vals = self.values[pos]
@@ -285,7 +289,8 @@ class Signal:
         a = int(self.index.asi8[0])
         b = int(self.end.value)
         first = -(-a // res_ns) * res_ns
-        starts = np.arange(first, b - res_ns + 1, res_ns, dtype=np.int64)
+        count = (b - res_ns - first) // res_ns + 1 if b - res_ns >= first else 0
+        starts = first + res_ns * np.arange(count, dtype=np.int64)
         if len(starts) == 0:
             raise GridError(f"{self.describe_where()}: resampling to {resolution_s:g} s leaves no whole interval")
         bound = self.bind(pd.Timestamp(a, tz="UTC"), _store=False)
@@ -614,36 +619,43 @@ class BoundSignal:
 
     def integral(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Exact integral of the signal over ``[a, b]`` (value x seconds), elementwise."""
-        a = np.asarray(a, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
+        return self._integral(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))[0]
+
+    def _integral(self, a: np.ndarray, b: np.ndarray):
         if self.is_constant:
-            return float(self.values[0]) * (b - a)
+            return float(self.values[0]) * (b - a), None, None
         if np.any(b < a):
             k = int(np.flatnonzero(b < a)[0])
-            raise GridError(f"interval {k} ends before it starts ({a[k]} s > {b[k]} s)",
+            raise GridError(f"interval {k} ends before it starts ({a.reshape(-1)[k]} s > {b.reshape(-1)[k]} s)",
                             expected="end_s >= start_s")
         ia = self._index(a)
         ib = self._index(b)
+        # an interval that ends exactly on a boundary ends in the interval before it (no empty tail)
+        ib = np.where((ib > ia) & (self.times[ib] == b), ib - 1, ib)
         pa = self._partial(ia, a)
         pb = self._partial(ib, b)
-        same = ia == ib
         # different intervals: rest of a's interval + whole intervals between + head of b's interval
         full = self.cum[ib] - self.cum[ia]
-        return np.where(same, pb - pa, full - pa + pb)
+        return np.where(ia == ib, pb - pa, full - pa + pb), ia, ib
 
     def mean_over(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """Exact time-mean of the signal over ``[a, b)``; the point value where ``b == a``."""
-        a = np.asarray(a, dtype=np.float64)
-        b = np.asarray(b, dtype=np.float64)
-        a, b = np.broadcast_arrays(a, b)
+        """Exact time-mean of the signal over ``[a, b)``; the point value where ``b == a``.
+
+        Inside one interval the mean is computed directly (the interval's value for a step signal, the
+        value at the midpoint for a linear one), so it carries no rounding from the cumulative integral."""
+        a, b = np.broadcast_arrays(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64))
+        a, b = a.reshape(-1), b.reshape(-1)
+        shape = np.shape(a)
+        if self.is_constant:
+            return np.full(shape, float(self.values[0]))
+        integ, ia, ib = self._integral(a, b)
         width = b - a
-        integ = self.integral(a, b)
-        zero = width == 0
-        if zero.any():
-            point = self.at(a)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                return np.where(zero, point, integ / np.where(zero, 1.0, width))
-        return integ / width
+        same = ia == ib
+        mid = 0.5 * (a + b)
+        inside = self.values[ia] + self.slope[ia] * (mid - self.times[ia])
+        with np.errstate(invalid="ignore", divide="ignore"):
+            across = integ / np.where(same, 1.0, width)
+        return np.where(same, inside, across)
 
 
 def split_at_boundaries(signal: Signal, start_s: np.ndarray, end_s: np.ndarray, energy_j: np.ndarray,
