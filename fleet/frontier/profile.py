@@ -134,3 +134,65 @@ class ServingProfile:
             raise ValueError("no room for a KV cache")
         if self.idle_power_w < 0:
             raise ValueError("negative idle power")
+
+
+# ---------------------------------------------------------------------------------------------
+# Training (added for fleet.sim.training, issue 4; additive: nothing above changes)
+@dataclass(frozen=True)
+class TrainingProfile:
+    """One training job's optimizer step on ``gpus`` GPUs of one accelerator (whole job, SI).
+
+    A step takes ``step_time_s`` and ``step_energy_j``.  Inside a step, the last
+    ``comm_fraction`` of the time is communication (gradient all-reduce not overlapped with
+    compute) at ``comm_power_fraction`` of the compute-phase power, so the compute-phase power is
+    ``step_energy_j / (step_time_s * (1 - f + f * comm_power_fraction))``.  Every
+    ``checkpoint_interval_steps`` steps the job pauses ``checkpoint_time_s`` to write a checkpoint
+    at ``checkpoint_power_fraction`` of the compute-phase power.  ``idle_power_w`` is per GPU
+    (GPUs allocated to nothing).
+    """
+
+    model: str
+    accelerator: str
+    gpus: int
+    precision: str
+    power_cap_w: float              # per GPU (W)
+    step_time_s: float
+    step_energy_j: float
+    tokens_per_step: int
+    comm_fraction: float = 0.0
+    comm_power_fraction: float = 1.0
+    checkpoint_interval_steps: int = 0      # 0: no checkpoints
+    checkpoint_time_s: float = 0.0
+    checkpoint_power_fraction: float = 0.3
+    idle_power_w: float = 0.0
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def step_power_w(self) -> float:
+        """Mean power over a step (W, whole job)."""
+        return self.step_energy_j / self.step_time_s
+
+    @property
+    def compute_power_w(self) -> float:
+        f = self.comm_fraction
+        return self.step_energy_j / (self.step_time_s * (1.0 - f + f * self.comm_power_fraction))
+
+    @property
+    def comm_power_w(self) -> float:
+        return self.compute_power_w * self.comm_power_fraction
+
+    @property
+    def checkpoint_power_w(self) -> float:
+        return self.compute_power_w * self.checkpoint_power_fraction
+
+    @property
+    def checkpoint_energy_j(self) -> float:
+        return self.checkpoint_power_w * self.checkpoint_time_s
+
+    def validate(self) -> None:
+        if self.gpus < 1 or self.step_time_s <= 0 or self.step_energy_j < 0:
+            raise ValueError("a training profile needs gpus >= 1, step_time_s > 0, step_energy_j >= 0")
+        if not 0 <= self.comm_fraction < 1 or self.comm_power_fraction < 0:
+            raise ValueError("comm_fraction must be in [0, 1) and comm_power_fraction >= 0")
+        if self.checkpoint_interval_steps < 0 or self.checkpoint_time_s < 0:
+            raise ValueError("checkpoint interval and time must be >= 0")
