@@ -348,6 +348,13 @@ class _Table:
     index: dict[str, str]
     frame: pd.DataFrame
 
+    def by_name(self, canonical: str):
+        return self.rows[self.order[canonical]]
+
+    @functools.cached_property
+    def order(self) -> dict[str, int]:
+        return {name: i for i, name in enumerate(self.lines)}
+
 
 def _frame(rows: list[tuple[int, dict]], table: str) -> pd.DataFrame:
     cols = list(schema()[table]["columns"])
@@ -415,7 +422,7 @@ def get_accelerator(name: str | AcceleratorSpec, path: str | Path | None = None)
     canon = t.index.get(normalize_name(name))
     if canon is None:
         raise _unknown("accelerator", name, t.index, [s.name for s in t.rows])
-    return next(s for s in t.rows if s.name == canon)
+    return t.by_name(canon)
 
 
 def _resolve(path: str | Path | None, table: str) -> Path:
@@ -601,4 +608,4 @@ def get_model(name: str | ModelSpec, path: str | Path | None = None) -> ModelSpe
     canon = t.index.get(normalize_name(name))
     if canon is None:
         raise _unknown("model", name, t.index, [s.name for s in t.rows])
-    return next(s for s in t.rows if s.name == canon)
+    return t.by_name(canon)
