@@ -113,6 +113,9 @@ class ColumnMapping:
                 raise TraceError(f"a column mapping must be a mapping, got {type(mapping).__name__}",
                                  path=path, expected="{arrival: col, input_tokens: col, output_tokens: col, unit: s}")
             allowed = {f for f in cls.__dataclass_fields__}
+            # the canonical column names are accepted as keys too
+            aliases = {"arrival_s": "arrival", "time": "arrival", "timestamp": "arrival"}
+            mapping = {aliases.get(k, k): v for k, v in mapping.items()}
             for k in mapping:
                 if k not in allowed:
                     raise TraceError("unknown key in the column mapping", path=path, column=str(k),
@@ -287,7 +290,9 @@ def _parse_times(s: pd.Series, unit: str, path, lines, col: str) -> tuple[np.nda
                          f"timestamp beyond the year 2096 when read in {unit}{hint}",
                          "a plausible time unit (s, ms, us, ns)")
     absolute = bool(secs.size) and float(secs.min()) > EPOCH_MIN_S
-    ns = np.round(num * UNITS_NS[unit]).astype(np.int64) if unit != "ns" else num.astype(np.int64)
+    # whole and fractional parts separately: float64 cannot hold epoch times in ns exactly
+    whole = np.floor(num)
+    ns = whole.astype(np.int64) * UNITS_NS[unit] + np.round((num - whole) * UNITS_NS[unit]).astype(np.int64)
     return ns, absolute
 
 
