@@ -66,6 +66,10 @@ HBM bytes
 Interconnect (TP, Megatron style): per layer two all-reduces of ``T*h*act_bytes`` plus one
 for the vocab-parallel embedding; ring all-reduce puts ``2(tp-1)/tp * M`` on the link per GPU,
 i.e. ``2(tp-1) * M`` for the replica.  Logits are gathered to rank 0: ``(tp-1)/tp * T_out*V*act``.
+``comm_messages`` counts the collectives of one forward pass (``2L + 2``), all on the critical
+path.  MoE experts are sharded like TP (vLLM's expert parallelism without DP-attention moves
+the same all-reduce volume); an all-to-all expert-parallel dispatch is not modelled.  K/V
+projection weights replicated when ``tp > kv_heads`` are not added to the weight reads.
 
 Precision: FLOPs do not depend on precision; bytes do.  A sub-16-bit weight precision applies to
 the transformer's linear layers; embeddings, LM head, norms and routers stay in the activation
@@ -76,6 +80,7 @@ models).  ``kv_precision=None`` means the activation dtype (vLLM's ``kv_cache_dt
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -246,10 +251,22 @@ def _get(model: Any, attr: str, default: Any = None) -> Any:
 
 
 def architecture(model: Any) -> Architecture:
-    """Normalise a model spec into an :class:`Architecture` (cached per object id is not worth
-    it: this is a few dozen multiplications)."""
+    """Normalise a model spec into an :class:`Architecture` (memoised for hashable specs such
+    as the catalog's frozen :class:`~fleet.catalog.ModelSpec`)."""
     if isinstance(model, Architecture):
         return model
+    try:
+        return _architecture_cached(model)
+    except TypeError:                     # unhashable spec object
+        return _architecture(model)
+
+
+@functools.lru_cache(maxsize=256)
+def _architecture_cached(model: Any) -> Architecture:
+    return _architecture(model)
+
+
+def _architecture(model: Any) -> Architecture:
     name = str(_get(model, "name", "model"))
     try:
         L = int(model.layers)
@@ -741,7 +758,9 @@ class TrainCost:
     flops: all FLOPs executed (with recomputation); model_flops: without recomputation
     (``3 x forward``, the MFU numerator); *_comm_bytes: bytes put on links by all GPUs; tp and
     pp traffic is intra-/inter-node per the parallel layout, dp traffic is the gradient
-    synchronisation."""
+    synchronisation; *_messages: collectives on ONE GPU's critical path (its pipeline stage's
+    layers and its data-parallel replica's micro-batches), for a latency term;
+    micro_batches: over all replicas."""
 
     flops: float
     model_flops: float
@@ -841,10 +860,13 @@ def training_step_cost(model: Any, tokens_per_step: int, *, precision: str = "bf
     hbm = w_reads + grad_traffic + act + opt
 
     n_tp_ar = (6 if recompute else 4) * arch.layers
+    m_rep = math.ceil(m / dp)                        # micro-batches one DP replica runs
     tp_comm = n_tp_ar * 2.0 * (tp - 1) * D * arch.hidden * act_b if tp > 1 else 0.0
-    tp_msgs = n_tp_ar * m if tp > 1 else 0
+    # messages: collectives on one GPU's critical path (its stage's layers, its replica's
+    # micro-batches); the pipeline bubble is not counted
+    tp_msgs = math.ceil(n_tp_ar / pp) * m_rep if tp > 1 else 0
     pp_comm = 2.0 * (pp - 1) * D * arch.hidden * act_b
-    pp_msgs = 2 * (pp - 1) * m
+    pp_msgs = 2 * m_rep if pp > 1 else 0
     if dp <= 1:
         dp_comm, dp_msgs = 0.0, 0
     elif zero_stage == 0:
