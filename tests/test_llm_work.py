@@ -333,6 +333,19 @@ def test_training_comm(llama8):
     assert rc.tp_comm_bytes == pytest.approx(1.5 * t.tp_comm_bytes)
     solo = training_step_cost(llama8, D)
     assert solo.comm_bytes == 0
+    # critical-path collectives of one GPU: 4 per layer of its stage per micro-batch of its replica
+    assert t.micro_batches == D // 4096
+    assert t.tp_messages == (4 * L // 2) * (D // 4096 // 8)
+    assert t.pp_messages == 2 * (D // 4096 // 8)
+
+
+def test_published_training_compute():
+    """Published totals: GPT-3 175B on 300B tokens 3.14e23 FLOPs (Brown et al. 2020, table D.1);
+    Llama 3.1 405B on 15.6T tokens at 8k context 3.8e25 FLOPs (Llama 3 paper, sec. 3.2.1)."""
+    gpt3 = training_step_cost(GPT3, int(300e9), seq_len=2048)
+    assert gpt3.model_flops == pytest.approx(3.14e23, rel=0.03)
+    l405 = training_step_cost(get_model("llama-3.1-405b"), int(15.6e12), seq_len=8192)
+    assert l405.model_flops == pytest.approx(3.8e25, rel=0.05)
 
 
 def test_training_memory(llama70):
