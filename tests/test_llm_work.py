@@ -3,7 +3,6 @@ tests for the LLM work model (fleet.workload.llm)."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import pytest
