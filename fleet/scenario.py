@@ -271,6 +271,7 @@ class TrainingSynth(Strict):
 
 class TrainingDemand(Strict):
     pool: str | None = None                   # None: the only training pool
+    model: str | None = None                  # for jobs without a model (None: llama-3.1-8b)
     jobs: Path | None = None
     synth: TrainingSynth | None = None
     #: deferrable jobs wait for a release signal: fixed release times (s) by job id, or all at a time

@@ -228,6 +228,7 @@ class TrainingScheduler:
                 deadline_s=float(row["deadline_s"]), fail_at_s=float(row["fail_at_s"]), profile=prof,
                 total_steps=steps, order=order))
         self.events = 0
+        self.busy_gpu_s = 0.0    # GPU-seconds allocated to jobs
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
@@ -408,6 +409,7 @@ class TrainingScheduler:
         plan: RunPlan = att.plan  # type: ignore[attr-defined]
         t0, t1, e = plan_segments(job.profile, plan, t, self.interval_s)
         job.energy_j += float(e.sum())
+        self.busy_gpu_s += job.gpus * max(0.0, t - att.t_start)
         for k, g in att.alloc:
             share = g / job.gpus
             self._seg.append((np.full(len(t0), f"{self.pool}/s{k}", dtype=object), t0, t1, e * share))

@@ -1,0 +1,405 @@
+"""Wiring: a :class:`~fleet.scenario.Scenario` in, a :class:`~fleet.sim.result.SimResult` out.
+
+``simulate(scenario)``:
+
+1. demand: every inference demand's trace (read, windowed, rate-scaled, time-shifted) or
+   synthetic stream, labelled with its model and merged into one request table;
+2. profiles: one :class:`~fleet.frontier.ServingProfile` per (pool, served model) from
+   :func:`fleet.frontier.build_serving_profile` at the pool's power cap (or from
+   ``profile_factory``, the hook tests and the planner use);
+3. the serving engine (:class:`fleet.sim.engine.Engine`): one engine pool per (pool, model),
+   named like the scenario pool when it serves one model, else ``f"{pool}:{model}"``; one router
+   per model over every pool that serves it;
+4. training pools (:mod:`fleet.sim.training`) on their own SimPy clock (they share nothing with
+   serving until a power-capping controller couples them);
+5. the power tree and telemetry (:mod:`fleet.sim.power`), and the pool table.
+
+Horizon: ``simulation.horizon_s``, or the end of the demand (the last synthetic hour, the last
+trace arrival, the last training submission) plus :data:`DRAIN_S` for requests in flight; always
+rounded up to a whole number of telemetry intervals so every telemetry bin is complete.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ..errors import FleetError, ScenarioError
+from .power import Placement, bin_energy, build_tree, rollup, telemetry
+from .result import POOL_COLUMNS, JOB_COLUMNS, SimResult
+
+#: seconds added after the end of the demand when no horizon is given (requests in flight finish)
+DRAIN_S = 120.0
+#: model trained by jobs that name none
+DEFAULT_TRAINING_MODEL = "llama-3.1-8b"
+
+
+def _sub_seed(seed: int, *key: int) -> int:
+    return int(np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *key]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------- demand
+def build_requests(sc) -> tuple[pd.DataFrame, float]:
+    """The merged request table of every inference demand and the end of the demand (s)."""
+    from ..catalog import get_model
+    from ..workload import synth, traces
+
+    frames, end = [], 0.0
+    for k, d in enumerate(sc.demand.inference):
+        where = f"demand.inference[{k}]"
+        model = get_model(d.model).name
+        try:
+            if d.trace is not None:
+                tr = d.trace
+                df = traces.read_trace(tr.path, tr.format, tr.mapping)
+                if tr.window is not None:
+                    df = traces.window(df, tr.window[0], tr.window[1])
+                if tr.rate_scale != 1.0:
+                    df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(sc.seed, 1, k))
+                if tr.time_shift_s:
+                    df = traces.time_shift(df, tr.time_shift_s)
+                d_end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
+                if tr.window is not None:
+                    d_end = max(d_end, tr.window[1] - tr.window[0] + tr.time_shift_s)
+            else:
+                sy = d.synth
+                tokens = None
+                if sy.input_tokens is not None or sy.output_tokens is not None:
+                    base = synth.AZURE_CONV_LOGNORMAL
+                    sig = math.sqrt(math.log(1.0 + sy.tokens_cv ** 2))
+                    mi, mo = base.mean()
+                    mi = sy.input_tokens or mi
+                    mo = sy.output_tokens or mo
+                    tokens = synth.LognormalTokens(math.log(mi) - sig * sig / 2, sig,
+                                                   math.log(mo) - sig * sig / 2, sig, 0.0,
+                                                   source=f"lognormal means {mi:g}/{mo:g}, cv {sy.tokens_cv:g}")
+                seed = sy.seed if sy.seed is not None else _sub_seed(sc.seed, 2, k)
+                duration = sy.hours * 3600.0
+                df = synth.synth_trace(sy.profile, sy.rate, duration, seed, cv=sy.cv, tokens=tokens,
+                                       peak_to_trough=sy.peak_to_trough, peak_hour=sy.peak_hour,
+                                       servegen_model=sy.servegen_model)
+                d_end = duration
+        except FleetError as exc:
+            if isinstance(exc, ScenarioError):
+                raise
+            raise ScenarioError(str(exc), path=sc.path, field=where) from None
+        df = df.copy()
+        df["model"] = model
+        frames.append(df)
+        end = max(end, d_end)
+    if not frames:
+        return pd.DataFrame({"request_id": np.zeros(0, np.int64), "arrival_s": np.zeros(0),
+                             "input_tokens": np.zeros(0, np.int64), "output_tokens": np.zeros(0, np.int64),
+                             "model": np.zeros(0, dtype=object)}), 0.0
+    if len(frames) == 1:
+        req = frames[0]
+    else:
+        req = traces.merge(frames)
+    return req, end
+
+
+def build_jobs(sc, pool) -> pd.DataFrame:
+    """The training job table of a training pool (empty if the demand has none for it)."""
+    from ..workload import jobs as wjobs
+
+    tr = sc.demand.training
+    tpools = sc.training_pools()
+    target = None
+    if tr is not None:
+        target = tr.pool or (tpools[0].name if len(tpools) == 1 else None)
+    if tr is None or target != pool.name:
+        return pd.DataFrame(columns=list(wjobs.JOB_COLUMNS))
+    try:
+        if tr.jobs is not None:
+            df = wjobs.read_jobs(tr.jobs)
+        else:
+            s = tr.synth
+            df = wjobs.generate_jobs(n=s.jobs, horizon_s=s.hours * 3600.0,
+                                     seed=s.seed if s.seed is not None else _sub_seed(sc.seed, 3),
+                                     deferrable_frac=s.deferrable_fraction,
+                                     max_gpus=min(pool.gpus, s.max_gpus or pool.gpus),
+                                     model=s.model or tr.model)
+    except FleetError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+    df = df.copy()
+    default = tr.model or DEFAULT_TRAINING_MODEL
+    df["model"] = [m if isinstance(m, str) and m else default for m in df["model"]]
+    return df
+
+
+# ---------------------------------------------------------------------- profiles
+ProfileFactory = Callable[..., object]
+
+
+def default_profile_factory(*, model: str, accelerator: str, tp: int, precision: str,
+                            kv_precision: str | None, power_cap_w: float | None, max_batch: int | None):
+    from ..frontier import build_serving_profile
+
+    return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
+                                 power_cap_w=power_cap_w, max_batch=max_batch)
+
+
+@dataclass
+class _Group:
+    """One engine pool: a served model of a scenario pool."""
+
+    pool: str
+    engine_pool: str
+    model: str
+    replicas: int
+    tp: int
+    profile: object
+
+
+def _groups(sc, factory: ProfileFactory) -> list[_Group]:
+    from ..catalog import get_accelerator, get_model
+
+    out = []
+    for i, pool in enumerate(sc.fleet.pools):
+        if pool.role != "serving":
+            continue
+        acc = get_accelerator(pool.accelerator).name
+        used = sum(s.replicas * s.tp for s in pool.serve if s.replicas is not None)
+        for j, s in enumerate(pool.serve):
+            model = get_model(s.model).name
+            reps = s.replicas if s.replicas is not None else (pool.gpus - used) // s.tp
+            try:
+                prof = factory(model=model, accelerator=acc, tp=s.tp, precision=s.precision,
+                               kv_precision=s.kv_precision, power_cap_w=pool.power_cap_w, max_batch=s.max_batch)
+            except FleetError as exc:
+                if isinstance(exc, ScenarioError):
+                    raise
+                raise ScenarioError(str(exc), path=sc.path, field=f"fleet.pools[{i}].serve[{j}]") from None
+            name = pool.name if len(pool.serve) == 1 else f"{pool.name}:{model}"
+            out.append(_Group(pool.name, name, model, int(reps), s.tp, prof))
+    return out
+
+
+# ---------------------------------------------------------------------- simulate
+def _horizon(sc, demand_end: float, jobs_end: float) -> float:
+    dt = sc.simulation.telemetry_interval_s
+    h = sc.simulation.horizon_s
+    if h is None:
+        end = max(demand_end, jobs_end)
+        if end <= 0:
+            raise ScenarioError("no demand to simulate and no horizon: give simulation.horizon_s",
+                                path=sc.path, field="simulation.horizon_s")
+        h = end + DRAIN_S
+    return math.ceil(h / dt - 1e-9) * dt
+
+
+def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
+             profile_factory: ProfileFactory | None = None,
+             requests: pd.DataFrame | None = None) -> SimResult:
+    """Simulate ``scenario`` (a :class:`~fleet.scenario.Scenario` or a path to one).
+
+    ``mode`` overrides ``simulation.mode``; ``progress`` shows a progress bar; ``requests``
+    replaces the scenario's inference demand (a canonical table with a ``model`` column);
+    ``profile_factory(model=, accelerator=, tp=, precision=, kv_precision=, power_cap_w=,
+    max_batch=)`` replaces the energy model's profile builder.
+    """
+    from ..catalog import get_accelerator
+    from ..frontier.training import build_training_profile
+    from ..hardware.accelerator import build_accelerator
+    from ..scenario import Scenario, load_scenario
+    from .engine import Engine
+    from .training import run_training
+
+    sc: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    wall0 = time.perf_counter()
+    sim = sc.simulation
+    mode = mode or sim.mode
+    progress = sim.progress if progress is None else progress
+    dt = sim.telemetry_interval_s
+    factory = profile_factory or default_profile_factory
+
+    if requests is None:
+        req, demand_end = build_requests(sc)
+    else:
+        req = requests
+        demand_end = float(req["arrival_s"].max()) if len(req) else 0.0
+    tpools = sc.training_pools()
+    job_tables = {p.name: build_jobs(sc, p) for p in tpools}
+    jobs_end = max([float(j["submit_s"].max()) for j in job_tables.values() if len(j)] or [0.0])
+    horizon = _horizon(sc, demand_end, jobs_end)
+    groups = _groups(sc, factory)
+
+    # ---------------------------------------------------------------- serving
+    eng = Engine(horizon, seed=sc.seed, mode=mode,
+                 series_interval_s=dt if "series" in sim.record else None)
+    by_model: dict[str, list[_Group]] = {}
+    for g in groups:
+        chunked = next(s for s in sc.fleet.pool(g.pool).serve
+                       if (g.engine_pool == g.pool or g.engine_pool.endswith(":" + g.model)))
+        eng.add_serving_pool(g.engine_pool, g.profile, g.replicas, g.model, max_batch=chunked.max_batch,
+                             chunked_prefill=chunked.chunked_prefill,
+                             max_prefill_tokens=chunked.max_prefill_tokens)
+        by_model.setdefault(g.model, []).append(g)
+    for model in by_model:
+        eng.set_router(model, sim.router)
+    if len(req):
+        eng.add_requests(req)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(horizon), unit="sim-s", desc=f"simulate {sc.name}", leave=False)
+        step = max(horizon / 200.0, dt)
+
+        def _tick(e, now, _bar=bar):
+            _bar.n = round(now)
+            _bar.refresh()
+
+        eng.every(step, _tick)
+    run = eng.run()
+    if bar is not None:
+        bar.n = round(horizon)
+        bar.close()
+
+    # ---------------------------------------------------------------- training
+    seg_parts = [{"node": run.segments.node, "t0": run.segments.t0, "t1": run.segments.t1,
+                  "energy_j": run.segments.energy_j}]
+    job_frames, train_events, busy_gpu_s = [], 0, {}
+    for pool in tpools:
+        acc = build_accelerator(pool.accelerator)
+        cap = pool.power_cap_w
+
+        def prof_for(model, gpus, ci, _acc=acc.name, _cap=cap):
+            return build_training_profile(model, _acc, gpus, power_cap_w=_cap,
+                                          checkpoint_interval_s=ci if ci and ci > 0 else 3600.0)
+
+        servers = [min(pool.gpus_per_server, pool.gpus - k * pool.gpus_per_server) for k in range(pool.servers)]
+        tr = sc.demand.training
+        try:
+            sched = run_training(pool.name, servers, job_tables[pool.name], prof_for, idle_w_per_gpu=acc.idle_w,
+                                 interval_s=dt, horizon_s=horizon,
+                                 release_times=(tr.release_times if tr is not None else None))
+        except FleetError as exc:
+            if isinstance(exc, ScenarioError):
+                raise
+            raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+        seg_parts.append(sched.segments())
+        job_frames.append(sched.jobs_frame())
+        train_events += sched.events
+        busy_gpu_s[pool.name] = sched.busy_gpu_s
+
+    segments = {k: np.concatenate([np.asarray(s[k]) for s in seg_parts]) for k in ("node", "t0", "t1", "energy_j")}
+
+    # ---------------------------------------------------------------- power tree
+    placements: dict[str, list[Placement]] = {}
+    for g in groups:
+        placements.setdefault(g.pool, []).append(
+            Placement(f"{g.engine_pool}/r", g.replicas, g.tp, idle_w=float(g.profile.idle_power_w)))
+    tdp = {p.name: float(get_accelerator(p.accelerator).tdp_w) for p in sc.fleet.pools}
+    spare = {p.name: build_accelerator(p.accelerator).idle_w for p in sc.fleet.pools}
+    tree = build_tree(sc.fleet, placements, tdp_w=tdp, spare_idle_w=spare)
+    binned = bin_energy(segments, tree, dt, horizon)
+    levels = ("gpu", "server", "rack", "row", "site", "pool") if "power" in sim.record \
+        else ("rack", "row", "site", "pool")
+    power = telemetry(None, tree, dt, horizon, levels=levels, binned=binned)
+
+    # ---------------------------------------------------------------- tables
+    requests_df = run.requests.copy()
+    to_pool = {g.engine_pool: g.pool for g in groups}
+    if len(requests_df):
+        requests_df["engine_pool"] = requests_df["pool"]
+        requests_df["pool"] = requests_df["pool"].map(lambda p: to_pool.get(p, p))
+    pools = _pool_table(sc, groups, run.pools, tree, binned, horizon, busy_gpu_s, job_frames)
+    jobs = pd.concat(job_frames, ignore_index=True) if job_frames else \
+        pd.DataFrame({c: pd.Series(dtype=_JOB_DTYPES.get(c, "object")) for c in JOB_COLUMNS})
+    meta = {
+        "scenario": sc.name, "scenario_hash": sc.hash(), "scenario_path": str(sc.path) if sc.path else None,
+        "seed": sc.seed, "horizon_s": horizon, "telemetry_interval_s": dt,
+        "start_utc": sc.start_utc.isoformat(), "mode": mode, "router": sim.router,
+        "events": int(run.meta.get("events", 0)) + train_events,
+        "serving_events": int(run.meta.get("events", 0)), "training_events": train_events,
+        "requests": int(len(requests_df)), "segments": int(len(segments["t0"])),
+        "engine_loop_wall_s": run.meta.get("loop_wall_s"),
+        "profiles": {g.engine_pool: {"model": g.model, "accelerator": g.profile.accelerator, "tp": g.tp,
+                                     "power_cap_w": float(g.profile.power_cap_w),
+                                     "decode_fit_max_rel_err": float(g.profile.decode_fit_max_rel_err),
+                                     "prefill_fit_max_rel_err": float(g.profile.prefill_fit_max_rel_err),
+                                     "calibrated": bool(g.profile.calibrated)} for g in groups},
+        "drain_s": DRAIN_S if sim.horizon_s is None else 0.0,
+    }
+    meta["wall_s"] = time.perf_counter() - wall0
+    return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
+                     meta=meta, series=run.series)
+
+
+_JOB_DTYPES = {"job_id": "int64", "gpus": "int64", "steps": "int64", "restarts": "int64", "submit_s": "float64",
+               "start_s": "float64", "end_s": "float64", "energy_j": "float64", "pool": "object", "status": "object"}
+
+
+def _pool_table(sc, groups, serving: pd.DataFrame, tree, binned, horizon, busy_gpu_s, job_frames) -> pd.DataFrame:
+    from ..catalog import get_accelerator
+
+    rolled_gpu = binned.gpu.sum(axis=1)
+    over = binned.overhead.sum(axis=1)
+    rows = []
+    for pool in sc.fleet.pools:
+        gi = [i for i, g in enumerate(tree.gpu_nodes) if g.pool == pool.name]
+        si = tree.pool_servers(pool.name)
+        gpu_e = float(rolled_gpu[gi].sum())
+        ovh_e = float(over[si].sum())
+        mine = [g for g in groups if g.pool == pool.name]
+        st = serving[serving["pool"].isin([g.engine_pool for g in mine])] if len(serving) else serving
+        row = {"pool": pool.name, "role": pool.role, "accelerator": get_accelerator(pool.accelerator).name,
+               "models": ";".join(g.model for g in mine), "gpus": pool.gpus, "servers": pool.servers,
+               "replicas": sum(g.replicas for g in mine), "tp": max([g.tp for g in mine] or [0]),
+               "power_cap_w": float(pool.power_cap_w) if pool.power_cap_w is not None else math.nan,
+               "gpu_energy_j": gpu_e, "server_overhead_energy_j": ovh_e, "it_energy_j": gpu_e + ovh_e,
+               "input_tokens": 0, "output_tokens": 0, "requests_completed": 0,
+               "busy_fraction": 0.0, "mean_batch": math.nan}
+        if pool.role == "serving" and len(st):
+            reps = st["replicas"].to_numpy()
+            busy = st["busy_fraction"].to_numpy() * reps
+            row.update(input_tokens=int(st["input_tokens"].sum()), output_tokens=int(st["output_tokens"].sum()),
+                       requests_completed=int(st["requests_completed"].sum()),
+                       busy_fraction=float(busy.sum() / reps.sum()) if reps.sum() else 0.0,
+                       mean_batch=float((st["mean_batch"].to_numpy() * busy).sum() / busy.sum())
+                       if busy.sum() > 0 else 0.0)
+        elif pool.role == "training":
+            jf = [j for j in job_frames if len(j) and (j["pool"] == pool.name).any()]
+            tok = sum(int((j["steps"] * j["tokens_per_step"]).sum()) for j in jf)
+            row.update(input_tokens=tok, busy_fraction=busy_gpu_s.get(pool.name, 0.0) / (pool.gpus * horizon),
+                       requests_completed=0)
+        rows.append(row)
+    df = pd.DataFrame.from_records(rows, columns=list(POOL_COLUMNS))
+    return df.astype({"gpus": "int64", "servers": "int64", "replicas": "int64", "tp": "int64",
+                      "input_tokens": "int64", "output_tokens": "int64", "requests_completed": "int64"})
+
+
+# ---------------------------------------------------------------------- output
+def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") -> Path:
+    """Write every table (``requests``, ``power``, ``tree``, ``pools``, ``jobs``, ``series``)
+    as Parquet or CSV plus ``meta.json`` into ``out_dir``, atomically (all or nothing)."""
+    from .._io import atomic_dir
+    from ..commands._common import to_json
+
+    if fmt not in ("parquet", "csv"):
+        raise FleetError(f"unknown output format {fmt!r}; expected parquet or csv")
+    tables = {"requests": result.requests, "power": result.power, "tree": result.tree,
+              "pools": result.pools, "jobs": result.jobs}
+    if result.series is not None:
+        tables["series"] = result.series
+    with atomic_dir(out_dir) as tmp:
+        for name, df in tables.items():
+            df = df.copy()
+            for c in df.columns:
+                if df[c].dtype == object and df[c].map(lambda v: isinstance(v, tuple)).any():
+                    df[c] = df[c].map(lambda v: ";".join(map(str, v)) if isinstance(v, tuple) else v)
+            if fmt == "parquet":
+                df.to_parquet(tmp / f"{name}.parquet", index=False)
+            else:
+                df.to_csv(tmp / f"{name}.csv", index=False)
+        (tmp / "meta.json").write_text(to_json(result.meta) + "\n", encoding="utf-8")
+    return Path(out_dir)
