@@ -280,3 +280,19 @@ def test_electricitymaps_file_with_damaged_value(shared_data, tmp_path):
 
 def test_errors_are_fleet_errors():
     assert issubclass(GridError, FleetError)
+
+
+def test_naive_local_times_across_dst(tmp_path):
+    p = tmp_path / "fallback.csv"
+    # clocks go back in Berlin on 2023-10-29: 02:00 local happens twice, told apart by row order
+    p.write_text("time,price [EUR/MWh]\n2023-10-29 01:00,1\n2023-10-29 02:00,2\n2023-10-29 02:00,3\n2023-10-29 03:00,4\n")
+    s = read_signal(p, tz="Europe/Berlin")
+    assert s.is_regular and len(s) == 4
+    assert s.start == pd.Timestamp("2023-10-28T23:00Z") and s.end == pd.Timestamp("2023-10-29T03:00Z")
+    assert s.to_series("Europe/Berlin").index[0].hour == 1
+    q = tmp_path / "springforward.csv"
+    q.write_text("time,price [EUR/MWh]\n2023-03-26 01:00,1\n2023-03-26 02:30,2\n")
+    with pytest.raises(GridError, match=r"springforward.csv:3, column 'time': .*nonexistent"):
+        read_signal(q, tz="Europe/Berlin")
+    with pytest.raises(GridError, match="unknown time zone 'Mars/Olympus'"):
+        read_signal(q, tz="Mars/Olympus")

@@ -232,10 +232,21 @@ def _parse_times(table: Table, column: str, *, tz: str | None, assume_utc: bool,
                             expected="the time zone given (tz='UTC' or e.g. tz='Europe/Berlin'; CLI --tz), "
                                      "times with an offset such as 2023-01-01T00:00:00Z, or a header that says UTC")
         try:
-            t = t.dt.tz_localize(zone, ambiguous="raise", nonexistent="raise")
+            try:  # the repeated hour when clocks go back: told apart by the order of the rows
+                t = t.dt.tz_localize(zone, ambiguous="infer", nonexistent="raise")
+            except ValueError as exc:
+                if "nonexistent" in str(exc).lower() or "does not exist" in str(exc).lower():
+                    raise
+                t = t.dt.tz_localize(zone, ambiguous="raise", nonexistent="raise")
         except (ValueError, TypeError, OverflowError) as exc:
-            # pytz/zoneinfo errors are ValueError subclasses (AmbiguousTimeError, NonExistentTimeError)
-            raise GridError(f"cannot place the naive times in zone {zone!r}: {exc}", path=table.path, column=column,
+            # pandas' DST errors are ValueError subclasses (AmbiguousTimeError, NonExistentTimeError); find the row
+            line = None
+            m = re.search(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}", str(exc))
+            if m:
+                hit = np.flatnonzero((t == pd.Timestamp(m.group(0))).to_numpy())
+                line = int(table.lines[hit[0]]) if len(hit) else None
+            raise GridError(f"cannot place the naive times in zone {zone!r}: {exc}", path=table.path, line=line,
+                            column=column,
                             expected="a valid IANA zone, and times that exist exactly once in it (DST)") from None
         except Exception as exc:  # unknown zone names raise zoneinfo/pytz specific errors
             raise GridError(f"unknown time zone {zone!r} ({type(exc).__name__})", path=table.path, column=column,

@@ -161,8 +161,17 @@ class Signal:
         return cls(pd.DatetimeIndex(series.index), series.to_numpy(dtype=np.float64), unit, kind,
                    interpolation, source, dict(meta or {}), resolution_s)
 
-    def to_series(self) -> pd.Series:
-        return pd.Series(self.values, index=self.index, name=f"{self.kind} [{self.unit}]")
+    def to_series(self, tz: str | None = None) -> pd.Series:
+        """The values as a pandas Series; the index in UTC, or converted to ``tz`` (e.g. for local-time
+        display: ``to_series("America/Los_Angeles")``).  Inside fleet, times stay UTC."""
+        idx = self.index if tz is None else self.index.tz_convert(tz)
+        return pd.Series(self.values, index=idx, name=f"{self.kind} [{self.unit}]")
+
+    def __repr__(self) -> str:
+        if self.is_constant:
+            return f"Signal.constant({self.values[0]!r}, {self.unit!r}, {self.kind!r})"
+        return (f"Signal({self.kind}, {len(self)} x {self.resolution_s:g} s, {self.start.isoformat()} .. "
+                f"{self.end.isoformat()}, unit={self.unit!r}, {self.interpolation}, source={self.source!r})")
 
     def with_values(self, values: np.ndarray, unit: str | None = None, kind: str | None = None,
                     note: str | None = None) -> "Signal":
