@@ -95,12 +95,24 @@ class SignalInput:
     """An hourly signal resolved for accounting: ``values`` is a float (constant) or a pandas
     Series on a UTC DatetimeIndex (value holds from each index time until the next)."""
 
-    values: float | pd.Series
+    values: Any       # float | pd.Series | fleet.grid.Signal
     unit: str
     description: str
 
     def at(self, times_utc: pd.DatetimeIndex) -> np.ndarray:
-        """Step lookup (value in force at each time), vectorised."""
+        """The value for each hour starting at ``times_utc``: for a :class:`fleet.grid.Signal` the
+        exact time-mean over the hour (sub-hourly and linear signals included); for a Series the
+        step value in force at the hour's start; a float everywhere."""
+        if hasattr(self.values, "bind") and hasattr(self.values, "is_constant"):   # fleet.grid.Signal
+            sig = self.values
+            if len(times_utc) == 0:
+                return np.zeros(0)
+            t0 = pd.Timestamp(times_utc[0])
+            off = (pd.DatetimeIndex(times_utc) - t0).total_seconds().to_numpy()
+            try:
+                return np.asarray(sig.bind(t0, _store=False).mean_over(off, off + 3600.0), dtype=float)
+            except FleetError as exc:
+                raise FleetError(f"{self.description}: {exc}") from None
         if not isinstance(self.values, pd.Series):
             return np.full(len(times_utc), float(self.values))
         s = self.values.sort_index()

@@ -162,3 +162,47 @@ def synthetic_result(seed: int = 0, horizon_s: float = 7200.0, interval_s: float
         meta={"scenario": "synthetic", "seed": seed, "horizon_s": horizon_s,
               "telemetry_interval_s": interval_s, "start_utc": start_utc, "mode": "synthetic"},
     )
+
+
+def synthetic_run_result(seed: int = 0, **kw):
+    """A :class:`~fleet.report.data.RunResult` around :func:`synthetic_result`, with constant grid
+    signals, an SLO per model and plausible energy-model tables (for report tests)."""
+    from .account import SLO, AcceleratorFacts, AccountingInputs, SignalInput, account
+    from .report.data import PoolAnalysis, RunResult
+
+    sim = synthetic_result(seed=seed, **kw)
+    hours = pd.date_range("2023-06-01T00:00Z", periods=72, freq="h")
+    ci = pd.Series(250 + 120 * np.sin(np.arange(72) * 2 * np.pi / 24), index=hours)
+    price = pd.Series(60 + 30 * np.cos(np.arange(72) * 2 * np.pi / 24), index=hours)
+    slo = {"m8b": SLO(ttft_s=0.5, tpot_s=0.04), "m70b": SLO(ttft_s=1.0, tpot_s=0.06)}
+    inputs = AccountingInputs(
+        carbon_intensity=SignalInput(ci, "gCO2e/kWh", "synthetic diurnal intensity"),
+        price=SignalInput(price, "USD/MWh", "synthetic diurnal price"),
+        pue=SignalInput(1.2, "1", "constant 1.2"),
+        accelerators={"H100-SXM": AcceleratorFacts("H100-SXM", 30.3, "test", 25000, 3.0, "test"),
+                      "A100-SXM4-80GB": AcceleratorFacts("A100-SXM4-80GB", 26.3, "test", 12000, 1.6, "test")},
+        slo=slo)
+    acc = account(sim, inputs)
+    br, lb, fr = [], [], []
+    for p in acc.pools.itertuples():
+        if p.role != "serving":
+            continue
+        tot = p.gpu_energy_j / max(p.output_tokens, 1)
+        for m in p.models.split(";"):
+            br.append({"pool": p.pool, "model": m, "accelerator": p.accelerator, "batch": 24,
+                       "power_cap_w": 700.0, "compute_j": 0.3 * tot, "memory_j": 0.4 * tot,
+                       "interconnect_j": 0.05 * tot, "static_j": 0.2 * tot, "model_j": 0.95 * tot,
+                       "simulated_gpu_j": tot})
+            lb.append({"pool": p.pool, "model": m, "lower_bound_j": tot * 1e-4, "method": "synthetic"})
+            tdp = 700.0 if p.accelerator.startswith("H100") else 400.0
+            for f in (0.5, 0.6, 0.7, 0.8, 0.9, 1.0):
+                fr.append({"pool": p.pool, "model": m, "power_cap_w": f * tdp, "cap_fraction": f,
+                           "itl_s": 0.02 / f ** 0.5, "j_per_token": tot * (0.8 + 0.3 * (f - 0.6) ** 2),
+                           "tokens_per_s": 24 / (0.02 / f ** 0.5), "current": f == 1.0})
+    analysis = PoolAnalysis(pd.DataFrame(br), pd.DataFrame(lb), pd.DataFrame(fr), ["synthetic tables"])
+    return RunResult(name="synthetic", title="Synthetic fleet (test)", scenario_hash="0" * 16, seed=seed,
+                     sim=sim, accounts=acc, analysis=analysis,
+                     slo={k: {"ttft_s": v.ttft_s, "tpot_s": v.tpot_s, "e2e_s": None} for k, v in slo.items()},
+                     meta={"version": "test", "git_commit": None, "start_utc": sim.meta["start_utc"],
+                           "horizon_s": sim.meta["horizon_s"], "carbon_signal": "average",
+                           "data_sources": ["synthetic"]})

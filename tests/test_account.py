@@ -216,3 +216,17 @@ def test_llmcarbon_formulas_on_a_hand_computed_case(shared_data):
     # embodied: (16 x 9.78 + 2 x 828.07) kg x 10 h / (5 x 8760 h)
     exp = (16 * 9.78 + 2 * 828.07) * 1e3 * hours / (5 * 365 * 24)
     assert acc.value("carbon.embodied") == pytest.approx(exp, rel=1e-9)
+
+
+def test_grid_signal_inputs_give_exact_hourly_means():
+    """A fleet.grid Signal at 15-minute resolution: each hour uses the mean of its four values."""
+    from fleet.grid import Signal
+    sim = synthetic_result(seed=7, horizon_s=2 * 3600.0, start_utc="2023-06-01T10:00:00+00:00")
+    idx = pd.date_range("2023-06-01T00:00Z", periods=96, freq="15min")
+    vals = np.arange(96, dtype=float) + 100.0
+    sig = Signal.from_series(pd.Series(vals, index=idx), "gCO2e/kWh", kind="average_ci")
+    acc = account(sim, _inputs(SignalInput(sig, "gCO2e/kWh", "15-min test signal")))
+    h = acc.hourly
+    assert list(h["carbon_intensity_g_per_kwh"]) == pytest.approx([vals[40:44].mean(), vals[44:48].mean()])
+    assert acc.value("carbon.operational") == pytest.approx(
+        (h["facility_energy_j"] / J_PER_KWH * h["carbon_intensity_g_per_kwh"]).sum(), rel=1e-12)

@@ -1,1 +1,37 @@
-"""fleet.report"""
+"""fleet.report: the PDF/PNG report, ``summary.json`` and CSV tables of a run.
+
+The report reads a :class:`~fleet.report.data.RunResult` only (results, never simulation or
+planner internals).  :func:`write_report` writes everything into a temporary directory and moves
+it into place when complete (:func:`fleet._io.atomic_dir`): a failed run leaves no half report.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from .._io import atomic_dir, write_json_atomic
+from .data import PoolAnalysis, RunResult
+
+log = logging.getLogger("fleet.report")
+
+__all__ = ["RunResult", "PoolAnalysis", "write_report"]
+
+
+def write_report(r: RunResult, out_dir: str | Path, *, pdf: bool = True, png: bool = True,
+                 dpi: int = 110, progress: Callable[[str], None] | None = None) -> Path:
+    """Write ``report.pdf``, ``figures/*.png``, CSV tables and ``summary.json`` into ``out_dir``
+    (replacing it atomically).  Returns ``out_dir``."""
+    from .pdf import write_pdf_and_pngs
+    from .summary import summary_dict
+    from .tables import write_tables
+
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        files = write_tables(r, tmp)
+        files += write_pdf_and_pngs(r, tmp, pdf=pdf, png=png, dpi=dpi, progress=progress)
+        files.append("summary.json")
+        write_json_atomic(tmp / "summary.json", summary_dict(r, files))
+    log.info("report written to %s", out_dir)
+    return out_dir

@@ -1,0 +1,88 @@
+"""``fleet run SCENARIO`` (the main job) and ``fleet check [PATHS] [--update]`` (scenario regression)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ._common import add_json_flag, emit
+
+
+def _verbosity(p: argparse.ArgumentParser) -> None:
+    # SUPPRESS: given after the sub-command they set the same flags as `fleet -q/-v run ...`
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars or info messages")
+    p.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                   help="log every step; tracebacks on error")
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="run a scenario end to end and write its report",
+                       description="Load SCENARIO, build the frontiers, simulate, account energy, cost and "
+                                   "carbon, and write reports/<scenario>/ (report.pdf, figures/*.png, "
+                                   "CSV tables, summary.json).")
+    p.add_argument("scenario", type=Path, help="scenario YAML file, e.g. scenarios/default.yaml")
+    p.add_argument("-o", "--out", type=Path, default=Path("reports"),
+                   help="folder that receives <scenario>/ (default: reports)")
+    _verbosity(p)
+    add_json_flag(p)
+    p.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("check", help="run scenarios and compare their metrics with their expectations",
+                       description="Run every scenario (a file, or the *.yaml of a folder) that carries "
+                                   "expectations; exit 1 listing every metric outside its tolerance.")
+    c.add_argument("paths", nargs="*", type=Path, default=[Path("scenarios")],
+                   help="scenario files or folders (default: scenarios)")
+    c.add_argument("--update", action="store_true",
+                   help="rewrite the expectations with the actual values (adds a default set where there "
+                        "are none) and show the diff")
+    c.add_argument("--report", type=Path, default=None, metavar="DIR",
+                   help="also write each scenario's report into DIR/<scenario>/")
+    _verbosity(c)
+    add_json_flag(c)
+    c.set_defaults(func=cmd_check)
+
+
+def cmd_run(args) -> int:
+    from ..report.figures import fmt_metric
+    from ..run import run_scenario
+
+    r = run_scenario(args.scenario, args.out, quiet=bool(getattr(args, "quiet", False)))
+    m = r.accounts.metrics
+    out = {"scenario": r.name, "report_dir": r.meta.get("out_dir"), "scenario_hash": r.scenario_hash,
+           "metrics": r.accounts.metrics_dict()}
+    keys = ["energy.it", "energy.facility", "carbon.total", "cost.total", "slo.attainment",
+            "per_1k_tokens.it_energy", "power.it_peak"]
+    text = [f"{r.name}: report in {r.meta.get('out_dir')}/report.pdf"]
+    text += [f"  {k:<26} {fmt_metric(m[k].value, m[k].unit)}" for k in keys if k in m]
+    emit(out, args.json, "\n".join(text))
+    return 0
+
+
+def cmd_check(args) -> int:
+    from ..regress import check_scenario, scenario_files, update_scenario
+
+    files = scenario_files(args.paths)
+    results, n_bad = [], 0
+    for f in files:
+        res = check_scenario(f, report_dir=args.report, quiet=bool(getattr(args, "quiet", False)),
+                             require_expectations=args.update)
+        if args.update and res.error is None and not res.skipped:
+            diff = update_scenario(f, res.metrics)
+            sys.stdout.write(diff if diff else f"{f}: expectations unchanged\n")
+            results.append({"path": str(f), "updated": bool(diff)})
+            continue
+        if not res.ok:
+            n_bad += 1
+        results.append({"path": str(f), "scenario": res.scenario, "ok": res.ok, "skipped": res.skipped,
+                        "error": res.error, "wall_s": res.wall_s,
+                        "failures": [o.describe() for o in res.failures]})
+        if not args.json:
+            print(res.describe(), flush=True)
+    if args.json:
+        emit(results, True)
+    if not args.update and not args.json:
+        checked = sum(1 for r in results if not r.get("skipped"))
+        print(f"{checked} scenarios checked, {n_bad} failed", flush=True)
+    return 1 if n_bad else 0

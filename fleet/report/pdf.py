@@ -1,0 +1,57 @@
+"""The multi-page PDF and the PNG figures (matplotlib, Agg backend, no display needed)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+from .data import RunResult
+from .figures import PAGES
+
+log = logging.getLogger("fleet.report")
+
+
+def _figures(r: RunResult):
+    """Yield (stem, figure) for every page, in order (a page function may return several)."""
+    for stem, _title, draw in PAGES:
+        out = draw(r)
+        figs = out if isinstance(out, list) else [out]
+        for i, fig in enumerate(figs):
+            yield (stem if i == 0 else f"{stem}_{i + 1}"), fig
+
+
+def write_pdf_and_pngs(r: RunResult, out: Path, *, pdf: bool = True, png: bool = True, dpi: int = 110,
+                       progress: Callable[[str], None] | None = None) -> list[str]:
+    """Render every page into ``out/report.pdf`` and ``out/figures/<stem>.png``; returns file names."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_pdf import PdfPages
+
+    files: list[str] = []
+    if png:
+        (out / "figures").mkdir(exist_ok=True)
+    pdf_file = PdfPages(out / "report.pdf", metadata={"Title": r.title, "Creator": "fleet",
+                                                       "Subject": f"scenario {r.name} {r.scenario_hash}"}) \
+        if pdf else None
+    try:
+        with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 11, "figure.dpi": dpi,
+                                    "svg.hashsalt": "fleet", "pdf.compression": 6}):
+            for stem, fig in _figures(r):
+                log.info("report page %s", stem)
+                if progress:
+                    progress(stem)
+                if pdf_file is not None:
+                    pdf_file.savefig(fig)
+                if png:
+                    fig.savefig(out / "figures" / f"{stem}.png", dpi=dpi)
+                    files.append(f"figures/{stem}.png")
+                plt.close(fig)
+    finally:
+        if pdf_file is not None:
+            pdf_file.close()
+    if pdf:
+        files.append("report.pdf")
+    return files
