@@ -14,9 +14,10 @@ events (arrival, the prefill step that admits it, the span end at which it compl
 its output length.  SimPy's own per-event cost (a timeout and a process resume) is measured by
 ``tests/test_bench_sim.py``; our heap event costs a fraction of it.
 
-Ordering at equal times: heap events (step ends, periodic callbacks) before SimPy events before
-arrivals; among heap events, insertion order.  This makes completions free room before an
-arrival at the same instant is routed, and makes runs deterministic.
+Ordering at equal times: arrivals first, then heap events (step ends, periodic callbacks), then
+SimPy events; among heap events, insertion order.  An idle replica wakes through a zero-delay
+heap event, so requests arriving at the same instant are batched into one prefill step.  Runs
+are deterministic.
 
 Horizon: arrivals at or after ``horizon_s`` never enter the system (status ``dropped``,
 ``drop_reason`` ``after_horizon``); events at or before the horizon run; work in flight at the
@@ -189,8 +190,11 @@ class Engine:
                            max_prefill_tokens=int(max_prefill_tokens))
         self._pools.append(pool)
         self._pool_by_name[name] = pool
-        # replicas need the request store; they are created in run()
-        pool._n_replicas = int(replicas)  # type: ignore[attr-defined]
+        iteration = self.mode == "iteration"
+        for k in range(int(replicas)):
+            r = Replica(self, pool, k, self._node(f"{name}/r{k}"), profile, iteration)
+            pool.replicas.append(r)
+            self._replicas.append(r)
         return pool
 
     def set_router(self, model: str, router) -> None:
@@ -225,8 +229,8 @@ class Engine:
                               _Periodic(self, float(interval_s), callback), 0))
 
     def replicas(self, pool: str | None = None) -> list[Replica]:
-        """Replicas (of one pool, or all); available once :meth:`run` has started (use
-        :meth:`every` or a SimPy process to act on them during the run)."""
+        """Replicas (of one pool, or all), in pool order then index (use :meth:`every` or a
+        SimPy process on ``eng.env`` to act on them during the run)."""
         if pool is None:
             return list(self._replicas)
         return list(self._pool_by_name[pool].replicas)
@@ -263,12 +267,8 @@ class Engine:
         S = RequestStore(df, default)
         self._store = S
         self._n = S.n
-        iteration = self.mode == "iteration"
-        for pool in self._pools:
-            for k in range(pool._n_replicas):  # type: ignore[attr-defined]
-                r = Replica(self, pool, k, self._node(f"{pool.name}/r{k}"), pool.profile, iteration)
-                pool.replicas.append(r)
-                self._replicas.append(r)
+        for r in self._replicas:
+            r.S = S
         # routers per model code
         self._route: list[Any] = []
         self._model_reps: list[list[Replica]] = []
@@ -364,19 +364,21 @@ class Engine:
         while True:
             th = heap[0][0] if heap else INF
             ts = squeue[0][0] if squeue else INF
-            if th <= ts and th <= ta:
+            if th <= ts and th < ta:
                 if th > H or th == INF:
                     break
                 t, _, obj, g = heappop(heap)
                 env._now = t
                 obj._fire(t, g)
                 events += 1
-            elif ts <= ta:
+            elif ts < ta:
                 if ts > H:
                     break
                 env.step()
                 events += 1
             else:
+                if ta == INF:
+                    break
                 env._now = ta
                 pick, lim = single if single is not None else fast[mcode[ai]]
                 if pick is not None and inp[ai] + out[ai] <= lim:
@@ -433,7 +435,7 @@ class Engine:
             e = float(np.frombuffer(r.seg, dtype=np.float64)[2::3].sum()) if len(r.seg) else 0.0
             rows.append({"pool": r.pool.name, "replica": r.index, "node": r.node,
                          "accelerator": r.profile.accelerator, "model": r.pool.model,
-                         "energy_j": e, "busy_s": r.busy_s, "batch_s": r.batch_s,
+                         "energy_j": e, "idle_energy_j": r.idle_j, "busy_s": r.busy_s, "batch_s": r.batch_s,
                          "input_tokens": r.tokens_in, "output_tokens": r.tokens_out,
                          "recomputed_tokens": r.recomputed_tokens,
                          "requests_completed": r.completed, "preemptions": r.preemptions,

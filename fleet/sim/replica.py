@@ -74,8 +74,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
     from .serving import ServingPool
 
-IDLE, PREFILL, DECODE = 0, 1, 2
-PHASE_NAMES = ("idle", "prefill", "decode")
+IDLE, PREFILL, DECODE, WAKE = 0, 1, 2, 3
+PHASE_NAMES = ("idle", "prefill", "decode", "idle")
 KV_WATERMARK = 0.01     # vLLM's default block watermark, as a fraction of the KV cache
 
 
@@ -93,7 +93,7 @@ class Replica:
         "gen", "t_phase", "span_n", "span_b", "span_C0", "span_end", "pf_batch", "pf_tok",
         "pf_reserved", "pf_done", "just_preempted", "seg", "_heap", "_cnt", "S", "n_in",
         "load_arr", "load_idx", "load_inv", "kv_arr", "busy_s", "batch_s", "tokens_in",
-        "tokens_out", "recomputed_tokens", "completed", "preemptions", "capacity",
+        "tokens_out", "recomputed_tokens", "completed", "preemptions", "capacity", "idle_j",
     )
 
     def __init__(self, eng: "Engine", pool: "ServingPool", index: int, node_id: int,
@@ -130,13 +130,14 @@ class Replica:
         self.seg = array("d")                # (t0, t1, energy_j) triples of this replica
         self._heap = eng._heap
         self._cnt = eng._counter
-        self.S = eng._store
+        self.S = eng._store                  # the request store, set by the engine at run()
         self.n_in = 0                        # requests routed here and not finished (queued + running)
         self.load_arr = None                 # router load vector (numpy) and this replica's slot
         self.load_idx = 0
         self.load_inv = 1.0
         self.kv_arr = None
         self.busy_s = 0.0
+        self.idle_j = 0.0                    # energy of the idle segments (J)
         self.batch_s = 0.0                   # integral of running batch over busy time (s)
         self.tokens_in = 0
         self.tokens_out = 0
@@ -210,7 +211,7 @@ class Replica:
         """Modelled power now (W): idle power, the mean power of the prefill step in flight, or
         the power of the decode iteration in flight."""
         ph = self.phase
-        if ph == IDLE:
+        if ph == IDLE or ph == WAKE:
             return self.idle_w
         if ph == DECODE:
             b = self.span_b
@@ -269,8 +270,11 @@ class Replica:
     def _fire(self, now: float, gen: int) -> None:
         if gen != self.gen:
             return                      # a span that was cut short: stale event
-        if self.phase == DECODE:
+        ph = self.phase
+        if ph == DECODE:
             self._end_decode(now)
+        elif ph == WAKE:
+            pass
         elif self.chunked:
             self._end_mixed(now)
         else:
@@ -280,7 +284,9 @@ class Replica:
     def _close_idle(self, now: float) -> None:
         t0 = self.t_phase
         if now > t0:
-            self.seg.extend((t0, now, self.idle_w * (now - t0)))
+            e = self.idle_w * (now - t0)
+            self.idle_j += e
+            self.seg.extend((t0, now, e))
 
     def on_arrival(self, i: int, now: float) -> None:
         """A request (row ``i``) routed to this replica arrives at ``now``."""
@@ -293,9 +299,13 @@ class Replica:
             la[self.load_idx] = self.n_in * self.load_inv
         ph = self.phase
         if ph == IDLE:
+            # wake up through a zero-delay event, so that every arrival of this instant is
+            # queued before the first step is formed (arrivals run before heap events at a tie)
             self._close_idle(now)
             self.eng._busy += 1
-            self._schedule(now)
+            self.phase = WAKE
+            self.t_phase = now
+            self._push(now)
         elif ph == DECODE and was_empty and not self.just_preempted:
             # would the request be admitted at the next iteration boundary?  If so, cut the span.
             b = self.span_b
@@ -698,7 +708,7 @@ class Replica:
         attribute it to the requests in flight."""
         ph = self.phase
         t0 = self.t_phase
-        if t_end <= t0:
+        if t_end <= t0 or ph == WAKE:
             return
         S = self.S
         if ph == IDLE:
@@ -736,9 +746,9 @@ class Replica:
         b = len(self.run)
         if self.chunked and b:
             self.Ecum += (e - pe) * frac / b
-            for i in self.run:
-                S.energy[i] += self.Ecum - S.eentry[i]
-                S.eentry[i] = self.Ecum
+        for i in self.run:          # decode energy of the sequences waiting in the batch
+            S.energy[i] += self.Ecum - S.eentry[i]
+            S.eentry[i] = self.Ecum
         tot = sum(self.pf_tok)
         if tot:
             for i, n in zip(self.pf_batch, self.pf_tok):
