@@ -6,5 +6,7 @@ Everything above this package (sim, plan, account, report) knows the hardware on
 
 from .profile import ServingProfile
 from .build import build_serving_profile, make_replica
+from .frontier import ServingFrontier, build_serving_frontier, operating_point_breakdown, pareto_mask
 
-__all__ = ["ServingProfile", "build_serving_profile", "make_replica"]
+__all__ = ["ServingProfile", "build_serving_profile", "make_replica", "ServingFrontier",
+           "build_serving_frontier", "operating_point_breakdown", "pareto_mask"]

@@ -114,7 +114,9 @@ class Accelerator:
             e45 = c["compute.pj_per_flop_45nm.bf16"]
         node = float(getattr(self.spec, "process_node_nm", None) or 7.0)
         scale = (node / 45.0) ** c["compute.node_exponent"]
-        return e45 * scale * c["compute.operand_delivery_factor"] * 1e-12
+        # tensor-core formats pay operand delivery; fp32 runs on the SIMT pipes (no tensor cores)
+        overhead = c["compute.simt_overhead_factor"] if p == "fp32" else c["compute.operand_delivery_factor"]
+        return e45 * scale * overhead * 1e-12
 
     # ----------------------------------------------------------------- memory
     @property

@@ -1,0 +1,240 @@
+"""``fleet estimate``, ``fleet frontier`` and ``fleet calibrate``: the energy model on the command line.
+
+* ``fleet estimate``: steady-state serving (or, with ``--train``, a training run) of one model on
+  N GPUs: energy per output token, throughput, power, latency and the energy breakdown.
+* ``fleet frontier``: time/energy/power of one decode iteration at a grid of power caps and its
+  Pareto-optimal subset.
+* ``fleet calibrate``: fit a few device constants to the ML.ENERGY measurements and report the
+  error of the uncalibrated and the calibrated model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from ..catalog.device_energy import has_calibration
+from ..errors import ConfigurationError
+from ._common import add_json_flag, emit
+
+
+def _f(v) -> float:
+    return float(np.asarray(v).ravel()[0])
+
+
+def _use_calibrated(args) -> bool:
+    if args.calibrated is None:
+        return has_calibration()
+    return bool(args.calibrated)
+
+
+def _add_replica_args(p, *, batch: bool = True) -> None:
+    p.add_argument("--model", required=True, help="model name or Hugging Face id (fleet models list)")
+    p.add_argument("--gpu", required=True, help="accelerator name (fleet hardware list)")
+    p.add_argument("--gpus", type=int, default=1, help="GPUs per replica (tensor parallel degree)")
+    p.add_argument("--precision", default="bf16", help="weight precision: bf16, fp8, int8, int4, mxfp4 ...")
+    p.add_argument("--kv-precision", default=None, help="KV-cache precision (default: activation dtype)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--calibrated", dest="calibrated", action="store_true", default=None,
+                   help="use the calibrated device constants (default when a calibration exists)")
+    g.add_argument("--uncalibrated", dest="calibrated", action="store_false",
+                   help="use the physical device constants only")
+
+
+# ------------------------------------------------------------------------------------ estimate
+def _estimate(args) -> int:
+    cal = _use_calibrated(args)
+    if args.train:
+        from ..frontier.train_estimate import training_estimate
+        if args.tokens is None:
+            raise ConfigurationError("--train needs --tokens D (training tokens)")
+        out = training_estimate(args.model, args.gpu, args.gpus, float(args.tokens),
+                                seq_len=args.seq_len, precision=args.precision, utilization=args.utilization,
+                                pue=args.pue, carbon_intensity_g_per_kwh=args.carbon_intensity,
+                                power_cap_w=args.power_cap, calibrated=cal)
+        text = (f"{out['model']} on {out['gpus']} x {out['gpu']} (tp={out['layout']['tp']}, dp={out['layout']['dp']}), "
+                f"{out['tokens']:.3g} tokens\n"
+                f"  time            {out['time_days']:.2f} days (step {out['step_time_s']:.2f} s, MFU {out['mfu']:.2f})\n"
+                f"  GPU energy      {out['gpu_energy_mwh']:.1f} MWh, facility {out['facility_energy_mwh']:.1f} MWh (PUE {out['pue']})\n"
+                f"  carbon          {out['operational_co2e_t']:.1f} tCO2e at {out['carbon_intensity_g_per_kwh']:.0f} g/kWh\n"
+                f"  avg power       {out['avg_power_w'] / 1e3:.1f} kW\n"
+                f"  largest micro-batch {out['max_micro_batch_tokens']} tokens per GPU")
+        emit(out, args.json, text)
+        return 0
+    for name in ("batch", "input_tokens", "output_tokens"):
+        if getattr(args, name) is None:
+            raise ConfigurationError(f"--{name.replace('_', '-')} is required (or use --train)")
+        if getattr(args, name) < 1:
+            raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    from ..frontier.build import make_replica
+    from ..frontier.steady import steady_state
+    from ..frontier.work import _llm
+    rep = make_replica(args.model, args.gpu, args.gpus, args.precision, args.kv_precision, calibrated=cal)
+    ctx_len = int(args.input_tokens + args.output_tokens)
+    mb = int(_llm().max_batch(rep.model, rep.acc.memory_bytes, rep.tp, ctx_len, precision=rep.precision,
+                              kv_precision=rep.kv_precision))
+    if args.batch > mb:
+        raise ConfigurationError(
+            f"--batch {args.batch} does not fit: the KV cache of {rep.tp} x {rep.acc.name} holds at most {mb} "
+            f"sequences of {ctx_len} tokens (max_batch); lower --batch, add GPUs or use a lower --kv-precision")
+    if args.power_cap is not None:
+        from ..hardware.energy import check_cap
+        check_cap(rep.device, args.power_cap, rep.acc.name)
+    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=args.power_cap)
+    out = {
+        "model": rep.model_name, "gpu": rep.acc.name, "gpus": rep.tp, "precision": rep.precision,
+        "kv_precision": rep.kv_precision, "batch": int(args.batch),
+        "input_tokens": int(args.input_tokens), "output_tokens": int(args.output_tokens),
+        "power_cap_w": args.power_cap,
+        "energy_per_output_token_j": _f(s.energy_per_output_token_j),
+        "output_tokens_per_s": _f(s.output_tokens_per_s),
+        "avg_power_w": _f(s.avg_power_w),
+        "itl_ms": 1e3 * _f(s.itl_s),
+        "ttft_ms": 1e3 * _f(s.ttft_s),
+        "breakdown_j": {k: _f(v) for k, v in s.breakdown_j.items()},
+        "max_batch": mb,
+        "calibrated": bool(rep.acc.constants.calibrated),
+        "clock_fraction": _f(s.clock_fraction),
+        "energy_per_request_j": _f(s.energy_per_output_token_j) * args.output_tokens,
+        "kv_capacity_tokens": rep.kv_capacity_tokens,
+        "idle_power_w": rep.tp * rep.acc.idle_w,
+    }
+    br = out["breakdown_j"]
+    text = (f"{out['model']} on {out['gpus']} x {out['gpu']} ({out['precision']}), batch {out['batch']}, "
+            f"{out['input_tokens']} in / {out['output_tokens']} out"
+            f"{'' if args.power_cap is None else f', cap {args.power_cap:g} W'}"
+            f" [{'calibrated' if out['calibrated'] else 'uncalibrated'}]\n"
+            f"  energy / output token  {out['energy_per_output_token_j']:.4f} J "
+            f"(compute {br['compute']:.4f}, memory {br['memory']:.4f}, interconnect {br['interconnect']:.4f}, "
+            f"static {br['static']:.4f})\n"
+            f"  throughput             {out['output_tokens_per_s']:.0f} tokens/s\n"
+            f"  power                  {out['avg_power_w']:.0f} W (all GPUs)\n"
+            f"  ITL / TTFT             {out['itl_ms']:.1f} ms / {out['ttft_ms']:.1f} ms\n"
+            f"  max batch              {out['max_batch']}")
+    emit(out, args.json, text)
+    return 0
+
+
+# ------------------------------------------------------------------------------------ frontier
+def _frontier(args) -> int:
+    from ..frontier.frontier import build_serving_frontier
+    cal = _use_calibrated(args)
+    fr = build_serving_frontier(args.model, args.gpu, args.gpus, args.precision, args.kv_precision,
+                                max_batch=max(args.batch, 1), n_caps=args.caps, calibrated=cal)
+    if args.batch < 1 or args.batch > fr.max_batch:
+        raise ConfigurationError(f"--batch must be in [1, {fr.max_batch}], got {args.batch}")
+    total_ctx = float(args.batch) * float(args.context)
+    caps, t, e, p, mask = fr.pareto(args.batch, total_ctx)
+    pts = [{"cap_w": float(c), "time_s": float(ti), "energy_j": float(ei), "power_w": float(pi),
+            "energy_per_token_j": float(ei) / args.batch, "pareto": bool(m)}
+           for c, ti, ei, pi, m in zip(caps, t, e, p, mask)]
+    out = {"model": fr.profiles[0].model, "gpu": fr.profiles[0].accelerator, "gpus": fr.profiles[0].tp,
+           "phase": "decode", "batch": args.batch, "context_per_seq": args.context,
+           "calibrated": fr.profiles[0].calibrated,
+           "pareto": [q for q in pts if q["pareto"]], "points": pts}
+    lines = [f"{out['model']} on {out['gpus']} x {out['gpu']}: one decode iteration, batch {args.batch}, "
+             f"{args.context} tokens/seq", f"{'cap W':>7} {'time ms':>9} {'energy J':>9} {'power W':>8}  pareto"]
+    lines += [f"{q['cap_w']:7.0f} {q['time_s'] * 1e3:9.3f} {q['energy_j']:9.3f} {q['power_w']:8.0f}  "
+              f"{'*' if q['pareto'] else ''}" for q in pts]
+    emit(out, args.json, "\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------------ calibrate
+def _parse_inputs(items) -> dict[str, int]:
+    out = {}
+    for it in items or []:
+        if "=" not in it:
+            raise ConfigurationError(f"--input-tokens {it!r}; expected TASK=TOKENS, e.g. lm-arena-chat=350")
+        k, v = it.split("=", 1)
+        try:
+            out[k.strip()] = int(v)
+        except ValueError:
+            raise ConfigurationError(f"--input-tokens {it!r}: {v!r} is not an integer") from None
+    return out
+
+
+def _calibrate(args) -> int:
+    from ..frontier.mlenergy import DEFAULT_HOLDOUT, calibrate, load_problem
+    from ..hardware.calibrate import write_calibration
+    from ..catalog.device_energy import load_device_constants
+    t0 = time.perf_counter()
+    prob = load_problem(args.data, input_tokens=_parse_inputs(args.input_tokens))
+    holdout = tuple(args.holdout.split(",")) if args.holdout else DEFAULT_HOLDOUT
+    rep = calibrate(prob, holdout=holdout)
+    fit = rep.pop("_fit")
+    rep["seconds"] = time.perf_counter() - t0
+    if args.write:
+        base = load_device_constants(False)
+        path = write_calibration(fit, base, data=args.data,
+                                 summary={"dense_calibrated": rep["calibrated"]["dense"]["overall"],
+                                          "dense_uncalibrated": rep["uncalibrated"]["dense"]["overall"]})
+        rep["written"] = str(path)
+    emit(rep, args.json, _calibration_text(rep))
+    return 0
+
+
+def _calibration_text(rep: dict) -> str:
+    names = {"energy_per_token_j": "energy/token", "output_throughput_tok_s": "throughput",
+             "avg_power_w_total": "power"}
+    lines = [f"ML.ENERGY calibration: {rep['rows_used']} rows used ({rep['dense_rows']} dense, {rep['moe_rows']} MoE); "
+             f"skipped: " + ", ".join(f"{k}: {v}" for k, v in rep["skipped"].items()),
+             "input tokens assumed per task: " + ", ".join(f"{k}={v}" for k, v in rep["input_tokens_assumed"].items()),
+             "fitted constants (physical -> calibrated, range):"]
+    for k, v in rep["fitted"].items():
+        lines.append(f"  {k:36s} {v['physical']:.4g} -> {v['value']:.4g} {v['unit']}  [{v['range'][0]:g}, {v['range'][1]:g}]")
+    lines.append("absolute percentage error, median / p90:")
+    for arch in ("dense", "moe"):
+        for model in ("uncalibrated", "calibrated"):
+            for scope, errs in rep[model][arch].items():
+                cells = "  ".join(f"{names[m]} {e['median_ape_pct']:5.1f}/{e['p90_ape_pct']:5.1f}%"
+                                  for m, e in errs.items() if e["n"])
+                n = next(iter(errs.values()))["n"]
+                lines.append(f"  {arch:5s} {model:12s} {scope:16s} n={n:3d}  {cells}")
+    if "holdout" in rep:
+        h = rep["holdout"]
+        cells = "  ".join(f"{names[m]} {e['median_ape_pct']:5.1f}/{e['p90_ape_pct']:5.1f}%"
+                          for m, e in h["errors_on_heldout"].items())
+        lines.append(f"  held-out models {', '.join(h['models'])} (fit without them, n={h['rows']}): {cells}")
+    if "written" in rep:
+        lines.append(f"calibrated constants written to {rep['written']}")
+    lines.append(f"({rep['seconds']:.1f} s)")
+    return "\n".join(lines)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("estimate", help="energy, throughput and latency of serving (or training) one model",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_replica_args(p)
+    p.add_argument("--batch", type=int, help="running batch (concurrent requests)")
+    p.add_argument("--input-tokens", type=int, help="prompt tokens per request")
+    p.add_argument("--output-tokens", type=int, help="output tokens per request")
+    p.add_argument("--power-cap", type=float, default=None, help="per-GPU power cap (W)")
+    p.add_argument("--train", action="store_true", help="estimate a training run instead of serving")
+    p.add_argument("--tokens", type=float, default=None, help="training tokens D (with --train)")
+    p.add_argument("--seq-len", type=int, default=4096, help="training sequence length (with --train)")
+    p.add_argument("--utilization", type=float, default=None,
+                   help="achieved fraction of attainable matmul throughput in training (default 0.75)")
+    p.add_argument("--pue", type=float, default=1.2, help="power usage effectiveness (facility / IT energy)")
+    p.add_argument("--carbon-intensity", type=float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
+    add_json_flag(p)
+    p.set_defaults(func=_estimate)
+
+    p = sub.add_parser("frontier", help="time-energy Pareto points of a decode iteration over power caps")
+    _add_replica_args(p)
+    p.add_argument("--batch", type=int, default=64, help="running batch")
+    p.add_argument("--context", type=int, default=1024, help="context tokens per sequence")
+    p.add_argument("--caps", type=int, default=11, help="number of caps from the min to the max limit")
+    add_json_flag(p)
+    p.set_defaults(func=_frontier)
+
+    p = sub.add_parser("calibrate", help="fit device constants to the ML.ENERGY measurements; report errors")
+    p.add_argument("--data", required=True, help="mlenergy_v3_llm_configs_h100.csv")
+    p.add_argument("--write", action="store_true", help="write fleet/catalog/device_energy_calibrated.yaml")
+    p.add_argument("--input-tokens", action="append", metavar="TASK=N",
+                   help="override an assumed prompt length per task (repeatable)")
+    p.add_argument("--holdout", default=None, help="comma-separated models left out of the hold-out fit")
+    add_json_flag(p)
+    p.set_defaults(func=_calibrate)

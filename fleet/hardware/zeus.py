@@ -1,0 +1,148 @@
+"""Validation of the DVFS / power-cap model against the Zeus (NSDI'23) power-limit profiles.
+
+The Zeus files (``summary_power_{gpu}.csv``) hold, for DNN training workloads (dataset, network,
+batch size, optimizer), the epoch time and average GPU power at each power limit.  We compare
+the *shape*: per workload, time and energy (= time x power) normalised to their values at the
+highest limit, then the median across workloads at each limit.
+
+How a workload is modelled (stated assumptions, two shared parameters, nothing per point):
+
+* A training step is a busy phase plus, for input-bound workloads, GPU-idle gaps (data loading,
+  host work) that no clock change shortens.  The busy phase spends a fraction ``phi`` of its
+  time in compute-bound kernels (time ~ 1/f, energy ~ V^2) and ``1 - phi`` in memory-bound
+  kernels (time and HBM energy unchanged).  ``phi`` is shared by all workloads of all GPUs.
+* The busy phase's work (FLOPs, bytes) at max clock is the accelerator's attainable rates times
+  those time fractions, at precision ``precision`` (shared; Zeus trained in fp32 without AMP,
+  on CUDA cores).  Its power comes from the same device constants as every other prediction.
+* Each workload's busy share ``u`` is read from its MEASURED power at the highest limit
+  (``P1 = u P_busy + (1 - u) P_idle``): an observation of the workload, not a fit to the curve.
+* The power limiter acts on the busy phase (its averaging window is short against a training
+  step's kernels): the busy phase runs at the highest clock whose power fits under the cap; the
+  idle gaps burn idle power and take the same time at every cap.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..errors import InputError
+from .accelerator import Accelerator
+from .energy import Device, WorkArrays, evaluate
+
+KEYS = ["dataset", "network", "batch_size", "optimizer"]
+#: Zeus file name -> catalog accelerator (the power-limit ranges match these parts)
+ZEUS_GPUS = {"v100": "V100-PCIe-32GB", "a40": "A40", "rtx6000": "RTX6000", "p100": "P100"}
+
+#: shared workload assumptions (see module docstring)
+ZEUS_PHI = 0.6
+ZEUS_PRECISION = "fp32"
+
+
+@dataclass(frozen=True)
+class Curves:
+    limits: np.ndarray        # W
+    time: np.ndarray          # median normalised time per limit
+    energy: np.ndarray        # median normalised energy per limit
+
+    @property
+    def argmin_energy(self) -> float:
+        return float(self.limits[int(np.argmin(self.energy))])
+
+
+def load_zeus(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path, expected="a Zeus summary_power_*.csv")
+    df = pd.read_csv(path)
+    need = KEYS + ["power_limit", "time_per_epoch", "average_power"]
+    miss = [c for c in need if c not in df.columns]
+    if miss:
+        raise InputError(f"missing columns {miss}", path=path, line=1, expected=", ".join(need))
+    df = df.copy()
+    df["energy"] = df["time_per_epoch"] * df["average_power"]
+    return df
+
+
+def measured_curves(df: pd.DataFrame) -> tuple[Curves, pd.DataFrame]:
+    """Median normalised curves and the per-workload reference rows (at the highest limit)."""
+    top = df["power_limit"].max()
+    ref = df[df["power_limit"] == top].groupby(KEYS)[["time_per_epoch", "energy", "average_power"]].mean()
+    j = df.join(ref, on=KEYS, rsuffix="_ref").dropna(subset=["time_per_epoch_ref"])
+    j["nt"] = j["time_per_epoch"] / j["time_per_epoch_ref"]
+    j["ne"] = j["energy"] / j["energy_ref"]
+    g = j.groupby("power_limit")[["nt", "ne"]].median()
+    return Curves(g.index.to_numpy(float), g["nt"].to_numpy(), g["ne"].to_numpy()), ref.reset_index()
+
+
+def busy_work(acc: Accelerator, phi: float = ZEUS_PHI, precision: str = ZEUS_PRECISION) -> tuple[WorkArrays, Device]:
+    """One second (at max clock) of the busy phase: compute-bound share ``phi``."""
+    dev = Device.from_accelerator(acc, precision, 1)
+    work = WorkArrays(flops=phi * dev.f_att, lin_bytes=0.0, kv_bytes=(1.0 - phi) * dev.bw_att,
+                      steps=0.0, layers=0.0, seqs=0.0)
+    return work, dev
+
+
+def _phase_table(acc: Accelerator, phi: float, precision: str, n: int = 400):
+    """Time, energy, power of the compute phase and the memory phase over a clock grid."""
+    dev = Device.from_accelerator(acc, precision, 1)
+    x = np.linspace(dev.vf.x_min, 1.0, n)
+    comp = evaluate(WorkArrays(flops=phi * dev.f_att, lin_bytes=0.0, kv_bytes=0.0, steps=0.0), dev, clock=x)
+    mem = evaluate(WorkArrays(flops=0.0, lin_bytes=0.0, kv_bytes=(1.0 - phi) * dev.bw_att, steps=0.0), dev, clock=x)
+    return dev, comp, mem
+
+
+def _capped(op, cap: float, idle: float) -> tuple[float, float]:
+    """(time, energy) of one phase at the highest clock whose power fits under ``cap``."""
+    pw, t, e = op.power_w, op.time_s, op.energy_j
+    ok = pw <= cap + 1e-9
+    if ok.any():
+        j = int(np.nonzero(ok)[0].max())
+        return float(t[j]), float(e[j])
+    t2 = max((e[0] - idle * t[0]) / max(cap - idle, 1e-9), t[0])     # duty-cycled
+    return float(t2), float(e[0] + idle * (t2 - t[0]))
+
+
+def predicted_curves(acc: Accelerator, limits, p1_measured, *, phi: float = ZEUS_PHI,
+                     precision: str = ZEUS_PRECISION) -> Curves:
+    """Model median normalised curves for workloads with measured max-limit powers ``p1``.
+
+    The busy phase is a compute-bound part (``phi`` of its max-clock time) and a memory-bound
+    part; the limiter reacts within milliseconds, so each part runs at the highest clock whose
+    own power fits under the cap.
+    """
+    limits = np.asarray(limits, float)
+    p1 = np.asarray(p1_measured, float)
+    dev, comp, mem = _phase_table(acc, phi, precision)
+    idle = float(dev.idle_w)
+    tb, eb = np.empty(len(limits)), np.empty(len(limits))
+    for i, cap in enumerate(limits):
+        tc, ec = _capped(comp, cap, idle)
+        tm, em = _capped(mem, cap, idle)
+        tb[i], eb[i] = tc + tm, ec + em
+    top = int(np.argmax(limits))
+    p_busy = eb[top] / tb[top]
+    u = np.clip((p1 - idle) / max(p_busy - idle, 1e-9), 0.0, 1.0)      # busy share per workload
+    t = u[None, :] * tb[:, None] + (1 - u[None, :])
+    e = u[None, :] * eb[:, None] + (1 - u[None, :]) * idle
+    nt = t / t[top]
+    ne = e / e[top]
+    return Curves(limits, np.median(nt, axis=1), np.median(ne, axis=1))
+
+
+def validate(path: str | Path, acc: Accelerator, *, phi: float = ZEUS_PHI, precision: str = ZEUS_PRECISION) -> dict:
+    """Measured vs predicted median curves for one Zeus file."""
+    df = load_zeus(path)
+    meas, ref = measured_curves(df)
+    pred = predicted_curves(acc, meas.limits, ref["average_power"].to_numpy(), phi=phi, precision=precision)
+    return {
+        "gpu": acc.name, "workloads": int(len(ref)), "limits_w": meas.limits.tolist(),
+        "measured_time": meas.time.tolist(), "predicted_time": pred.time.tolist(),
+        "measured_energy": meas.energy.tolist(), "predicted_energy": pred.energy.tolist(),
+        "max_abs_err_time": float(np.max(np.abs(pred.time - meas.time))),
+        "max_abs_err_energy": float(np.max(np.abs(pred.energy - meas.energy))),
+        "argmin_energy_measured_w": meas.argmin_energy, "argmin_energy_predicted_w": pred.argmin_energy,
+    }
