@@ -42,7 +42,10 @@ def test_azure_conv_coalesced_matches_iteration(azure_conv, max_batch, kv):
     res = {m: run_mode(azure_conv, m, prof, max_batch=max_batch) for m in ("coalesced", "iteration")}
     c, it = res["coalesced"], res["iteration"]
     assert len(c.requests) == len(azure_conv) == 19_366
-    assert (c.requests.status == "completed").all() and (it.requests.status == "completed").all()
+    fits = azure_conv.input_tokens + azure_conv.output_tokens <= prof.kv_capacity_tokens
+    for r in (c, it):
+        assert (r.requests.status[fits.to_numpy()] == "completed").all()
+        assert (r.requests.drop_reason[~fits.to_numpy()] == "exceeds_kv_capacity").all()
     e_c, e_i = c.segments.energy_j.sum(), it.segments.energy_j.sum()
     assert abs(e_c - e_i) / e_i < 0.01
     for col in ("ttft_s", "tpot_s", "e2e_s"):
@@ -55,4 +58,5 @@ def test_azure_conv_coalesced_matches_iteration(azure_conv, max_batch, kv):
         assert c.requests.preemptions.sum() > 10
     # and in fact the same schedule, to rounding
     np.testing.assert_allclose(c.requests.completion_s, it.requests.completion_s, rtol=1e-9)
+    np.testing.assert_allclose(c.requests.energy_j, it.requests.energy_j, rtol=1e-9)
     assert e_c == pytest.approx(e_i, rel=1e-9)
