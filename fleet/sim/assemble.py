@@ -259,7 +259,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
             _bar.refresh()
 
         eng.every(step, _tick)
-    run = eng.run()
+    run = eng.run() if groups else _empty_run(horizon)
     if bar is not None:
         bar.n = round(horizon)
         bar.close()
@@ -333,6 +333,20 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     meta["wall_s"] = time.perf_counter() - wall0
     return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
                      meta=meta, series=run.series)
+
+
+def _empty_run(horizon: float):
+    """What a serving engine with no pools returns (a training-only fleet)."""
+    from .engine import Segments, ServingRun
+    from .result import REQUEST_COLUMNS
+
+    dtypes = {c: ("int64" if d.startswith("int64") else "float64" if d.startswith("float64") else "object")
+              for c, d in REQUEST_COLUMNS.items()}
+    req = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
+    z = np.zeros(0)
+    return ServingRun(requests=req, segments=Segments(np.zeros(0, np.int32), z, z, z, []),
+                      pools=pd.DataFrame(columns=["pool"]), replicas=pd.DataFrame(), series=None,
+                      meta={"events": 0, "horizon_s": horizon})
 
 
 _JOB_DTYPES = {"job_id": "int64", "gpus": "int64", "steps": "int64", "restarts": "int64", "submit_s": "float64",
