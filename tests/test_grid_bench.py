@@ -58,6 +58,16 @@ def test_lookup_speed(shared_data):
         np.testing.assert_array_equal(ref, b.at(t_vec[:1000]))
         print(f"grid lookup {name:34s}: scalar value_at {ns_scalar:7.1f} ns/lookup; "
               f"vectorised at() over 1M times {ns_vec:6.2f} ns/lookup")
+    # through the Signal method (one more call layer than the bound closure)
+    caiso.bind(start)
+    sva = caiso.value_at
+
+    def via_signal():
+        for t in t_list:
+            sva(t)
+
+    print(f"grid lookup {'Signal.value_at after bind()':34s}: scalar value_at "
+          f"{_median_ns(via_signal, N_SCALAR):7.1f} ns/lookup")
     # energy weighting of 1M intervals that straddle hour boundaries
     a = t_vec
     e = np.full(N_VEC, 1e3)

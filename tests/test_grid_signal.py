@@ -120,6 +120,10 @@ def test_weighted_carbon_of_1kw_for_a_day_is_the_sum_of_hourly_intensities(caiso
     intervals = np.minimum(dt, 86400 - t)
     got = caiso.integrate_power(t, np.full(len(t), 1000.0), intervals, start_utc=day)
     assert got == pytest.approx(want_g, rel=1e-12)
+    # energy per interval + interval starts (and lengths): 1 kWh per 15 minutes is 4 kWh per hour
+    starts = np.arange(0, 86400, 900.0)
+    assert caiso.weighted_sum(np.full(96, 3.6e6 / 4), starts, None, day, interval_s=900.0) == \
+        pytest.approx(want_g, rel=1e-12)
     # one interval covering the whole day
     assert caiso.weighted_sum(86400 * 1000.0, 0.0, 86400.0, day) == pytest.approx(want_g, rel=1e-12)
     # a clock that starts mid-hour: same physical day

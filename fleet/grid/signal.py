@@ -419,6 +419,8 @@ class Signal:
         b = BoundSignal(self, to_utc(start_utc))
         if _store:
             self._bound = b
+            # the instance attribute shadows the method: signal.value_at(t) is the bound closure itself
+            self.__dict__["value_at"] = b.value_at
         return b
 
     def value_at(self, t_s: float) -> float:
@@ -460,13 +462,18 @@ class Signal:
 
     # ------------------------------------------------------------------ energy weighting
     def weighted(self, energy_j: np.ndarray | float, start_s: np.ndarray | float, end_s: np.ndarray | float | None = None,
-                 start_utc: Any = None) -> np.ndarray:
+                 start_utc: Any = None, *, interval_s: np.ndarray | float | None = None) -> np.ndarray:
         """Per interval: energy ``energy_j`` spent uniformly over ``[start_s, end_s)`` times the exact
         time-mean of the signal over that interval, converted by the signal's energy unit.
 
         Result units: gCO2e for a ``gCO2e/kWh`` signal, USD for ``USD/MWh``, J for a ratio (PUE).
-        ``end_s=None`` (or ``end_s == start_s``) uses the value at ``start_s``.
+        Give the interval ends as ``end_s`` or as lengths ``interval_s`` (``end_s = start_s + interval_s``);
+        with neither (or ``end_s == start_s``) the energy is weighted by the value at ``start_s``.
         """
+        if interval_s is not None:
+            if end_s is not None:
+                raise GridError("weighted: give end_s or interval_s, not both")
+            end_s = np.asarray(start_s, dtype=np.float64) + np.asarray(interval_s, dtype=np.float64)
         pe = per_energy(self.unit)
         if pe is None:
             raise GridError(f"{self.describe_where()}: unit {self.unit!r} cannot weight an energy",
@@ -481,9 +488,9 @@ class Signal:
             mean = mean.reshape(np.broadcast_shapes(np.shape(a), np.shape(end_s)))
         return e * mean / pe[1]
 
-    def weighted_sum(self, energy_j, start_s, end_s=None, start_utc: Any = None) -> float:
+    def weighted_sum(self, energy_j, start_s, end_s=None, start_utc: Any = None, *, interval_s=None) -> float:
         """Total of :meth:`weighted` (gCO2e, USD or J, see :attr:`weighted_unit`)."""
-        return float(np.sum(self.weighted(energy_j, start_s, end_s, start_utc)))
+        return float(np.sum(self.weighted(energy_j, start_s, end_s, start_utc, interval_s=interval_s)))
 
     @property
     def weighted_unit(self) -> str:
@@ -497,7 +504,7 @@ class Signal:
         t = np.asarray(time_s, dtype=np.float64)
         p = np.asarray(power_w, dtype=np.float64)
         dt = np.broadcast_to(np.asarray(interval_s, dtype=np.float64), t.shape)
-        return self.weighted_sum(p * dt, t, t + dt, start_utc)
+        return self.weighted_sum(p * dt, t, None, start_utc, interval_s=dt)
 
     # ------------------------------------------------------------------ statistics
     def hour_of_day_profile(self) -> np.ndarray:
