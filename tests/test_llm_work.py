@@ -499,3 +499,40 @@ def test_measured_itl_never_beats_the_roofline_floor(shared_data):
     ratios.sort()
     assert ratios[0] >= 1.0                          # nothing beats physics
     assert ratios[len(ratios) // 2] <= 4.0           # and the floor is not vacuous
+
+
+H100_SXM_PHYSICAL_BYTES = 81559 * 2**20   # what nvidia-smi reports for the "80 GB" H100 SXM
+
+
+def test_every_measured_deployment_fits(shared_data):
+    """ML.ENERGY v3 (H100, vLLM): every deployment of a catalog model must fit our memory plan
+    on its GPU count at the catalog's 80 GB, and the KV cache its measured running batch used
+    (``batch`` sequences of half the mean output; prompts ignored, so a floor) must fit in the
+    KV space our plan gives on the physical 80 GiB part at 95 % utilisation.  One row sits at the
+    limit: gpt-oss-20b with 2047 running sequences needs 1.025 x that space, so ML.ENERGY ran
+    vLLM above 0.95 utilisation or its allocator is leaner than ours; we allow 5 %.  Without
+    the sliding-window saving the gpt-oss rows could not have run at all."""
+    import pandas as pd
+    from fleet.errors import CatalogError
+
+    d = pd.read_csv(shared_data / "mlenergy-llm-inference-energy-h100" / "mlenergy_v3_llm_configs_h100.csv")
+    prec = {"bfloat16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4"}
+    checked, window_needed = 0, 0
+    for r in d.itertuples():
+        try:
+            m = get_model(r.model_id)
+        except CatalogError:
+            continue
+        gpus = r.num_gpus // r.data_parallel
+        p = prec[r.weight_precision]
+        assert memory_plan(m, 80e9, gpus, precision=p).fits, (r.model_id, gpus)
+        plan = memory_plan(m, H100_SXM_PHYSICAL_BYTES, gpus, precision=p, reserve_fraction=0.05)
+        batch = r.avg_batch_size / r.data_parallel
+        ctx = r.avg_output_len / 2
+        need = batch * kv_bytes_per_sequence(m, ctx, plan.kv_precision, tp=gpus)
+        assert need <= 1.05 * plan.kv_bytes_available, (r.model_id, gpus, need / plan.kv_bytes_available)
+        no_window = batch * ctx * kv_bytes_per_token(m, plan.kv_precision) * kv_replication(m, gpus)
+        window_needed += no_window > plan.kv_bytes_available
+        checked += 1
+    assert checked >= 250
+    assert window_needed >= 3
