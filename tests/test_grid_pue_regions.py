@@ -112,3 +112,24 @@ def test_missing_shared_data_says_how_to_give_a_file(monkeypatch, tmp_path):
     monkeypatch.setattr(regions_mod, "shared_data_dir", lambda: tmp_path)
     with pytest.raises(GridError, match=r"reference file missing: .*US-CAL-CISO_2023_hourly.csv.*FLEET_SHARED_DATA"):
         load_region_signals("caiso", "average_ci")
+
+
+def test_grid_imports_nothing_else_from_fleet(repo_root):
+    """fleet/grid may import only fleet.errors, fleet.paths and fleet._io from the rest of fleet."""
+    import ast
+
+    allowed = {"errors", "paths", "_io"}
+    for f in sorted((repo_root / "fleet" / "grid").glob("*.py")):
+        tree = ast.parse(f.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                if node.level == 2:  # from ..x import y
+                    mod = (node.module or "").split(".")[0]
+                    names = [a.name for a in node.names] if not node.module else [mod]
+                    assert set(names) <= allowed, f"{f.name}: from ..{node.module or ''} import {names}"
+                elif node.level == 0 and node.module and node.module.startswith("fleet"):
+                    parts = node.module.split(".")
+                    assert len(parts) > 1 and parts[1] in allowed | {"grid"}, f"{f.name}: {node.module}"
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    assert not a.name.startswith("fleet") or a.name.split(".")[1] in allowed | {"grid"}, f.name
