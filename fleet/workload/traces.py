@@ -229,7 +229,7 @@ def _col_error(path, lines, mask, col, values, what, expected) -> TraceError:
 
 def _parse_tokens(s: pd.Series, path, lines, col: str, allow_zero: bool = False) -> np.ndarray:
     """Token counts as int64; every bad value is a TraceError naming its line."""
-    if s.dtype.kind in "iu":
+    if s.dtype.kind in "iu" and not s.isna().any():
         arr = s.to_numpy(dtype=np.int64)
     else:
         raw = s.to_numpy(dtype=object)
@@ -392,13 +392,18 @@ def _csv_chunks(path: Path, m: ColumnMapping, fmt: str, chunksize: int, failed: 
         check_columns(header, list(m.extras().values()), path)
     dtypes = {c: object for c in usecols if c not in needed}
     try:
-        reader = pd.read_csv(path, usecols=usecols, chunksize=chunksize, skip_blank_lines=False,
+        # no usecols: with it pandas silently ignores rows with too many fields
+        reader = pd.read_csv(path, chunksize=chunksize, skip_blank_lines=False,
                              dtype=dtypes, skipinitialspace=True, encoding="utf-8",
                              keep_default_na=True, na_values=[""], engine="c")
         rows = 0
         with reader:
             for frame in reader:
+                if not isinstance(frame.index, pd.RangeIndex):
+                    raise TraceError("rows have more fields than the header", path=path, line=rows + 2,
+                                     expected=f"{len(header)} comma-separated fields per row")
                 frame.columns = [str(c).strip() for c in frame.columns]
+                frame = frame[usecols]
                 lines = np.arange(rows, rows + len(frame), dtype=np.int64) + 2
                 rows += len(frame)
                 yield _frame_to_raw(frame, m, path, lines, fmt, failed)
