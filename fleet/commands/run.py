@@ -17,6 +17,20 @@ def _verbosity(p: argparse.ArgumentParser) -> None:
                    help="log every step; tracebacks on error")
 
 
+def _quiet_libraries(args) -> None:
+    """Default: a progress bar and the result; --verbose: fleet's step log (INFO/DEBUG) without the
+    plotting libraries' debug chatter; --quiet: warnings only."""
+    import logging
+
+    for name in ("matplotlib", "PIL", "fontTools"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    if not getattr(args, "verbose", False):
+        for name in ("fleet.run", "fleet.report", "fleet.regress"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+    elif getattr(args, "verbose", False):
+        logging.getLogger("fleet").setLevel(logging.DEBUG)
+
+
 def register(sub) -> None:
     p = sub.add_parser("run", help="run a scenario end to end and write its report",
                        description="Load SCENARIO, build the frontiers, simulate, account energy, cost and "
@@ -48,6 +62,7 @@ def cmd_run(args) -> int:
     from ..report.figures import fmt_metric
     from ..run import run_scenario
 
+    _quiet_libraries(args)
     r = run_scenario(args.scenario, args.out, quiet=bool(getattr(args, "quiet", False)))
     m = r.accounts.metrics
     out = {"scenario": r.name, "report_dir": r.meta.get("out_dir"), "scenario_hash": r.scenario_hash,
@@ -63,6 +78,7 @@ def cmd_run(args) -> int:
 def cmd_check(args) -> int:
     from ..regress import check_scenario, scenario_files, update_scenario
 
+    _quiet_libraries(args)
     files = scenario_files(args.paths)
     results, n_bad = [], 0
     for f in files:

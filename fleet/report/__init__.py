@@ -19,6 +19,16 @@ log = logging.getLogger("fleet.report")
 __all__ = ["RunResult", "PoolAnalysis", "write_report"]
 
 
+def _readable(root: Path) -> None:
+    """Temporary files and folders are created private (0600/0700); a report is for reading."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for p in [root, *root.rglob("*")]:
+        p.chmod((0o777 if p.is_dir() else 0o666) & ~mask)
+
+
 def write_report(r: RunResult, out_dir: str | Path, *, pdf: bool = True, png: bool = True,
                  dpi: int = 110, progress: Callable[[str], None] | None = None) -> Path:
     """Write ``report.pdf``, ``figures/*.png``, CSV tables and ``summary.json`` into ``out_dir``
@@ -33,5 +43,6 @@ def write_report(r: RunResult, out_dir: str | Path, *, pdf: bool = True, png: bo
         files += write_pdf_and_pngs(r, tmp, pdf=pdf, png=png, dpi=dpi, progress=progress)
         files.append("summary.json")
         write_json_atomic(tmp / "summary.json", summary_dict(r, files))
+        _readable(tmp)
     log.info("report written to %s", out_dir)
     return out_dir

@@ -443,6 +443,10 @@ def draw_energy_per_token(r: RunResult):
         ax.bar(x, v, bottom=bottom, color=COMPONENT_COLORS[c], width=0.55,
                label=f"{c} (energy model, steady state)")
         bottom += v
+    for xi, tot in zip(x, bottom):
+        if tot > 0:
+            ax.annotate(f"{tot:.3g} J", (xi, tot), xytext=(0, 3), textcoords="offset points",
+                        ha="center", fontsize=8)
     ax.plot(x, d["simulated_gpu_j"], "kD", ms=8, label="simulated GPU energy / output tokens")
     ax.plot(x, d["facility_j"], "r^", ms=8, label="facility energy (IT x PUE) / output tokens")
     ax.set_xticks(x, [f"{p}\n{a}" for p, a in zip(d["pool"], d["accelerator"])], fontsize=9)
@@ -555,7 +559,7 @@ def draw_frontier(r: RunResult):
     for i, (key, g) in enumerate(data.items()):
         c = colors[i % len(colors)]
         ax.plot(g["itl_s"] * 1e3, g["j_per_token"], "-o", color=c, ms=4, label=key)
-        for row in g.iloc[[0, -1]].itertuples():
+        for row in g.itertuples():
             ax.annotate(f"{row.power_cap_w:.0f} W", (row.itl_s * 1e3, row.j_per_token),
                         xytext=(5, 4), textcoords="offset points", fontsize=7, color=c)
         cur = g[g["current"]]

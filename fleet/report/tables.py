@@ -10,7 +10,7 @@ from ..account import iter_metric_rows
 from .data import RunResult
 
 #: above this many requests the per-request table is written as Parquet instead of CSV
-MAX_CSV_REQUESTS = 500_000
+MAX_CSV_REQUESTS = 100_000
 
 
 def write_tables(r: RunResult, out: Path) -> list[str]:
