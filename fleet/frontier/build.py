@@ -116,15 +116,21 @@ def _cap_args(rep: Replica, power_cap_w, clock):
     return {}
 
 
+def _scalar(op: OperatingPoint) -> OperatingPoint:
+    return OperatingPoint(*(float(np.asarray(getattr(op, f)).ravel()[0]) for f in op.__dataclass_fields__))
+
+
 def decode_point(rep: Replica, batch: int, context_per_seq: float, *, power_cap_w=None, clock=None) -> OperatingPoint:
-    """The direct model (no fit) for one decode iteration."""
+    """The direct model (no fit) for one decode iteration of ``batch`` sequences of
+    ``context_per_seq`` cached tokens each (scalar fields)."""
     w = decode_grid(rep.model_name, [batch], [context_per_seq], rep.precision, rep.kv_precision, rep.tp)
-    return evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock))
+    return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
 
 
 def prefill_point(rep: Replica, n_tokens: int, *, power_cap_w=None, clock=None) -> OperatingPoint:
+    """The direct model (no fit) for one prefill of ``n_tokens`` prompt tokens (scalar fields)."""
     w = prefill_work(rep.model_name, int(n_tokens), rep.precision, rep.kv_precision, rep.tp)
-    return evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock))
+    return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
 
 
 def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill_range) -> ServingProfile:

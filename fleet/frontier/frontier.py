@@ -9,6 +9,7 @@ is both faster and cheaper in energy).
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -32,6 +33,9 @@ class ServingFrontier:
     pre_t: np.ndarray                   # (n, 3)
     pre_e: np.ndarray                   # (n, 3)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_caps_list", [float(c) for c in self.caps_w])
+
     @property
     def max_batch(self) -> int:
         return self.profiles[0].max_batch
@@ -41,7 +45,7 @@ class ServingFrontier:
         lo, hi = float(self.caps_w[0]), float(self.caps_w[-1])
         if not (lo - 1e-9 <= cap_w <= hi + 1e-9):
             raise ConfigurationError(f"power cap {cap_w:g} W is outside the frontier's range [{lo:g}, {hi:g}] W")
-        i = int(np.searchsorted(self.caps_w, cap_w + 1e-9, side="right")) - 1
+        i = bisect.bisect_right(self._caps_list, cap_w + 1e-9) - 1
         return self.profiles[max(i, 0)]
 
     def decode_points(self, batch: int, context_tokens: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

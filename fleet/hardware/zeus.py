@@ -71,7 +71,7 @@ def measured_curves(df: pd.DataFrame) -> tuple[Curves, pd.DataFrame]:
     """Median normalised curves and the per-workload reference rows (at the highest limit)."""
     top = df["power_limit"].max()
     ref = df[df["power_limit"] == top].groupby(KEYS)[["time_per_epoch", "energy", "average_power"]].mean()
-    j = df.join(ref, on=KEYS, rsuffix="_ref").dropna(subset=["time_per_epoch_ref"])
+    j = df.merge(ref.add_suffix("_ref"), left_on=KEYS, right_index=True, how="inner")
     j["nt"] = j["time_per_epoch"] / j["time_per_epoch_ref"]
     j["ne"] = j["energy"] / j["energy_ref"]
     g = j.groupby("power_limit")[["nt", "ne"]].median()
