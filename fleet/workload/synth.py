@@ -143,15 +143,17 @@ class RateProfile:
         return k * per + np.interp(rem, grid, knots)
 
     def inverse_cumulative(self, lam) -> np.ndarray:
-        """t such that Lambda(t) = lam (the left-most one where the rate is zero)."""
+        """t such that Lambda(t) = lam; where lambda is zero on a stretch, the end of the stretch
+        (the next moment an arrival can happen)."""
         lam = np.asarray(lam, dtype=np.float64)
         per = self.rates_rps.sum() * self.step_s
         k, rem = np.divmod(lam, per)
         knots = np.concatenate([[0.0], np.cumsum(self.rates_rps * self.step_s)])
-        grid = np.arange(len(knots)) * self.step_s
-        # np.interp needs increasing x: drop zero-rate windows' repeated knots (keep the first)
-        keep = np.concatenate([[True], np.diff(knots) > 0])
-        return k * self.period_s + np.interp(rem, knots[keep], grid[keep])
+        n = len(self.rates_rps)
+        i = np.clip(np.searchsorted(knots, rem, side="right") - 1, 0, n - 1)
+        r = self.rates_rps[i]
+        off = np.where(r > 0, (rem - knots[i]) / np.where(r > 0, r, 1.0), 0.0)
+        return k * self.period_s + i * self.step_s + np.clip(off, 0.0, self.step_s)
 
     def scaled_to(self, mean_rate_rps: float) -> "RateProfile":
         """The same shape with mean ``mean_rate_rps`` over one period."""
