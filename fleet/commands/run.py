@@ -84,7 +84,11 @@ def cmd_check(args) -> int:
     for f in files:
         res = check_scenario(f, report_dir=args.report, quiet=bool(getattr(args, "quiet", False)),
                              require_expectations=args.update)
-        if args.update and res.error is None and not res.skipped:
+        if args.update and res.error is not None:
+            n_bad += 1
+            print(res.describe(), flush=True)
+            continue
+        if args.update and not res.skipped:
             diff = update_scenario(f, res.metrics)
             sys.stdout.write(diff if diff else f"{f}: expectations unchanged\n")
             results.append({"path": str(f), "updated": bool(diff)})
@@ -98,7 +102,8 @@ def cmd_check(args) -> int:
             print(res.describe(), flush=True)
     if args.json:
         emit(results, True)
-    if not args.update and not args.json:
+    if not args.json:
         checked = sum(1 for r in results if not r.get("skipped"))
-        print(f"{checked} scenarios checked, {n_bad} failed", flush=True)
+        verb = "updated" if args.update else "checked"
+        print(f"{checked} scenarios {verb}, {n_bad} failed", flush=True)
     return 1 if n_bad else 0

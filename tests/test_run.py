@@ -1,0 +1,137 @@
+"""`fleet run`: the whole job on a small scenario, its outputs, errors and determinism."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from fleet.cli import main
+from fleet.run import PlanDecisions, build_frontiers, git_commit, plan_step, progress_enabled, run_scenario
+from fleet.scenario import load_scenario
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_scenario(tmp_path: Path, name: str = "small", **over) -> Path:
+    """Ten minutes of the committed Poisson sample on 2 x H100 (one 2-GPU server)."""
+    data = {
+        "name": name, "seed": 3, "start_utc": "2023-06-01T10:00:00Z",
+        "fleet": {"pools": [{"name": "h100", "accelerator": "H100-SXM", "gpus": 2, "gpus_per_server": 2,
+                             "serve": [{"model": "llama-3.1-8b", "tp": 1}]}],
+                  "power": {"site_budget_w": 2500}},
+        "demand": {"inference": [{"model": "llama-3.1-8b",
+                                  "trace": {"path": str(REPO / "traces" / "poisson_1h.csv"), "window": [0, 600]},
+                                  "slo": {"ttft_s": 0.5, "tpot_s": 0.05}}]},
+        "simulation": {"horizon_s": 600, "telemetry_interval_s": 10},
+        "site": {"carbon_intensity": 300, "price": 80, "pue": 1.3},
+    }
+    for k, v in over.items():
+        data[k] = v
+    p = tmp_path / f"{name}.yaml"
+    p.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return p
+
+
+@pytest.fixture(scope="module")
+def small_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("run")
+    path = small_scenario(d)
+    return path, run_scenario(path, d / "reports", quiet=True)
+
+
+def test_run_writes_a_complete_report(small_run):
+    path, r = small_run
+    out = Path(r.meta["out_dir"])
+    assert out.name == "small" and (out / "report.pdf").stat().st_size > 10_000
+    s = json.loads((out / "summary.json").read_text())
+    sc = load_scenario(path)
+    assert s["scenario"] == "small" and s["scenario_hash"] == sc.hash() and s["seed"] == 3
+    assert s["fleet_version"] == __import__("fleet").__version__
+    assert s["git_commit"] == git_commit()
+    assert s["metrics"]["carbon.operational"]["unit"] == "gCO2e"
+    # the accounts follow the scenario's constants exactly
+    m = r.accounts.metrics
+    assert m["energy.facility"].value == pytest.approx(1.3 * m["energy.it"].value, rel=1e-12)
+    assert m["carbon.operational"].value == pytest.approx(m["energy.facility"].value / 3.6e6 * 300, rel=1e-9)
+    assert m["cost.energy"].value == pytest.approx(m["energy.facility"].value / 3.6e9 * 80, rel=1e-9)
+    # IT energy = GPU + server overhead from the simulation's pool table
+    assert m["energy.it"].value == pytest.approx(float(r.sim.pools["it_energy_j"].sum()), rel=1e-6)
+    assert 0.0 <= m["slo.attainment"].value <= 1.0
+
+
+def test_energy_model_tables_for_the_report(small_run):
+    _, r = small_run
+    a = r.analysis
+    assert list(a.breakdown["pool"]) == ["h100"]
+    b = a.breakdown.iloc[0]
+    parts = b["compute_j"] + b["memory_j"] + b["interconnect_j"] + b["static_j"]
+    assert parts == pytest.approx(b["model_j"], rel=1e-6)         # components add up to the total
+    assert 0 < a.lower_bound["lower_bound_j"].iloc[0] < b["model_j"] * 1e-3
+    f = a.frontier.sort_values("power_cap_w")
+    assert f["current"].sum() == 1 and f[f["current"]]["power_cap_w"].iloc[0] == pytest.approx(700.0)
+    assert (f["itl_s"] > 0).all() and (f["j_per_token"] > 0).all()
+    # lower caps never make an iteration faster
+    assert f["itl_s"].is_monotonic_decreasing
+
+
+def test_same_seed_same_numbers(small_run, tmp_path):
+    path, r = small_run
+    r2 = run_scenario(path, None, quiet=True)
+    for k, m in r.accounts.metrics.items():
+        v2 = r2.accounts.metrics[k].value
+        assert (m.value == v2) or (m.value != m.value and v2 != v2), k
+
+
+def test_plan_step_is_a_stated_no_op(small_run):
+    path, _ = small_run
+    sc = load_scenario(path)
+    d = plan_step(sc, build_frontiers(sc))
+    assert isinstance(d, PlanDecisions) and not d.applied and d.decisions == []
+    sc.plan.enabled = True
+    assert "not built yet" in plan_step(sc, build_frontiers(sc)).note
+
+
+def test_progress_is_quiet_in_ci_and_with_quiet(monkeypatch):
+    monkeypatch.setenv("CI", "true")
+    assert not progress_enabled()
+    monkeypatch.delenv("CI")
+    assert not progress_enabled(quiet=True)
+
+
+def test_cli_run_and_bad_scenario_leaves_nothing(tmp_path, capsys):
+    path = small_scenario(tmp_path, "cli")
+    assert main(["run", str(path), "-o", str(tmp_path / "out"), "--quiet"]) == 0
+    assert (tmp_path / "out" / "cli" / "report.pdf").is_file()
+    text = capsys.readouterr().out
+    assert "report in" in text and "kWh" in text
+    bad = small_scenario(tmp_path, "bad", fleet={"pools": [{"name": "h100", "accelerator": "H100-SXM",
+                                                             "gpus": -4}]})
+    assert main(["run", str(bad), "-o", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"bad\.yaml: fleet\.pools\[0\]\.gpus: expected a positive integer", err), err
+    assert not (tmp_path / "out" / "bad").exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cli"]
+
+
+def test_site_signal_errors_name_the_field(tmp_path):
+    path = small_scenario(tmp_path, "nosig", site={"carbon_intensity": {"region": "atlantis"}})
+    with pytest.raises(Exception) as e:
+        run_scenario(path, tmp_path / "out", quiet=True)
+    assert "site.carbon_intensity" in str(e.value) and "atlantis" in str(e.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_region_signals_from_shared_data(tmp_path, shared_data):
+    path = small_scenario(tmp_path, "caiso", site={"region": "caiso", "pue": 1.1})
+    r = run_scenario(path, None, quiet=True)
+    h = r.accounts.hourly
+    import pandas as pd
+    ci = pd.read_csv(shared_data / "electricitymaps-hourly-ci-2023" / "US-CAL-CISO_2023_hourly.csv",
+                     encoding="utf-8")
+    row = ci[ci["Datetime (UTC)"] == "2023-06-01 10:00:00"].iloc[0]
+    assert h["carbon_intensity_g_per_kwh"].iloc[0] == pytest.approx(row["Carbon Intensity gCO₂eq/kWh (LCA)"])
+    assert "US-CAL-CISO" in r.accounts.metrics["carbon.operational"].note
