@@ -255,3 +255,24 @@ def test_engine_rejects_bad_configuration():
         eng.add_serving_pool("a", toy_profile(), 0, MODEL)
     with pytest.raises(ConfigurationError):
         eng.set_router(MODEL, "random-walk")
+
+
+@pytest.mark.parametrize("mode", ["coalesced", "iteration"])
+def test_horizon_inside_prefill_step(mode):
+    """The horizon falls inside a prefill step (planned together with the decode span after
+    it): only the elapsed fraction of its energy counts and no first token exists yet."""
+    p = toy_profile()
+    tp, ep = p.prefill(10_000)
+    H = 0.1 + 0.4 * tp
+    powers = []
+    eng = Engine(H, 0, mode=mode)
+    eng.add_serving_pool("h100", p, 1, MODEL)
+    eng.add_requests(trace([(0.1, 10_000, 50)]))
+    eng.every(0.1 + 0.2 * tp, lambda e, now: powers.append(e.replicas()[0].power_w), start_s=0.1 + 0.2 * tp)
+    run = eng.run()
+    r = run.requests.iloc[0]
+    assert r.status == "running" and math.isnan(r.first_token_s) and r.admit_s == pytest.approx(0.1)
+    assert r.energy_j == pytest.approx(ep * 0.4, rel=1e-9)
+    assert run.segments.energy_j.sum() == pytest.approx(ep * 0.4 + p.idle_power_w * 0.1, rel=1e-9)
+    assert powers[0] == pytest.approx(ep / tp, rel=1e-9)
+    assert run.pools.output_tokens.iloc[0] == 0 and run.pools.input_tokens.iloc[0] == 0

@@ -27,6 +27,7 @@ runs until every request is done (periodic callbacks then stop when nothing else
 
 from __future__ import annotations
 
+import gc
 import itertools
 import math
 import time
@@ -152,6 +153,7 @@ class Engine:
         self._rec = array("d")
         self._busy = 0
         self._ai = 0
+        self._ta_next = INF      # time of the next arrival (set by the loop before each delivery)
         self._n = 0
         self._ran = False
         self._series: list[tuple] | None = None
@@ -338,6 +340,39 @@ class Engine:
         wall0 = time.perf_counter()
         self._setup()
         S = self._store
+        n = S.n
+        # fast path per model: a built-in router, and every request fits every replica
+        fast = []
+        for m, router in enumerate(self._route):
+            lim = self._limits[m]
+            fast.append((router._pick if isinstance(router, BuiltinRouter) else None,
+                         min(lim[0], lim[2]) if router is not None else -1))
+        # the loop allocates millions of short-lived tuples and no reference cycles: the cyclic
+        # garbage collector would only rescan the live objects again and again
+        gc_was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            events, ai = self._loop(S, fast)
+        finally:
+            if gc_was_enabled:
+                gc.enable()
+        self._ai = n
+        for k in range(ai, n):          # arrivals at or after the horizon
+            S.status[k] = ST_DROPPED
+            S.drop[k] = DROP_AFTER_HORIZON
+        t_end = self.horizon_s if self.horizon_s != INF else self.env.now
+        for r in self._replicas:
+            r.finalize(t_end)
+        self.events = events
+        loop_wall = time.perf_counter() - wall0
+        res = self._collect(t_end)
+        res.meta.update({"events": events, "loop_wall_s": loop_wall,
+                         "wall_s": time.perf_counter() - wall0})
+        return res
+
+    def _loop(self, S: RequestStore, fast: list) -> tuple[int, int]:
+        """Merge arrivals, the engine heap and SimPy's queue in time order until the horizon.
+        Returns (events processed, index of the first arrival not processed)."""
         env = self.env
         squeue = env._queue
         heap = self._heap
@@ -347,12 +382,6 @@ class Engine:
         inp = S.inp
         out = S.out
         mcode = S.model_code.tolist() if n else []
-        # fast path per model: a built-in router, every request fits every replica
-        fast = []
-        for m, router in enumerate(self._route):
-            lim = self._limits[m]
-            fast.append((router._pick if isinstance(router, BuiltinRouter) else None,
-                         min(lim[0], lim[2]) if router is not None else -1))
         single = fast[0] if len(fast) == 1 else None
         spool = S.pool
         srep = S.replica
@@ -379,38 +408,27 @@ class Engine:
             else:
                 if ta == INF:
                     break
-                env._now = ta
-                pick, lim = single if single is not None else fast[mcode[ai]]
-                if pick is not None and inp[ai] + out[ai] <= lim:
-                    rep = pick()
-                    spool[ai] = rep.pool.code
-                    srep[ai] = rep.index
-                    rep.on_arrival(ai, ta)
-                else:
-                    self._route_slow(ai, ta)
+                env._now = t = ta
+                i = ai
                 ai += 1
                 self._ai = ai
-                events += 1
                 if ai < n:
                     ta = arrival[ai]
                     if ta >= H:
                         ta = INF
                 else:
                     ta = INF
-        self._ai = n
-        # arrivals after the horizon
-        for k in range(ai, n):
-            S.status[k] = ST_DROPPED
-            S.drop[k] = DROP_AFTER_HORIZON
-        t_end = H if H != INF else env.now
-        for r in self._replicas:
-            r.finalize(t_end)
-        self.events = events
-        loop_wall = time.perf_counter() - wall0
-        res = self._collect(t_end)
-        res.meta.update({"events": events, "loop_wall_s": loop_wall,
-                         "wall_s": time.perf_counter() - wall0})
-        return res
+                self._ta_next = ta
+                pick, lim = single if single is not None else fast[mcode[i]]
+                if pick is not None and inp[i] + out[i] <= lim:
+                    rep = pick()
+                    spool[i] = rep.pool.code
+                    srep[i] = rep.index
+                    rep.on_arrival(i, t)
+                else:
+                    self._route_slow(i, t)
+                events += 1
+        return events, ai
 
     # ------------------------------------------------------------------ results
     def _collect(self, t_end: float) -> ServingRun:

@@ -91,7 +91,7 @@ class Replica:
         "chunked", "mpt", "iteration", "B", "cap", "wm", "dt0", "dt1", "de0", "de1", "pt0", "pt1",
         "pt2", "pe0", "pe1", "pe2", "idle_w", "queue", "run", "fheap", "K", "C", "Ecum", "phase",
         "gen", "t_phase", "span_n", "span_b", "span_C0", "span_end", "pf_batch", "pf_tok",
-        "pf_reserved", "pf_done", "just_preempted", "seg", "_heap", "_cnt", "S", "n_in",
+        "pf_reserved", "pf_done", "pf_sum", "pf_sq", "pf_rec", "just_preempted", "seg", "_heap", "_cnt", "S", "n_in",
         "load_arr", "load_idx", "load_inv", "kv_arr", "busy_s", "batch_s", "tokens_in",
         "tokens_out", "recomputed_tokens", "completed", "preemptions", "capacity", "idle_j",
     )
@@ -125,6 +125,11 @@ class Replica:
         self.pf_batch: list[int] = []        # rows in the prefill step in flight
         self.pf_tok: list[int] = []          # their prompt tokens in this step
         self.pf_reserved = 0                 # KV tokens reserved by admitted, not yet decoding requests
+        self.pf_sum = 0                      # sum and sum of squares of pf_tok (unchunked step)
+        self.pf_sq = 0
+        # a prefill step merged into the decode span that follows it, not yet recorded:
+        # (t0, t1, energy, batch for stats, rows, tokens, rows whose first token it made)
+        self.pf_rec = None
         self.pf_done: dict[int, int] = {}    # chunked prefill: row -> prompt tokens already prefilled
         self.just_preempted = False
         self.seg = array("d")                # (t0, t1, energy_j) triples of this replica
@@ -214,8 +219,12 @@ class Replica:
         if ph == IDLE or ph == WAKE:
             return self.idle_w
         if ph == DECODE:
+            now = self.eng.env.now
+            if now < self.t_phase:          # merged prefill step in flight
+                t0, t1, e = self.pf_rec[:3]
+                return e / (t1 - t0)
             b = self.span_b
-            c = self.span_C0 + self._iters_done(self.eng.env.now) * b
+            c = self.span_C0 + self._iters_done(now) * b
             return (self.de0[b] + self.de1[b] * c) / (self.dt0[b] + self.dt1[b] * c)
         t, e = self._prefill_cost()
         return e / t if t > 0 else self.idle_w
@@ -253,11 +262,8 @@ class Replica:
     def _prefill_cost(self) -> tuple[float, float]:
         """Time and energy of the prefill (or mixed chunked) step in flight."""
         if not self.chunked:
-            tok = 0
-            sq = 0
-            for n in self.pf_tok:
-                tok += n
-                sq += n * n
+            tok = self.pf_sum
+            sq = self.pf_sq
             return (self.pt0 + self.pt1 * tok + self.pt2 * sq,
                     self.pe0 + self.pe1 * tok + self.pe2 * sq)
         return self._mixed_cost()[:2]
@@ -299,13 +305,17 @@ class Replica:
             la[self.load_idx] = self.n_in * self.load_inv
         ph = self.phase
         if ph == IDLE:
-            # wake up through a zero-delay event, so that every arrival of this instant is
-            # queued before the first step is formed (arrivals run before heap events at a tie)
             self._close_idle(now)
             self.eng._busy += 1
-            self.phase = WAKE
-            self.t_phase = now
-            self._push(now)
+            if self.eng._ta_next == now:
+                # more arrivals at this instant: wake through a zero-delay event so that all of
+                # them are queued before the first step is formed (arrivals run before heap
+                # events at a tie)
+                self.phase = WAKE
+                self.t_phase = now
+                self._push(now)
+            else:
+                self._schedule(now)
         elif ph == DECODE and was_empty and not self.just_preempted:
             # would the request be admitted at the next iteration boundary?  If so, cut the span.
             b = self.span_b
@@ -316,6 +326,10 @@ class Replica:
             room = self.cap - (b + need + b + 1 + self.wm) - self.pf_reserved
             if self.span_C0 + b > room:      # C only grows within a span: cannot be admitted
                 return
+            if now < self.t_phase:           # merged prefill in flight: its end is the boundary
+                if self.span_n > 0:
+                    self._cut_to(0)
+                return
             n = self._iters_done(now)
             if n + 1 >= self.span_n:
                 return                        # the span ends with the iteration in flight anyway
@@ -324,6 +338,10 @@ class Replica:
             self._cut_to(n + 1)
 
     def _cut_span(self, now: float) -> None:
+        if now < self.t_phase:
+            if self.span_n > 0:
+                self._cut_to(0)
+            return
         n = self._iters_done(now)
         if n + 1 < self.span_n:
             self._cut_to(n + 1)
@@ -386,34 +404,66 @@ class Replica:
         if not batch:
             return False
         self.pf_reserved = used - self.C - len(self.run)
+        self.pf_sum = tok
+        self.pf_sq = sq
         dt = self.pt0 + self.pt1 * tok + self.pt2 * sq
         admit = S.admit
         status = S.status
+        out = S.out
+        merge = not q
         for i in batch:
             if admit[i] != admit[i]:
                 admit[i] = now
                 status[i] = ST_RUNNING
+            if gen[i] + 1 >= out[i]:
+                merge = False
+        t1 = now + dt
+        if merge:
+            # Nothing else is waiting and nobody finishes at the end of this step, so the step
+            # will be followed by a decode span: apply the prefill's effects now, as of t1, and
+            # plan the span right away (one event for both).  An arrival or a profile change
+            # during the prefill cuts the plan back to t1 (see on_arrival / _cut_span).
+            e = self.pe0 + self.pe1 * tok + self.pe2 * sq
+            nb0 = len(self.run)
+            self.pf_rec = (now, t1, e, nb0 + len(batch), batch, toks,
+                           [i for i in batch if S.first[i] != S.first[i]])
+            self.pf_batch = []
+            self.pf_tok = []
+            self._apply_prefill(t1, e, batch, toks)
+            self._start_decode(t1)
+            return True
         self.phase = PREFILL
         self.t_phase = now
-        self.span_end = now + dt
-        self._push(now + dt)
+        self.span_end = t1
+        self._push(t1)
         return True
 
     def _end_prefill(self, now: float) -> None:
-        S = self.S
         t0 = self.t_phase
         batch = self.pf_batch
         toks = self.pf_tok
-        tok = 0
-        sq = 0
-        for n in toks:
-            tok += n
-            sq += n * n
-        e = self.pe0 + self.pe1 * tok + self.pe2 * sq
+        e = self.pe0 + self.pe1 * self.pf_sum + self.pe2 * self.pf_sq
         self.seg.extend((t0, now, e))
         dt = now - t0
         self.busy_s += dt
         self.batch_s += dt * (len(self.run) + len(batch))
+        self._apply_prefill(now, e, batch, toks)
+        batch.clear()
+        toks.clear()
+
+    def _flush_prefill_record(self) -> None:
+        """Record the merged prefill step planned together with the decode span in flight."""
+        t0, t1, e, nb, _, _, _ = self.pf_rec
+        self.pf_rec = None
+        self.seg.extend((t0, t1, e))
+        dt = t1 - t0
+        self.busy_s += dt
+        self.batch_s += dt * nb
+
+    def _apply_prefill(self, now: float, e: float, batch: list[int], toks: list[int]) -> None:
+        """End of a prefill step at ``now``: first tokens, energy shares, join the decode batch."""
+        S = self.S
+        tok = self.pf_sum
         inp = S.inp
         out = S.out
         gen = S.gen
@@ -452,8 +502,6 @@ class Replica:
                 C += ctx
                 eentry[i] = Ecum
         self.C = C
-        batch.clear()
-        toks.clear()
         self.pf_reserved = 0
 
     def _complete(self, i: int, now: float) -> None:
@@ -515,7 +563,11 @@ class Replica:
         self._push(now + dt)
 
     def _end_decode(self, now: float) -> None:
+        if self.pf_rec is not None:
+            self._flush_prefill_record()
         n = self.span_n
+        if n == 0:          # a merged plan cut back to the end of its prefill step
+            return
         b = self.span_b
         c0 = self.span_C0
         e = n * self.de0[b] + self.de1[b] * (n * c0 + b * n * (n - 1) * 0.5)
@@ -707,49 +759,76 @@ class Replica:
         iterations done plus the elapsed fraction of the one in flight (linear within it), and
         attribute it to the requests in flight."""
         ph = self.phase
-        t0 = self.t_phase
-        if t_end <= t0 or ph == WAKE:
+        if ph == WAKE:
             return
-        S = self.S
         if ph == IDLE:
             self._close_idle(t_end)
             return
-        dt = t_end - t0
-        self.busy_s += dt
-        if ph == DECODE:
-            b = self.span_b
-            c0 = self.span_C0
-            n = self._iters_done(t_end)
-            t_n = self._span_time(b, c0, n)
-            e = n * self.de0[b] + self.de1[b] * (n * c0 + b * n * (n - 1) * 0.5)
-            if n < self.span_n:
-                c = c0 + n * b
-                ti = self.dt0[b] + self.dt1[b] * c
-                frac = min(1.0, max(0.0, (t_end - t0 - t_n) / ti))
-                e += frac * (self.de0[b] + self.de1[b] * c)
-            self.seg.extend((t0, t_end, e))
-            self.batch_s += dt * b
-            self.Ecum += e / b
-            for i in self.run:
-                S.energy[i] += self.Ecum - S.eentry[i]
-                S.eentry[i] = self.Ecum
-            return
-        # prefill / mixed step in flight: linear share of its energy
-        if self.chunked:
-            t, e, pe = self._mixed_cost()
-        else:
-            t, e = self._prefill_cost()
-            pe = e
-        frac = min(1.0, dt / t) if t > 0 else 1.0
-        self.seg.extend((t0, t_end, e * frac))
-        self.batch_s += dt * (len(self.run) + len(self.pf_batch))
-        b = len(self.run)
-        if self.chunked and b:
-            self.Ecum += (e - pe) * frac / b
-        for i in self.run:          # decode energy of the sequences waiting in the batch
+        S = self.S
+        if self.pf_rec is not None:
+            if t_end >= self.pf_rec[1]:
+                self._flush_prefill_record()
+            else:
+                self._finalize_merged_prefill(t_end)
+        t0 = self.t_phase
+        if t_end > t0:
+            dt = t_end - t0
+            self.busy_s += dt
+            if ph == DECODE:
+                b = self.span_b
+                c0 = self.span_C0
+                n = self._iters_done(t_end)
+                t_n = self._span_time(b, c0, n)
+                e = n * self.de0[b] + self.de1[b] * (n * c0 + b * n * (n - 1) * 0.5)
+                if n < self.span_n:
+                    c = c0 + n * b
+                    ti = self.dt0[b] + self.dt1[b] * c
+                    frac = min(1.0, max(0.0, (t_end - t0 - t_n) / ti))
+                    e += frac * (self.de0[b] + self.de1[b] * c)
+                self.seg.extend((t0, t_end, e))
+                self.batch_s += dt * b
+                self.Ecum += e / b
+            else:
+                # prefill / mixed step in flight: linear share of its energy
+                if self.chunked:
+                    t, e, pe = self._mixed_cost()
+                else:
+                    t, e = self._prefill_cost()
+                    pe = e
+                frac = min(1.0, dt / t) if t > 0 else 1.0
+                self.seg.extend((t0, t_end, e * frac))
+                self.batch_s += dt * (len(self.run) + len(self.pf_batch))
+                b = len(self.run)
+                if self.chunked and b:
+                    self.Ecum += (e - pe) * frac / b
+                tot = sum(self.pf_tok)
+                if tot:
+                    for i, n in zip(self.pf_batch, self.pf_tok):
+                        S.energy[i] += pe * frac * n / tot
+        for i in self.run:          # decode energy of the sequences in the batch
             S.energy[i] += self.Ecum - S.eentry[i]
             S.eentry[i] = self.Ecum
-        tot = sum(self.pf_tok)
-        if tot:
-            for i, n in zip(self.pf_batch, self.pf_tok):
-                S.energy[i] += pe * frac * n / tot
+
+    def _finalize_merged_prefill(self, t_end: float) -> None:
+        """The horizon falls inside a merged prefill step: keep the elapsed fraction of its
+        energy, and undo what it would have done at its end (first tokens, shares)."""
+        t0, t1, e, nb, batch, toks, firsts = self.pf_rec
+        self.pf_rec = None
+        S = self.S
+        frac = (t_end - t0) / (t1 - t0) if t1 > t0 else 1.0
+        self.seg.extend((t0, t_end, e * frac))
+        self.busy_s += t_end - t0
+        self.batch_s += (t_end - t0) * nb
+        tot = sum(toks)
+        for i, p in zip(batch, toks):
+            S.energy[i] -= e * (1.0 - frac) * p / tot
+            S.gen[i] -= 1
+            self.tokens_out -= 1
+            if S.gen[i] == 0:
+                self.tokens_in -= p
+            else:
+                self.recomputed_tokens -= p
+        for i in firsts:
+            S.first[i] = math.nan
+        # the decode span planned after the step has not started: nothing more to record
+        self.t_phase = t_end
