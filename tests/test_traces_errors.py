@@ -261,3 +261,12 @@ def test_random_parquet_raises_only_fleet_errors(arr, tok, blocks):
         p = Path(d) / "x.parquet"
         df.to_parquet(p)
         _check(p)
+
+
+def test_cli_reports_a_located_error_and_exits_2(tmp_path, capsys):
+    from fleet.cli import main
+
+    p = _write(tmp_path, "t.csv", AZ_HEADER + "2023-01-01 00:00:00,5,5\n2023-01-01 00:00:01,-5,5\n")
+    assert main(["trace", "inspect", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert f"{p}:3" in err and "'ContextTokens'" in err and "Traceback" not in err

@@ -108,22 +108,29 @@ def canonicalize(df: pd.DataFrame, *, sort: bool = True, attrs: dict[str, Any] |
     """Put ``df`` into the canonical column order and dtypes, stable-sort by arrival and
     re-number ``request_id``.  ``df`` must already hold valid values (see
     :func:`validate_requests`); this only reshapes.  Returns a new frame."""
-    attrs = dict(attrs if attrs is not None else df.attrs)
+    attrs = dict(attrs if attrs is not None else getattr(df, "attrs", {}))
     for k, v in new_attrs().items():
         attrs.setdefault(k, v)
     out: dict[str, Any] = {}
-    n = len(df)
+    columns = list(df.columns) if hasattr(df, "columns") else list(df.keys())
     arrival = np.asarray(df["arrival_s"], dtype=np.float64)
-    order = np.argsort(arrival, kind="stable") if sort else np.arange(n)
+    n = len(arrival)
+    order = np.argsort(arrival, kind="stable") if sort else None
+
+    def take(a: np.ndarray) -> np.ndarray:
+        return a[order] if order is not None else a
+
     out["request_id"] = np.arange(n, dtype=np.int64)
-    out["arrival_s"] = arrival[order]
-    out["input_tokens"] = np.asarray(df["input_tokens"], dtype=np.int64)[order]
-    out["output_tokens"] = np.asarray(df["output_tokens"], dtype=np.int64)[order]
+    out["arrival_s"] = take(arrival)
+    out["input_tokens"] = take(np.asarray(df["input_tokens"], dtype=np.int64))
+    out["output_tokens"] = take(np.asarray(df["output_tokens"], dtype=np.int64))
     for c in OPTIONAL_COLUMNS:
-        if c not in df.columns:
+        if c not in columns:
             continue
-        col = df[c].to_numpy(dtype=object) if c != "priority" else np.asarray(df[c])
-        col = col[order]
+        v = df[c]
+        col = (v.to_numpy(dtype=object) if hasattr(v, "to_numpy") else np.asarray(v, dtype=object)) \
+            if c != "priority" else np.asarray(v)
+        col = take(col)
         if c in CATEGORY_COLUMNS:
             vals = [None if (v is None or (isinstance(v, float) and np.isnan(v))) else str(v)
                     for v in col]
@@ -134,7 +141,7 @@ def canonicalize(df: pd.DataFrame, *, sort: bool = True, attrs: dict[str, Any] |
             s = np.empty(n, dtype=object)
             s[:] = [_as_block_tuple(v) for v in col]
             out[c] = s
-    res = pd.DataFrame(out, index=pd.RangeIndex(n))
+    res = pd.DataFrame(out, index=pd.RangeIndex(n), copy=False)
     res.attrs.update(attrs)
     res.attrs["transformations"] = list(attrs.get("transformations") or [])
     return res

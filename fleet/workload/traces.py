@@ -223,7 +223,7 @@ class _Raw:
 
 def _col_error(path, lines, mask, col, values, what, expected) -> TraceError:
     i = int(np.flatnonzero(mask)[0])
-    v = values[i] if i < len(values) else None
+    v = (values.iloc[i] if hasattr(values, "iloc") else values[i]) if i < len(values) else None
     return TraceError(f"{what}: {v!r}", path=path, line=int(lines[i]), column=col, expected=expected)
 
 
@@ -232,7 +232,7 @@ def _parse_tokens(s: pd.Series, path, lines, col: str, allow_zero: bool = False)
     if s.dtype.kind in "iu" and not s.isna().any():
         arr = s.to_numpy(dtype=np.int64)
     else:
-        raw = s.to_numpy(dtype=object)
+        raw = s
         num = pd.to_numeric(s, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
         nan = np.isnan(num)
         if nan.any():
@@ -258,10 +258,36 @@ def _parse_tokens(s: pd.Series, path, lines, col: str, allow_zero: bool = False)
     return arr
 
 
+def _arrow_datetimes(s: pd.Series) -> np.ndarray | None:
+    """Fast path: Arrow's ISO-8601 parser (no Python objects; naive times are UTC).  None when
+    anything does not parse, so that the pandas path can name the bad line."""
+    if str(s.dtype) not in ("str", "string") and s.dtype != object:
+        return None
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        arr = pa.array(s, from_pandas=True)
+        if arr.null_count or not pa.types.is_string(arr.type) and not pa.types.is_large_string(arr.type):
+            return None
+        for typ in (pa.timestamp("ns"), pa.timestamp("ns", tz="UTC")):
+            try:
+                out = pc.cast(arr, typ)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                continue
+            return out.cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    except Exception:  # noqa: BLE001 - any surprise: use the pandas path
+        return None
+    return None
+
+
 def _parse_times(s: pd.Series, unit: str, path, lines, col: str) -> tuple[np.ndarray, bool]:
     """Times as int64 ns and whether they are absolute (epoch)."""
-    raw = s.to_numpy(dtype=object)
+    raw = s  # looked up only to report a bad value
     if unit == "datetime":
+        fast = _arrow_datetimes(s)
+        if fast is not None:
+            return fast, True
         txt = s if s.dtype == object or str(s.dtype) in ("str", "string") else s.astype(str)
         ts = pd.to_datetime(txt, format="ISO8601", utc=True, errors="coerce")
         bad = ts.isna().to_numpy()
@@ -570,7 +596,7 @@ def _to_frame(t_rel_ns: np.ndarray, raws_in, raws_out, extras: dict[str, np.ndar
         "output_tokens": raws_out,
     }
     data.update(extras)
-    df = canonicalize(pd.DataFrame(data), sort=sort, attrs=attrs)
+    df = canonicalize(data, sort=sort, attrs=attrs)
     if id_offset:
         df["request_id"] += id_offset
     return df
