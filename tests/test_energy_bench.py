@@ -85,10 +85,18 @@ def test_bench_mlenergy_accuracy(shared_data):
     print(f"  held out {h['models']} (n={h['rows']}): {cells}")
 
 
-def test_bench_zeus_shape(shared_data):
+@pytest.mark.parametrize("calibrated", [False, True])
+def test_bench_zeus_shape(shared_data, calibrated):
+    from fleet.catalog import get_accelerator
+    from fleet.catalog.device_energy import load_device_constants
+    from fleet.hardware.accelerator import Accelerator
+    from fleet.hardware.zeus import fit_dvfs, load_zeus_set
+    base = load_device_constants(False)
+    consts = fit_dvfs(load_zeus_set(shared_data / "zeus-gpu-power-limit-profiles"), base).constants(base) if calibrated else base
     for gpu, f in (("V100-PCIe-32GB", "v100"), ("A40", "a40")):
-        r = validate(shared_data / "zeus-gpu-power-limit-profiles" / f"summary_power_{f}.csv", build_accelerator(gpu))
-        print(f"\nZeus {gpu}: max |err| time {r['max_abs_err_time']:.3f}, energy {r['max_abs_err_energy']:.3f}; "
+        r = validate(shared_data / "zeus-gpu-power-limit-profiles" / f"summary_power_{f}.csv",
+                     Accelerator(get_accelerator(gpu), consts))
+        print(f"\nZeus {gpu} ({'calibrated' if calibrated else 'physical constants'}): max |err| time {r['max_abs_err_time']:.3f}, energy {r['max_abs_err_energy']:.3f}; "
               f"energy-minimising limit measured {r['argmin_energy_measured_w']:.0f} W, predicted "
               f"{r['argmin_energy_predicted_w']:.0f} W")
         for L, mt, pt, me, pe in zip(r["limits_w"], r["measured_time"], r["predicted_time"], r["measured_energy"],

@@ -157,20 +157,44 @@ def _parse_inputs(items) -> dict[str, int]:
 
 
 def _calibrate(args) -> int:
-    from ..frontier.mlenergy import DEFAULT_HOLDOUT, calibrate, load_problem
-    from ..hardware.calibrate import write_calibration
     from ..catalog.device_energy import load_device_constants
+    from ..frontier.mlenergy import DEFAULT_HOLDOUT, calibrate, load_problem
+    from ..hardware.calibrate import FitResult, write_calibration
+    from ..hardware.zeus import fit_dvfs, load_zeus_set, zeus_report, ZEUS_FILES
+    from ..paths import shared_data
     t0 = time.perf_counter()
+    base = load_device_constants(False)
     prob = load_problem(args.data, input_tokens=_parse_inputs(args.input_tokens))
     holdout = tuple(args.holdout.split(",")) if args.holdout else DEFAULT_HOLDOUT
-    rep = calibrate(prob, holdout=holdout)
+    rep = calibrate(prob, holdout=holdout, base=base)
     fit = rep.pop("_fit")
+    # DVFS shape against the Zeus power-limit curves (independent constants)
+    zdir = args.zeus or str(shared_data("zeus-gpu-power-limit-profiles"))
+    zset = load_zeus_set(zdir)
+    zfit = fit_dvfs(zset, base)
+    zc = zfit.constants(base)
+    zrep = {"data": zdir, "fitted": {k: {"value": v, "physical": zfit.start[k], "unit": base.constant(k).unit,
+                                          "range": [base.constant(k).lo, base.constant(k).hi]}
+                                      for k, v in zfit.values.items()},
+            "uncalibrated": zeus_report(zdir, base), "calibrated": zeus_report(zdir, zc), "holdout": {}}
+    names = list(ZEUS_FILES.items())
+    for i, (stem, gpu) in enumerate(names):            # fit on the other GPU(s), test on this one
+        others = [z for j, z in enumerate(zset) if j != i]
+        if others:
+            hf = fit_dvfs(others, base)
+            zrep["holdout"][gpu] = zeus_report(zdir, hf.constants(base))[gpu]
+    rep["zeus"] = zrep
     rep["seconds"] = time.perf_counter() - t0
     if args.write:
-        base = load_device_constants(False)
-        path = write_calibration(fit, base, data=args.data,
+        merged = FitResult(values={**fit.values, **zfit.values}, start={**fit.start, **zfit.start},
+                           cost=fit.cost + zfit.cost, nfev=fit.nfev + zfit.nfev,
+                           success=fit.success and zfit.success, message=f"{fit.message}; {zfit.message}",
+                           at_bound=fit.at_bound + zfit.at_bound)
+        from pathlib import Path
+        path = write_calibration(merged, base, data=f"{Path(args.data).name}; {Path(zdir).name}/summary_power_*.csv",
                                  summary={"dense_calibrated": rep["calibrated"]["dense"]["overall"],
-                                          "dense_uncalibrated": rep["uncalibrated"]["dense"]["overall"]})
+                                          "dense_uncalibrated": rep["uncalibrated"]["dense"]["overall"],
+                                          "zeus_calibrated": zrep["calibrated"]})
         rep["written"] = str(path)
     emit(rep, args.json, _calibration_text(rep))
     return 0
@@ -198,6 +222,17 @@ def _calibration_text(rep: dict) -> str:
         cells = "  ".join(f"{names[m]} {e['median_ape_pct']:5.1f}/{e['p90_ape_pct']:5.1f}%"
                           for m, e in h["errors_on_heldout"].items())
         lines.append(f"  held-out models {', '.join(h['models'])} (fit without them, n={h['rows']}): {cells}")
+    if "zeus" in rep:
+        z = rep["zeus"]
+        lines.append("DVFS shape vs Zeus power-limit curves (max |error| of median normalised time / energy; "
+                     "energy-minimising limit measured -> predicted):")
+        for k, v in z["fitted"].items():
+            lines.append(f"  {k:36s} {v['physical']:.4g} -> {v['value']:.4g} {v['unit']}  [{v['range'][0]:g}, {v['range'][1]:g}]")
+        for model in ("uncalibrated", "calibrated", "holdout"):
+            for gpu, r in z[model].items():
+                tag = "held out" if model == "holdout" else model
+                lines.append(f"  {gpu:16s} {tag:12s} time {r['max_abs_err_time']:.3f}  energy {r['max_abs_err_energy']:.3f}  "
+                             f"argmin {r['argmin_energy_measured_w']:.0f} -> {r['argmin_energy_predicted_w']:.0f} W")
     if "written" in rep:
         lines.append(f"calibrated constants written to {rep['written']}")
     lines.append(f"({rep['seconds']:.1f} s)")
@@ -236,5 +271,7 @@ def register(sub) -> None:
     p.add_argument("--input-tokens", action="append", metavar="TASK=N",
                    help="override an assumed prompt length per task (repeatable)")
     p.add_argument("--holdout", default=None, help="comma-separated models left out of the hold-out fit")
+    p.add_argument("--zeus", default=None, help="folder of the Zeus summary_power_*.csv files "
+                   "(default ../shared/data/zeus-gpu-power-limit-profiles)")
     add_json_flag(p)
     p.set_defaults(func=_calibrate)

@@ -137,6 +137,15 @@ class Accelerator:
             pj = c["memory.pj_per_bit.HBM3"]
         return 8.0 * (pj + c["memory.onchip_pj_per_bit"]) * 1e-12
 
+    @property
+    def memory_background_w(self) -> float:
+        """Power of the active memory interface (PHY, DLL, refresh) over idle, whatever the traffic (W)."""
+        c = self.constants
+        k = c.get(f"memory.background_w_per_gbs.{self.spec.memory_tech}")
+        if k is None:
+            k = c["memory.background_w_per_gbs.HBM3"]
+        return k * float(self.spec.memory_bw_gbs)
+
     # ----------------------------------------------------------------- links
     def link(self, gpus: int) -> tuple[float, float, float]:
         """(bandwidth B/s per GPU one direction, J/B, latency s) of a collective over ``gpus`` GPUs.

@@ -119,7 +119,7 @@ def write_calibration(fit: FitResult, base: DeviceConstants, *, data: str, summa
         doc["calibrated"][name] = {
             "value": float(v), "unit": c.unit, "range": [c.lo, c.hi],
             "physical_value": c.value,
-            "source": f"least-squares fit (log residuals of energy/token and throughput) to {Path(str(data)).name}",
+            "source": f"bounded least-squares fit (log residuals) to {data}",
             "kind": "calibrated",
         }
     text = yaml.safe_dump(doc, sort_keys=False, width=110)

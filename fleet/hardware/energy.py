@@ -22,7 +22,8 @@ Energy (whole replica)::
     E_compute      = F * e_flop * V(x)^2                 (e_flop: pJ/FLOP at the precision and node)
     E_memory       = (B_lin + B_kv) * e_byte              (HBM/GDDR access + on-chip delivery)
     E_interconnect = B_comm * e_link
-    E_static       = tp * (P_idle + P_base * g(x)) * t    (idle floor + busy baseline under DVFS)
+    E_static       = tp * (P_idle + P_membg + P_base * g(x)) * t
+                     (idle floor + active memory-interface background + busy baseline under DVFS)
 
 ``power = E / t`` never exceeds the cap: a cap selects the highest clock whose power fits
 (:func:`fleet.hardware.dvfs.solve_clock`); if even the lowest clock is above the cap the GPU is
@@ -98,6 +99,7 @@ class Device:
     power_min_w: Any = 0.0
     power_max_w: Any = np.inf
     vf: VFCurve | None = None
+    mem_bg_w: Any = 0.0  # W per GPU: active memory interface background (not DVFS-scaled)
 
     @classmethod
     def from_accelerator(cls, acc: Accelerator, precision: str = "bf16", tp: int = 1) -> "Device":
@@ -109,7 +111,7 @@ class Device:
                    t_iter=c["overhead.iteration_s"], t_layer=c["overhead.per_layer_s"],
                    t_seq=c["overhead.per_sequence_s"],
                    power_min_w=acc.power_min_w, power_max_w=acc.power_max_w,
-                   vf=VFCurve.from_constants(c))
+                   vf=VFCurve.from_constants(c), mem_bg_w=acc.memory_background_w)
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Operat
     vf = dev.vf or VFCurve(0.7, 0.55, 0.15, 0.3)
     tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i = _parts(work, dev)
     rest_t = t_kv + t_comm + t_ovh
-    p_floor = tp * np.asarray(dev.idle_w, float)
+    p_floor = tp * (np.asarray(dev.idle_w, float) + np.asarray(dev.mem_bg_w, float))
     p_base = tp * np.asarray(dev.base_w, float)
 
     def at(x):

@@ -38,7 +38,7 @@ KEYS = ["dataset", "network", "batch_size", "optimizer"]
 ZEUS_GPUS = {"v100": "V100-PCIe-32GB", "a40": "A40", "rtx6000": "RTX6000", "p100": "P100"}
 
 #: shared workload assumptions (see module docstring)
-ZEUS_PHI = 0.6
+ZEUS_PHI = 0.4
 ZEUS_PRECISION = "fp32"
 
 
@@ -120,8 +120,8 @@ def predicted_curves(acc: Accelerator, limits, p1_measured, *, phi: float = ZEUS
     idle = float(dev.idle_w)
     tb, eb = np.empty(len(limits)), np.empty(len(limits))
     for i, cap in enumerate(limits):
-        tc, ec = _capped(comp, cap, idle)
-        tm, em = _capped(mem, cap, idle)
+        tc, ec = _capped(comp, cap, idle + float(dev.mem_bg_w))
+        tm, em = _capped(mem, cap, idle + float(dev.mem_bg_w))
         tb[i], eb[i] = tc + tm, ec + em
     top = int(np.argmax(limits))
     p_busy = eb[top] / tb[top]
@@ -146,3 +146,52 @@ def validate(path: str | Path, acc: Accelerator, *, phi: float = ZEUS_PHI, preci
         "max_abs_err_energy": float(np.max(np.abs(pred.energy - meas.energy))),
         "argmin_energy_measured_w": meas.argmin_energy, "argmin_energy_predicted_w": pred.argmin_energy,
     }
+
+
+#: the constants the Zeus fit may move (each inside its range); none of them changes an
+#: uncapped bf16 H100 prediction, so this fit and the ML.ENERGY fit are independent
+DVFS_FIT_PARAMS: tuple[str, ...] = (
+    "dvfs.v_floor", "dvfs.x_knee", "dvfs.x_min", "dvfs.leakage_fraction",
+    "compute.simt_overhead_factor", "memory.background_w_per_gbs.HBM2", "memory.background_w_per_gbs.GDDR6",
+)
+#: Zeus file stem -> catalog accelerator used in the fit and the validation
+ZEUS_FILES = {"v100": "V100-PCIe-32GB", "a40": "A40"}
+
+
+def load_zeus_set(folder: str | Path, gpus: dict[str, str] | None = None) -> list[tuple[object, Curves, np.ndarray]]:
+    """(accelerator spec, measured median curves, per-workload max-limit power) per Zeus file."""
+    from ..catalog import get_accelerator
+    out = []
+    for stem, name in (gpus or ZEUS_FILES).items():
+        df = load_zeus(Path(folder) / f"summary_power_{stem}.csv")
+        meas, ref = measured_curves(df)
+        out.append((get_accelerator(name), meas, ref["average_power"].to_numpy()))
+    return out
+
+
+def fit_dvfs(zset, base, params=DVFS_FIT_PARAMS, *, phi: float = ZEUS_PHI):
+    """Least-squares fit (within ranges) of the DVFS-shape constants to the Zeus median curves."""
+    from .calibrate import fit_constants
+
+    def predict(c):
+        t, e = [], []
+        for spec, meas, p1 in zset:
+            p = predicted_curves(Accelerator(spec, c), meas.limits, p1, phi=phi)
+            t.append(p.time)
+            e.append(p.energy)
+        return {"time": np.concatenate(t), "energy": np.concatenate(e)}
+
+    measured = {"time": np.concatenate([m.time for _, m, _ in zset]),
+                "energy": np.concatenate([m.energy for _, m, _ in zset])}
+    return fit_constants(predict, measured, base, params, max_nfev=300)
+
+
+def zeus_report(folder: str | Path, constants, *, phi: float = ZEUS_PHI) -> dict:
+    """Shape errors per Zeus GPU for ``constants``."""
+    out = {}
+    for stem, name in ZEUS_FILES.items():
+        from ..catalog import get_accelerator
+        r = validate(Path(folder) / f"summary_power_{stem}.csv", Accelerator(get_accelerator(name), constants), phi=phi)
+        out[name] = {k: r[k] for k in ("max_abs_err_time", "max_abs_err_energy", "argmin_energy_measured_w",
+                                        "argmin_energy_predicted_w")}
+    return out
