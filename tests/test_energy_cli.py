@@ -83,3 +83,13 @@ def test_calibrate_cli(capsys, shared_data):
     assert d["calibrated"]["dense"]["overall"]["energy_per_token_j"]["median_ape_pct"] <= 10
     rc, out, _ = _run(capsys, ["calibrate", "--data", str(csv)])
     assert "energy/token" in out and "held-out" in out
+
+
+def test_frontier_prefill_phase(capsys):
+    rc, out, _ = _run(capsys, ["frontier", "--model", "llama-3.1-8b", "--gpu", "H100", "--phase", "prefill",
+                               "--context", "4096", "--caps", "6", "--json", "--uncalibrated"])
+    d = json.loads(out)
+    assert rc == 0 and d["phase"] == "prefill"
+    t = [q["time_s"] for q in d["points"]]
+    # compute-bound prefill: every lower cap is slower
+    assert all(a > b for a, b in zip(t, t[1:]))

@@ -123,19 +123,27 @@ def _frontier(args) -> int:
     cal = _use_calibrated(args)
     fr = build_serving_frontier(args.model, args.gpu, args.gpus, args.precision, args.kv_precision,
                                 max_batch=max(args.batch, 1), n_caps=args.caps, calibrated=cal)
-    if args.batch < 1 or args.batch > fr.max_batch:
+    if args.phase == "decode" and (args.batch < 1 or args.batch > fr.max_batch):
         raise ConfigurationError(f"--batch must be in [1, {fr.max_batch}], got {args.batch}")
-    total_ctx = float(args.batch) * float(args.context)
-    caps, t, e, p, mask = fr.pareto(args.batch, total_ctx)
+    if args.context < 0:
+        raise ConfigurationError(f"--context must be >= 0, got {args.context}")
+    if args.phase == "decode":
+        caps, t, e, p, mask = fr.pareto(args.batch, float(args.batch) * float(args.context))
+        per_token = float(args.batch)
+        what = f"one decode iteration, batch {args.batch}, {args.context} tokens/seq"
+    else:
+        caps, t, e, p, mask = fr.pareto(args.context, 0.0, phase="prefill")
+        per_token = float(args.context)
+        what = f"one prefill of {args.context} prompt tokens"
     pts = [{"cap_w": float(c), "time_s": float(ti), "energy_j": float(ei), "power_w": float(pi),
-            "energy_per_token_j": float(ei) / args.batch, "pareto": bool(m)}
+            "energy_per_token_j": float(ei) / per_token, "pareto": bool(m)}
            for c, ti, ei, pi, m in zip(caps, t, e, p, mask)]
     out = {"model": fr.profiles[0].model, "gpu": fr.profiles[0].accelerator, "gpus": fr.profiles[0].tp,
-           "phase": "decode", "batch": args.batch, "context_per_seq": args.context,
+           "phase": args.phase, "batch": args.batch, "context_per_seq": args.context,
            "calibrated": fr.profiles[0].calibrated,
            "pareto": [q for q in pts if q["pareto"]], "points": pts}
-    lines = [f"{out['model']} on {out['gpus']} x {out['gpu']}: one decode iteration, batch {args.batch}, "
-             f"{args.context} tokens/seq", f"{'cap W':>7} {'time ms':>9} {'energy J':>9} {'power W':>8}  pareto"]
+    lines = [f"{out['model']} on {out['gpus']} x {out['gpu']}: {what}",
+             f"{'cap W':>7} {'time ms':>9} {'energy J':>9} {'power W':>8}  pareto"]
     lines += [f"{q['cap_w']:7.0f} {q['time_s'] * 1e3:9.3f} {q['energy_j']:9.3f} {q['power_w']:8.0f}  "
               f"{'*' if q['pareto'] else ''}" for q in pts]
     emit(out, args.json, "\n".join(lines))
@@ -260,7 +268,9 @@ def register(sub) -> None:
     p = sub.add_parser("frontier", help="time-energy Pareto points of a decode iteration over power caps")
     _add_replica_args(p)
     p.add_argument("--batch", type=int, default=64, help="running batch")
-    p.add_argument("--context", type=int, default=1024, help="context tokens per sequence")
+    p.add_argument("--context", type=int, default=1024,
+                   help="context tokens per sequence (decode) or prompt tokens (prefill)")
+    p.add_argument("--phase", choices=("decode", "prefill"), default="decode", help="unit of work")
     p.add_argument("--caps", type=int, default=11, help="number of caps from the min to the max limit")
     add_json_flag(p)
     p.set_defaults(func=_frontier)

@@ -56,9 +56,25 @@ class ServingFrontier:
         e = self.e0[:, batch] + self.e1[:, batch] * context_tokens
         return self.caps_w, t, e, e / t
 
-    def pareto(self, batch: int, context_tokens: float):
-        """All points and the boolean mask of the Pareto-optimal ones (min time, min energy)."""
-        caps, t, e, p = self.decode_points(batch, context_tokens)
+    def prefill_points(self, tokens: float, tokens_sq: float | None = None):
+        """(cap W, time s, energy J, power W) of one prefill step of ``tokens`` prompt tokens
+        (``tokens_sq``: sum of squared per-request counts; default one request) at every cap."""
+        sq = tokens * tokens if tokens_sq is None else tokens_sq
+        t = self.pre_t[:, 0] + self.pre_t[:, 1] * tokens + self.pre_t[:, 2] * sq
+        e = self.pre_e[:, 0] + self.pre_e[:, 1] * tokens + self.pre_e[:, 2] * sq
+        return self.caps_w, t, e, e / t
+
+    def pareto(self, batch: int, context_tokens: float, phase: str = "decode"):
+        """All points and the boolean mask of the Pareto-optimal ones (min time, min energy).
+
+        ``phase="decode"``: one iteration of ``batch`` sequences holding ``context_tokens`` in
+        total; ``phase="prefill"``: one prefill step of ``batch`` prompt tokens (context unused)."""
+        if phase == "decode":
+            caps, t, e, p = self.decode_points(batch, context_tokens)
+        elif phase == "prefill":
+            caps, t, e, p = self.prefill_points(float(batch))
+        else:
+            raise ConfigurationError(f"phase {phase!r}; expected 'decode' or 'prefill'")
         return caps, t, e, p, pareto_mask(t, e)
 
 
