@@ -98,8 +98,58 @@ class Frontiers:
     errors: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
+def whatif_constants(sc: Scenario):
+    """The device constants of the scenario's what-if part (None without one)."""
+    if sc.whatif is None:
+        return None
+    from .catalog.device_energy import load_device_constants
+
+    try:
+        return load_device_constants().with_values(dict(sc.whatif.device_constants), kind="what-if",
+                                                   source=f"what-if: {sc.whatif.label}", check_range=False)
+    except FleetError as exc:
+        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from None
+
+
+def _whatif_applies(sc: Scenario, accelerator: str) -> bool:
+    if sc.whatif is None:
+        return False
+    if sc.whatif.accelerators is None:
+        return True
+    from .catalog import get_accelerator
+
+    names = set()
+    for i, a in enumerate(sc.whatif.accelerators):
+        try:
+            names.add(get_accelerator(a).name)
+        except FleetError as exc:
+            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from None
+    return get_accelerator(accelerator).name in names
+
+
+def whatif_profile_factory(sc: Scenario):
+    """A ``profile_factory`` for :func:`fleet.sim.simulate` that builds the what-if part's
+    profiles for the pools it applies to (None without a what-if)."""
+    consts = whatif_constants(sc)
+    if consts is None:
+        return None
+    from .frontier.build import DEFAULT_CONTEXT_RANGE, DEFAULT_PREFILL_RANGE, _profile, make_replica
+    from .sim.assemble import default_profile_factory
+
+    def factory(*, model, accelerator, tp, precision, kv_precision, power_cap_w, max_batch):
+        if not _whatif_applies(sc, accelerator):
+            return default_profile_factory(model=model, accelerator=accelerator, tp=tp, precision=precision,
+                                           kv_precision=kv_precision, power_cap_w=power_cap_w,
+                                           max_batch=max_batch)
+        rep = make_replica(model, accelerator, tp, precision, kv_precision, constants=consts)
+        return _profile(rep, power_cap_w, None, max_batch, DEFAULT_CONTEXT_RANGE, DEFAULT_PREFILL_RANGE)
+
+    return factory
+
+
 def build_frontiers(sc: Scenario) -> Frontiers:
     out = Frontiers()
+    consts = whatif_constants(sc)
     try:
         from .frontier import make_replica
     except ImportError as exc:   # pragma: no cover - the energy model is part of the package
@@ -110,8 +160,9 @@ def build_frontiers(sc: Scenario) -> Frontiers:
     for p in sc.fleet.pools:
         for s in p.serve:
             try:
+                kw = {"constants": consts} if consts is not None and _whatif_applies(sc, p.accelerator) else {}
                 out.replicas[(p.name, s.model)] = make_replica(s.model, p.accelerator, s.tp, s.precision,
-                                                               s.kv_precision)
+                                                               s.kv_precision, **kw)
             except FleetError as exc:
                 out.errors[(p.name, s.model)] = str(exc)
     return out
@@ -149,6 +200,9 @@ def simulate_step(scenario: Scenario):
     simulate = getattr(_sim, "simulate", None)
     if simulate is None:
         raise FleetError("the simulation (fleet.sim.simulate) is not available in this build")
+    factory = whatif_profile_factory(scenario)
+    if factory is not None:
+        return simulate(scenario, profile_factory=factory)
     return simulate(scenario)
 
 
@@ -374,6 +428,10 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
         bar.start("account")
         sim.meta.setdefault("start_utc", sc.start_utc.isoformat())
         inputs, sources, carbon_signal = accounting_inputs(sc, horizon)
+        if sc.whatif is not None:
+            sources.append(f"what-if part '{sc.whatif.label}' on "
+                           f"{', '.join(sc.whatif.accelerators) if sc.whatif.accelerators else 'every pool'}: "
+                           + ", ".join(f"{k} = {v:g}" for k, v in sc.whatif.device_constants.items()))
         acc = account(sim, inputs)
         bar.start("analyse pools")
         analysis = analyse_pools(sc, sim, frontiers)

@@ -1,0 +1,63 @@
+"""The project's scenarios: each loads, the default needs nothing outside the repository, and
+every example meets its expectations (`fleet check`, through the pytest fixture) -- this is how CI
+runs scenario regression."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleet.errors import FleetError
+from fleet.scenario import load_scenario
+from fleet.testing import fleet_check  # noqa: F401  (fixture)
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
+FILES = sorted(SCENARIOS.glob("*.yaml"))
+NEEDS_SHARED = {"region_caiso", "region_de", "region_sg"}
+
+
+def test_the_examples_are_all_there():
+    names = {f.stem for f in FILES}
+    assert {"default", "hetero_fleet", "whatif_today", "whatif_hbm_half", "power_capped", "power_uncapped",
+            *NEEDS_SHARED} <= names
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_scenario_loads_and_carries_expectations(path):
+    sc = load_scenario(path)
+    assert sc.name == path.stem
+    assert len(sc.expectations) >= 5
+    uses_region = sc.site.region is not None or any(
+        s is not None and s.region is not None for s in (sc.site.carbon_intensity, sc.site.price))
+    assert uses_region == (path.stem in NEEDS_SHARED)
+
+
+def test_default_runs_without_the_shared_data(monkeypatch, tmp_path):
+    """A fresh clone has no ../shared: the default scenario must not need it."""
+    import fleet.grid.regions as regions
+    import fleet.paths as paths
+
+    def missing():
+        raise FleetError("reference data not found (test)")
+
+    monkeypatch.setattr(paths, "shared_data_dir", missing)
+    monkeypatch.setattr(regions, "shared_data_dir", missing)
+    sc = load_scenario(SCENARIOS / "default.yaml")
+    for d in sc.demand.inference:
+        if d.trace is not None:
+            assert SCENARIOS.parent in d.trace.path.parents          # repo files only
+    from fleet.run import run_scenario
+    r = run_scenario(sc, None, quiet=True)
+    assert r.accounts.value("requests.completed") > 0
+    # and a region scenario says clearly what is missing
+    with pytest.raises(FleetError, match="site.carbon_intensity.*reference data"):
+        run_scenario(SCENARIOS / "region_caiso.yaml", None, quiet=True)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+def test_scenario_meets_its_expectations(path, fleet_check, request):
+    if path.stem in NEEDS_SHARED:
+        request.getfixturevalue("shared_data")      # a clear failure if ../shared/data is missing
+    res = fleet_check(path)
+    assert res.outcomes and all(o.ok for o in res.outcomes)
