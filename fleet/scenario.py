@@ -407,6 +407,18 @@ class Expectation(Strict):
         return self
 
 
+class WhatIfSpec(Strict):
+    """A what-if part: device constants of ``fleet/catalog/device_energy.yaml`` replaced for the
+    pools whose accelerator is in ``accelerators`` (all pools when omitted), e.g. an HBM at half
+    the pJ/bit: ``{label: "HBM3 at half the pJ/bit", device_constants: {memory.pj_per_bit.HBM3: 1.7}}``.
+    Values outside a constant's plausible range are allowed (that is the point of a what-if) and
+    are labelled ``what-if`` in the report."""
+
+    label: str
+    device_constants: dict[str, Annotated[float, Field(gt=0, allow_inf_nan=False)]]
+    accelerators: list[str] | None = None
+
+
 class PlanSpec(Strict):
     """Reserved for the OR-Tools planner (a later issue): ``fleet.run.plan_step`` reads it."""
 
@@ -432,6 +444,7 @@ class Scenario(Strict):
     report: ReportSpec = Field(default_factory=lambda: ReportSpec())  # issue 5 section
     expectations: list[Expectation] = Field(default_factory=list)  # issue 5 section
     plan: PlanSpec = Field(default_factory=lambda: PlanSpec())  # issue 5 section
+    whatif: WhatIfSpec | None = None  # issue 5 section: a what-if part (device constants)
 
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict | None = PrivateAttr(default=None)
