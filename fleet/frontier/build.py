@@ -26,7 +26,7 @@ DEFAULT_MAX_BATCH = 256
 #: per-sequence context points (tokens) the affine decode lines are fitted over by default
 DEFAULT_CONTEXT_RANGE = (128, 4096)
 #: prompt lengths (tokens) the quadratic prefill is fitted over by default
-DEFAULT_PREFILL_RANGE = (16, 8192)
+DEFAULT_PREFILL_RANGE = (32, 8192)
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,24 @@ def _fit_affine(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, f
 
 
 def _fit_quadratic(n: np.ndarray, y: np.ndarray) -> tuple[tuple[float, float, float], float]:
-    """Relative least-squares y ~ c0 + c1 n + c2 n^2 with non-negative coefficients."""
-    from scipy.optimize import nnls
-    A = np.stack([np.ones_like(n), n, n * n], axis=1) / y[:, None]
-    scale = np.max(np.abs(A), axis=0)
-    coef, _ = nnls(A / scale, np.ones_like(y))
-    coef = coef / scale
+    """Minimax relative fit y ~ c0 + c1 n + c2 n^2 with non-negative coefficients.
+
+    Solved as a linear programme (minimise e subject to |fit - y| <= e y), so the recorded
+    worst relative error is the smallest any such quadratic can have on these points."""
+    from scipy.optimize import linprog
+    scale = np.array([1.0, float(n.max()), float(n.max()) ** 2])
+    A = np.stack([np.ones_like(n), n, n * n], axis=1) / scale / y[:, None]     # fit / y per point
+    k = len(n)
+    # variables (c0', c1', c2', e): minimise e;  A c - e <= 1  and  -A c - e <= -1
+    A_ub = np.block([[A, -np.ones((k, 1))], [-A, -np.ones((k, 1))]])
+    b_ub = np.concatenate([np.ones(k), -np.ones(k)])
+    res = linprog(c=[0, 0, 0, 1], A_ub=A_ub, b_ub=b_ub, bounds=[(0, None)] * 4, method="highs")
+    if res.status == 0:
+        coef = res.x[:3] / scale
+    else:                                   # fall back to relative least squares
+        from scipy.optimize import nnls
+        coef, _ = nnls(A, np.ones_like(y))
+        coef = coef / scale
     err = float(np.max(np.abs(coef[0] + coef[1] * n + coef[2] * n * n - y) / y))
     return (float(coef[0]), float(coef[1]), float(coef[2])), err
 
@@ -155,7 +167,7 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
 
     plo, phi = prefill_range or DEFAULT_PREFILL_RANGE
     phi = max(min(float(phi), float(max_ctx)), float(plo) + 1.0)
-    ns = np.unique(np.geomspace(plo, phi, 12).astype(int))
+    ns = np.unique(np.geomspace(plo, phi, 16).astype(int))
     pw = WorkArrays.stack([prefill_work(m.name, int(n), rep.precision, rep.kv_precision, rep.tp) for n in ns])
     pop = evaluate(pw, rep.device, **kw)
     pre_t, pt_err = _fit_quadratic(ns.astype(float), pop.time_s)
