@@ -276,3 +276,41 @@ def test_horizon_inside_prefill_step(mode):
     assert run.segments.energy_j.sum() == pytest.approx(ep * 0.4 + p.idle_power_w * 0.1, rel=1e-9)
     assert powers[0] == pytest.approx(ep / tp, rel=1e-9)
     assert run.pools.output_tokens.iloc[0] == 0 and run.pools.input_tokens.iloc[0] == 0
+
+
+def test_series_record_and_simpy_processes_share_the_clock():
+    """Telemetry series per replica, external segments, and a SimPy process (as training or a
+    capping controller would register) acting on a replica at its own times."""
+    p1 = toy_profile()
+    p2 = toy_profile(speed=0.5, power_scale=0.7)
+    eng = Engine(6.0, 0, series_interval_s=0.5)
+    eng.add_serving_pool("h100", p1, 2, MODEL)
+    eng.add_requests(trace([(0.05 * k, 300, 200) for k in range(40)]))
+    seen = []
+
+    def controller(env):
+        yield env.timeout(2.0)
+        seen.append(env.now)
+        for r in eng.replicas("h100"):
+            r.set_profile(p2)
+        while True:
+            yield env.timeout(1.0)
+            seen.append(env.now)
+            eng.record("train/j0", env.now - 1.0, env.now, 500.0)
+
+    eng.env.process(controller(eng.env))
+    run = eng.run()
+    assert seen == [2.0, 3.0, 4.0, 5.0, 6.0]
+    e = run.segments.energy_by_node()
+    assert e["train/j0"] == pytest.approx(4 * 500.0)
+    s = run.series
+    assert set(s.metric) == {"queue", "running", "kv_used_tokens"}
+    assert len(s) == 3 * 2 * 12                           # 3 metrics x 2 replicas x t = 0, 0.5, ... 5.5
+    run_max = s[s.metric == "running"].value.max()
+    assert 1 <= run_max <= 40
+    # after the change to the slower profile, decode spans draw less power
+    seg = run.segments
+    m = seg.node_id == seg.node_names.index("h100/r0")
+    pw = seg.energy_j[m] / (seg.t1[m] - seg.t0[m])
+    late = seg.t0[m] > 2.2
+    assert pw[late].max() <= 0.7 * 700.0

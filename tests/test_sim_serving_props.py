@@ -46,7 +46,12 @@ def simulate(sc):
                          chunked_prefill=sc["chunked"], max_prefill_tokens=sc["mpt"])
     eng.set_router(MODEL, sc["router"])
     eng.add_requests(sc["df"])
-    return eng.run()
+    run = eng.run()
+    for r in eng.replicas():      # incremental book-keeping agrees with a recount
+        assert r.q_tokens == sum(r.S.inp[i] + r.S.gen[i] + 1 for i in r.queue)
+        if r.phase_name == "idle":
+            assert r.C == 0 and not r.run and r.n_in == 0
+    return run
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -92,7 +92,7 @@ class Replica:
         "pt2", "pe0", "pe1", "pe2", "idle_w", "queue", "run", "fheap", "K", "C", "Ecum", "phase",
         "gen", "t_phase", "span_n", "span_b", "span_C0", "span_end", "pf_batch", "pf_tok",
         "pf_reserved", "pf_done", "pf_sum", "pf_sq", "pf_rec", "just_preempted", "seg", "_heap", "_cnt", "S", "n_in",
-        "load_arr", "load_idx", "load_inv", "kv_arr", "busy_s", "batch_s", "tokens_in",
+        "load_arr", "load_idx", "load_inv", "kv_arr", "q_tokens", "busy_s", "batch_s", "tokens_in",
         "tokens_out", "recomputed_tokens", "completed", "preemptions", "capacity", "idle_j",
     )
 
@@ -128,7 +128,7 @@ class Replica:
         self.pf_sum = 0                      # sum and sum of squares of pf_tok (unchunked step)
         self.pf_sq = 0
         # a prefill step merged into the decode span that follows it, not yet recorded:
-        # (t0, t1, energy, batch for stats, rows, tokens, rows whose first token it made)
+        # (t0, t1, energy, batch for stats, rows, prompt tokens)
         self.pf_rec = None
         self.pf_done: dict[int, int] = {}    # chunked prefill: row -> prompt tokens already prefilled
         self.just_preempted = False
@@ -140,7 +140,8 @@ class Replica:
         self.load_arr = None                 # router load vector (numpy) and this replica's slot
         self.load_idx = 0
         self.load_inv = 1.0
-        self.kv_arr = None
+        self.kv_arr = None                   # router KV-load vector (least_kv), same slot
+        self.q_tokens = 0                    # KV tokens the queued requests will need
         self.busy_s = 0.0
         self.idle_j = 0.0                    # energy of the idle segments (J)
         self.batch_s = 0.0                   # integral of running batch over busy time (s)
@@ -286,6 +287,9 @@ class Replica:
         else:
             self._end_prefill(now)
         self._schedule(now)
+        ka = self.kv_arr
+        if ka is not None:
+            ka[self.load_idx] = (self.C + len(self.run) + self.pf_reserved + self.q_tokens) / self.cap
 
     def _close_idle(self, now: float) -> None:
         t0 = self.t_phase
@@ -299,10 +303,16 @@ class Replica:
         q = self.queue
         was_empty = not q
         q.append(i)
+        S = self.S
+        need = S.inp[i] + S.gen[i] + 1
+        self.q_tokens += need
         self.n_in += 1
         la = self.load_arr
         if la is not None:
             la[self.load_idx] = self.n_in * self.load_inv
+        ka = self.kv_arr
+        if ka is not None:
+            ka[self.load_idx] = (self.C + len(self.run) + self.pf_reserved + self.q_tokens) / self.cap
         ph = self.phase
         if ph == IDLE:
             self._close_idle(now)
@@ -321,8 +331,6 @@ class Replica:
             b = self.span_b
             if b + 1 > self.B:
                 return
-            S = self.S
-            need = S.inp[i] + S.gen[i] + 1
             room = self.cap - (b + need + b + 1 + self.wm) - self.pf_reserved
             if self.span_C0 + b > room:      # C only grows within a span: cannot be admitted
                 return
@@ -395,6 +403,7 @@ class Replica:
             if batch and tok + p > budget:
                 break
             q.popleft()
+            self.q_tokens -= need
             batch.append(i)
             toks.append(p)
             tok += p
@@ -425,8 +434,7 @@ class Replica:
             # during the prefill cuts the plan back to t1 (see on_arrival / _cut_span).
             e = self.pe0 + self.pe1 * tok + self.pe2 * sq
             nb0 = len(self.run)
-            self.pf_rec = (now, t1, e, nb0 + len(batch), batch, toks,
-                           [i for i in batch if S.first[i] != S.first[i]])
+            self.pf_rec = (now, t1, e, nb0 + len(batch), batch, toks)
             self.pf_batch = []
             self.pf_tok = []
             self._apply_prefill(t1, e, batch, toks)
@@ -453,7 +461,7 @@ class Replica:
 
     def _flush_prefill_record(self) -> None:
         """Record the merged prefill step planned together with the decode span in flight."""
-        t0, t1, e, nb, _, _, _ = self.pf_rec
+        t0, t1, e, nb, _, _ = self.pf_rec
         self.pf_rec = None
         self.seg.extend((t0, t1, e))
         dt = t1 - t0
@@ -526,6 +534,7 @@ class Replica:
         S.preempt[i] += 1
         self.preemptions += 1
         self.queue.appendleft(i)
+        self.q_tokens += ctx + 2          # input + generated + 1
         self.just_preempted = True
 
     def _start_decode(self, now: float) -> None:
@@ -645,6 +654,7 @@ class Replica:
                 if used + need + nb + 1 + wm > cap and not (nb == 0 and need <= cap):
                     break
                 q.popleft()
+                self.q_tokens -= need
                 done[i] = 0
                 used += need
                 nb += 1
@@ -812,7 +822,7 @@ class Replica:
     def _finalize_merged_prefill(self, t_end: float) -> None:
         """The horizon falls inside a merged prefill step: keep the elapsed fraction of its
         energy, and undo what it would have done at its end (first tokens, shares)."""
-        t0, t1, e, nb, batch, toks, firsts = self.pf_rec
+        t0, t1, e, nb, batch, toks = self.pf_rec
         self.pf_rec = None
         S = self.S
         frac = (t_end - t0) / (t1 - t0) if t1 > t0 else 1.0
@@ -826,9 +836,8 @@ class Replica:
             self.tokens_out -= 1
             if S.gen[i] == 0:
                 self.tokens_in -= p
+                S.first[i] = math.nan       # its first token would have come at the step's end
             else:
                 self.recomputed_tokens -= p
-        for i in firsts:
-            S.first[i] = math.nan
         # the decode span planned after the step has not started: nothing more to record
         self.t_phase = t_end

@@ -8,8 +8,9 @@ Built-ins:
   KV-feasible batch, :attr:`Replica.capacity`), so a faster H100 replica takes proportionally more
   than an A100 replica serving the same model.  Ties go to the lowest index.
 * ``least_kv``: the replica with the lowest KV-cache load, counted as the KV tokens held at the
-  replica's last scheduling event plus the prompt tokens of its queue, over its KV capacity (a
-  real router also sees a lagged metric).
+  replica's last event plus the tokens its queue will need, over its KV capacity (within a
+  coalesced decode span the growth is not seen until the span ends; a real router also sees a
+  lagged metric).
 
 Custom routers implement the :class:`Router` protocol: ``choose(request, replicas) -> Replica``
 where ``request`` is a :class:`RequestInfo` and ``replicas`` the model's replicas that can hold
@@ -109,26 +110,24 @@ class JoinShortestQueue(BuiltinRouter):
 
 
 class LeastKV(BuiltinRouter):
+    """Least (KV held + KV needed by the queue) / KV capacity, as of each replica's last event."""
+
     name = "least_kv"
 
-    def _kv_load(self, r: "Replica") -> float:
-        S = r.S
-        queued = 0
-        for i in r.queue:
-            queued += S.inp[i] + S.gen[i] + 1
-        return (r.C + len(r.run) + r.pf_reserved + queued) / r.cap
+    def bind(self, replicas: list["Replica"]) -> None:
+        super().bind(replicas)
+        self.kv = np.zeros(len(self.replicas))
+        for k, r in enumerate(self.replicas):
+            r.kv_arr = self.kv
+            r.load_idx = k
+            self.kv[k] = (r.C + len(r.run) + r.pf_reserved + r.q_tokens) / r.cap
+        self._argmin = self.kv.argmin
 
     def _pick(self) -> "Replica":
-        return self._pick_among(self.replicas)
+        return self.replicas[self._argmin()]
 
     def _pick_among(self, replicas: Sequence["Replica"]) -> "Replica":
-        best = None
-        best_v = 0.0
-        for r in replicas:
-            v = self._kv_load(r)
-            if best is None or v < best_v:
-                best, best_v = r, v
-        return best
+        return min(replicas, key=lambda r: (self.kv[r.load_idx], r.load_idx))
 
 
 _BUILTIN = {"round_robin": RoundRobin, "rr": RoundRobin, "jsq": JoinShortestQueue,
