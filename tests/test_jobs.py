@@ -9,10 +9,14 @@ tails: standard error about 3 %), arrival rate 1 %.  The closed-form fit itself 
 from __future__ import annotations
 
 import math
+import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from fleet.errors import FleetError, TraceError
 from fleet.workload.jobs import (ACME_CLUSTERS, JOB_COLUMNS, _capped_lognormal_mean, _expected_gpu_time,
@@ -110,3 +114,25 @@ def test_bad_job_tables(tmp_path):
         generate_jobs(n=10, cluster="nowhere")
     with pytest.raises(FleetError):
         generate_jobs()
+
+
+_CELL = st.one_of(st.integers(-5, 10 ** 7).map(str), st.floats().map(repr),
+                  st.sampled_from(["", "true", "false", "TRUE", "x", "nan", "1e999", "\"", "0"]),
+                  st.text(max_size=4))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(rows=st.lists(st.lists(_CELL, min_size=9, max_size=12), max_size=5),
+       header_cut=st.integers(0, 2))
+def test_random_job_tables_raise_only_fleet_errors(rows, header_cut):
+    cols = list(JOB_COLUMNS)[: len(JOB_COLUMNS) - header_cut]
+    text = ",".join(cols) + "\n" + "\n".join(",".join(r) for r in rows) + "\n"
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "j.csv"
+        p.write_bytes(text.encode("utf-8", errors="replace"))
+        try:
+            df = read_jobs(p)
+        except FleetError as exc:
+            assert "unreadable job table" not in str(exc) or str(p) in str(exc)
+        else:
+            validate_jobs(df)

@@ -379,15 +379,18 @@ def validate_jobs(df: pd.DataFrame, source: str | Path | None = None) -> pd.Data
     tok = df["tokens"].to_numpy(dtype=np.float64)
     bad(np.isnan(dur) & np.isnan(tok), "duration_s", "neither duration nor tokens given",
         "a duration in s or a token count")
-    bad(~np.isnan(dur) & ~(dur > 0), "duration_s", "bad duration", "a run time > 0 s")
-    bad(~np.isnan(tok) & ~(tok > 0), "tokens", "bad token count", "tokens > 0 or empty")
+    bad(~np.isnan(dur) & ~(np.isfinite(dur) & (dur > 0)), "duration_s", "bad duration", "a finite run time > 0 s")
+    bad(~np.isnan(tok) & ~(np.isfinite(tok) & (tok > 0)), "tokens", "bad token count",
+        "a finite token count > 0, or empty")
     fa = df["fail_at_s"].to_numpy(dtype=np.float64)
-    bad(~np.isnan(fa) & ((fa < 0) | (~np.isnan(dur) & (fa > dur))), "fail_at_s", "bad failure time",
+    bad(~np.isnan(fa) & (~np.isfinite(fa) | (fa < 0) | (~np.isnan(dur) & (fa > dur))), "fail_at_s",
+        "bad failure time",
         "0 <= fail_at_s <= duration_s, or empty")
     dl = df["deadline_s"].to_numpy(dtype=np.float64)
-    bad(~np.isnan(dl) & (dl < sub), "deadline_s", "deadline before submission", "deadline_s >= submit_s")
+    bad(~np.isnan(dl) & (~np.isfinite(dl) | (dl < sub)), "deadline_s", "bad deadline",
+        "a finite deadline_s >= submit_s, or empty")
     ck = df["checkpoint_interval_s"].to_numpy(dtype=np.float64)
-    bad(~(ck > 0), "checkpoint_interval_s", "bad checkpoint interval", "seconds > 0")
+    bad(~(np.isfinite(ck) & (ck > 0)), "checkpoint_interval_s", "bad checkpoint interval", "finite seconds > 0")
     bad(df["job_id"].to_numpy() != np.arange(len(df)), "job_id", "job ids out of sequence", "0..n-1")
     return df
 
@@ -442,10 +445,13 @@ def read_jobs(path: str | Path) -> pd.DataFrame:
                 raise TraceError(f"not a number: {s.iloc[i]!r}", path=path, line=int(lines[i]), column=c,
                                  expected="a number")
             if c in ("job_id", "gpus", "priority"):
-                if num.isna().any() or (num != np.round(num)).any():
-                    i = int(np.flatnonzero((num.isna() | (num != np.round(num))).to_numpy())[0])
-                    raise TraceError(f"not an integer: {s.iloc[i]!r}", path=path, line=int(lines[i]),
-                                     column=c, expected="an integer")
+                arr = num.to_numpy(dtype=np.float64, na_value=np.nan)
+                limit = 127 if c == "priority" else 2 ** 62
+                badi = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > limit)
+                if badi.any():
+                    i = int(np.flatnonzero(badi)[0])
+                    raise TraceError(f"not an integer in range: {s.iloc[i]!r}", path=path,
+                                     line=int(lines[i]), column=c, expected=f"an integer, |value| <= {limit}")
             out[c] = num.to_numpy(dtype=np.float64).astype(JOB_DTYPES[c]) if c in (
                 "job_id", "gpus", "priority") else num.to_numpy(dtype=np.float64)
     res = pd.DataFrame(out)
