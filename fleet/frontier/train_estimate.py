@@ -32,7 +32,7 @@ DP_OVERLAP = 0.7
 
 
 def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: int | None = None,
-                      seq_len: int = 4096, precision: str = "bf16", tp: int | None = None, pp: int = 1,
+                      seq_len: int = 4096, precision: str = "bf16", tp: int | None = None, pp: int | None = None,
                       recompute: bool = False, utilization: float | None = None, pue: float = 1.2,
                       carbon_intensity_g_per_kwh: float = 400.0, power_cap_w: float | None = None,
                       calibrated: bool = False) -> dict:
@@ -51,23 +51,29 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
     u = DEFAULT_UTILIZATION if utilization is None else float(utilization)
     if not (0.0 < u <= 1.0):
         raise ConfigurationError(f"utilization {u} must be in (0, 1]")
-    # parallel layout: the smallest TP (within a node) and PP at which the model state fits
+    # parallel layout: the smallest TP (within a node), then the smallest PP, at which the model
+    # state and one sequence of activations fit (ZeRO-1 optimizer sharding)
     layout = None
     tps = [tp] if tp else [t for t in (1, 2, 4, 8) if t <= min(n, GPUS_PER_NODE)]
-    for t in tps:
-        if n % (t * pp):
-            continue
-        dp = n // (t * pp)
-        mem = llm.training_memory(m, acc.memory_bytes, tp=t, pp=pp, dp=dp, precision=precision,
-                                  recompute=recompute, seq_len=seq_len, zero_stage=1)
-        if mem.fits or mem.max_micro_batch_tokens > 0:
-            layout = (t, dp, mem)
+    pps = [pp] if pp else [p for p in (1, 2, 4, 8, 16, 32, 64) if p <= n]
+    for p_ in pps:
+        for t in tps:
+            if n % (t * p_):
+                continue
+            dp = n // (t * p_)
+            mem = llm.training_memory(m, acc.memory_bytes, tp=t, pp=p_, dp=dp, precision=precision,
+                                      recompute=recompute, seq_len=seq_len, zero_stage=1)
+            if mem.max_micro_batch_tokens > 0:
+                layout = (t, p_, dp, mem)
+                break
+        if layout is not None:
             break
     if layout is None:
         raise ConfigurationError(
             f"{m.name} training state does not fit on {n} x {acc.name} ({acc.spec.memory_gb:g} GB) with "
-            f"tp<=8, pp={pp}, ZeRO-1; use more GPUs, pipeline parallelism (pp) or recomputation")
-    t_, dp, mem = layout
+            f"tp<=8, pp<=64 (gpus divisible by tp*pp), ZeRO-1; use another GPU count, a larger-memory GPU "
+            f"or recomputation")
+    t_, pp, dp, mem = layout
     mbt = max(1, int(mem.max_micro_batch_tokens))
     step_tokens = int(tokens_per_step or max(seq_len * dp, min(4_000_000, seq_len * dp * 8)))
     cost = llm.training_step_cost(m, step_tokens, precision=precision, recompute=recompute, tp=t_, pp=pp, dp=dp,
