@@ -338,6 +338,7 @@ class Engine:
             raise ConfigurationError("an Engine runs once")
         self._ran = True
         wall0 = time.perf_counter()
+        cpu0 = time.process_time()
         self._setup()
         S = self._store
         n = S.n
@@ -365,8 +366,9 @@ class Engine:
             r.finalize(t_end)
         self.events = events
         loop_wall = time.perf_counter() - wall0
+        loop_cpu = time.process_time() - cpu0
         res = self._collect(t_end)
-        res.meta.update({"events": events, "loop_wall_s": loop_wall,
+        res.meta.update({"events": events, "loop_wall_s": loop_wall, "loop_cpu_s": loop_cpu,
                          "wall_s": time.perf_counter() - wall0})
         return res
 
