@@ -37,7 +37,11 @@ def test_what_if_constants_are_range_checked():
     half = c.with_values({"memory.pj_per_bit.HBM3": 2.5})
     assert half["memory.pj_per_bit.HBM3"] == 2.5 and half.constant("memory.pj_per_bit.HBM3").kind == "what-if"
     with pytest.raises(CatalogError, match="outside its plausible range"):
-        c.with_values({"memory.pj_per_bit.HBM3": 0.1})
+        c.with_values({"memory.pj_per_bit.HBM3": 0.1}, kind="calibrated")
+    # a what-if part may go beyond today's range, never negative
+    assert c.with_values({"memory.pj_per_bit.HBM3": 0.1})["memory.pj_per_bit.HBM3"] == 0.1
+    with pytest.raises(CatalogError, match="non-negative"):
+        c.with_values({"memory.pj_per_bit.HBM3": -1.0})
     with pytest.raises(CatalogError, match="unknown device constant"):
         c.with_values({"memory.pj_per_bit.HBM9": 1.0})
 

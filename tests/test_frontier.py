@@ -85,3 +85,16 @@ def test_breakdown_sums_to_energy():
     assert d["power_w"] <= 500 + 1e-6
     p = operating_point_breakdown("llama-3.1-8b", "H100", 1, 2048, 0, phase="prefill")
     assert p["breakdown_j"]["compute"] > p["breakdown_j"]["memory"]
+
+
+def test_what_if_memory_changes_energy_not_time():
+    from fleet.catalog.device_energy import load_device_constants
+    base = load_device_constants(False)
+    half = base.with_values({"memory.pj_per_bit.HBM3": base["memory.pj_per_bit.HBM3"] / 2,
+                             "memory.onchip_pj_per_bit": base["memory.onchip_pj_per_bit"] / 2})
+    a = build_serving_profile("llama-3.1-8b", "H100", 1, max_batch=16, constants=base)
+    b = build_serving_profile("llama-3.1-8b", "H100", 1, max_batch=16, constants=half)
+    ta, ea = a.decode_iter(8, 8000)
+    tb, eb = b.decode_iter(8, 8000)
+    assert tb == pytest.approx(ta) and eb < ea
+    assert build_serving_profile("llama-3.1-8b", "H100", 1, max_batch=16, constants=half) is b

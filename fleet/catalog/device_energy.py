@@ -73,13 +73,22 @@ class DeviceConstants:
         return [c.name for c in self.items]
 
     def with_values(self, values: Mapping[str, float], *, kind: str = "what-if",
-                    source: str = "override", check_range: bool = True,
+                    source: str = "override", check_range: bool | None = None,
                     calibrated: bool | None = None) -> "DeviceConstants":
-        """A copy with some values replaced (range-checked unless ``check_range`` is False)."""
+        """A copy with some values replaced.
+
+        Calibrated values must stay inside the plausible range; a what-if part (the default
+        ``kind``) may go beyond today's range (a memory at half today's pJ/bit) but not below 0.
+        ``check_range`` forces the range check on or off."""
+        if check_range is None:
+            check_range = kind != "what-if"
         new = []
         for c in self.items:
             if c.name in values:
                 v = float(values[c.name])
+                if not math.isfinite(v) or v < 0:
+                    raise CatalogError(f"{c.name} = {v} {c.unit} must be a finite non-negative number",
+                                       path=DEVICE_ENERGY_PATH, expected=f"a value in {c.unit}")
                 if check_range and not c.in_range(v):
                     raise CatalogError(f"{c.name} = {v} {c.unit} is outside its plausible range",
                                        path=DEVICE_ENERGY_PATH, expected=f"[{c.lo}, {c.hi}] {c.unit}")

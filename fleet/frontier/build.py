@@ -201,8 +201,9 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
 
 @lru_cache(maxsize=512)
 def _cached_profile(model: str, accelerator: str, tp: int, precision: str, kv_precision, power_cap_w,
-                    max_batch, context_range, prefill_range, calibrated: bool, clock) -> ServingProfile:
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated)
+                    max_batch, context_range, prefill_range, calibrated: bool, clock,
+                    constants: DeviceConstants | None = None) -> ServingProfile:
+    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants)
     return _profile(rep, power_cap_w, clock, max_batch, context_range, prefill_range)
 
 
@@ -211,14 +212,17 @@ def build_serving_profile(model, accelerator, tp: int = 1, precision: str = "bf1
                           max_batch: int | None = None,
                           context_range: tuple[float, float] = DEFAULT_CONTEXT_RANGE, *,
                           prefill_range: tuple[float, float] = DEFAULT_PREFILL_RANGE,
-                          clock: float | None = None, calibrated: bool = False) -> ServingProfile:
+                          clock: float | None = None, calibrated: bool = False,
+                          constants: DeviceConstants | None = None) -> ServingProfile:
     """A :class:`ServingProfile` for ``model`` on ``tp`` x ``accelerator`` (names or specs).
 
     ``power_cap_w`` is per GPU (None: uncapped, the accelerator's max limit); ``clock`` locks the
     normalised SM clock instead.  ``context_range`` is the per-sequence context (tokens) over
     which the affine decode lines are fitted.  Raises :class:`~fleet.errors.CatalogError` for
     unknown names and :class:`~fleet.errors.ConfigurationError` for a model that does not fit or a
-    cap outside ``[power_min_w, power_max_w]``.  Cached on its arguments.
+    cap outside ``[power_min_w, power_max_w]``.  ``constants`` replaces the device constants (a
+    what-if part, e.g. ``load_device_constants().with_values({"memory.pj_per_bit.HBM3": 1.7})``);
+    ``calibrated`` is then ignored.  Cached on its arguments.
     """
     mname = model.name if hasattr(model, "name") and hasattr(model, "layers") else _get_model(model).name
     aname = accelerator.name if hasattr(accelerator, "memory_bw_gbs") else build_accelerator(accelerator).name
@@ -226,4 +230,4 @@ def build_serving_profile(model, accelerator, tp: int = 1, precision: str = "bf1
                            _norm_precision(kv_precision), None if power_cap_w is None else float(power_cap_w),
                            None if max_batch is None else int(max_batch),
                            tuple(float(v) for v in context_range), tuple(float(v) for v in prefill_range),
-                           bool(calibrated), None if clock is None else float(clock))
+                           bool(calibrated), None if clock is None else float(clock), constants)
