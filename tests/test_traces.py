@@ -296,3 +296,13 @@ def test_validate_requests_catches_broken_tables(conv):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         validate_requests(conv)
+
+
+def test_bom_crlf_and_spaces_after_commas(tmp_path):
+    p = tmp_path / "w.csv"
+    p.write_bytes(b"\xef\xbb\xbfTIMESTAMP, ContextTokens, GeneratedTokens\r\n"
+                  b"2023-11-16 18:17:03.9799600, 4808, 10\r\n2023-11-16 18:17:04.0319600,3180,8\r\n")
+    assert detect_format(p) == "azure"
+    df = read_trace(p)
+    assert df["input_tokens"].tolist() == [4808, 3180]
+    assert df["arrival_s"].tolist() == pytest.approx([0.0, 0.052], abs=1e-9)
