@@ -200,3 +200,9 @@ def test_pdf_pages_render_and_none_is_blank(written, tmp_path):
         # content spread over the page, not one speck: inked rows in both halves
         rows = np.flatnonzero((img < 0.9 * white).any(axis=1))
         assert rows.min() < img.shape[0] / 2 < rows.max(), f"page {i + 1} has content in one half only"
+
+
+def test_frontier_labels_merge_caps_that_land_on_one_point():
+    g = pd.DataFrame({"power_cap_w": [300.0, 400.0, 500.0, 700.0], "itl_s": [0.02, 0.015, 0.0140001, 0.014],
+                      "j_per_token": [1.0, 1.2, 1.3, 1.3]})
+    assert F.frontier_labels(g) == [(0.02, 1.0, "300 W"), (0.015, 1.2, "400 W"), (0.0140001, 1.3, "500-700 W")]

@@ -104,7 +104,10 @@ def _plain_log_ticks(axis) -> None:
     """Log axis ticks at 1, 2, 5 x 10^k written as plain numbers; no minor labels (no overlap)."""
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    lo, hi = axis.get_view_interval()
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    subs = (1.0, 2.0, 5.0) if decades <= 2.2 else (1.0,)
+    axis.set_major_locator(LogLocator(base=10, subs=subs))
     axis.set_major_formatter(FuncFormatter(lambda v, _pos: f"{v:g}"))
     axis.set_minor_formatter(NullFormatter())
 
@@ -213,33 +216,71 @@ def fleet_data(r: RunResult) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def fleet_table_rows(r: RunResult) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the fleet table (one row per pool, formatted for people)."""
+    p = r.accounts.pools
+    d = fleet_data(r)
+    head = ["pool", "role", "accelerator", "GPUs", "servers", "cap (W/GPU)", "models", "busy (%)",
+            "mean batch", "mean IT power", "IT energy", "share (%)"]
+    rows = []
+    for a, b in zip(p.itertuples(), d.itertuples()):
+        rows.append([a.pool, a.role, a.accelerator, f"{a.gpus}", f"{a.servers}",
+                     f"{a.power_cap_w:.0f}" if math.isfinite(a.power_cap_w) else "uncapped",
+                     _clip(str(a.models).replace(";", ", "), 34) or "-", f"{100 * b.busy_fraction:.1f}",
+                     f"{b.mean_batch:.1f}" if math.isfinite(b.mean_batch) else "-",
+                     fmt_si(b.mean_it_power_w, "W"), fmt_energy(b.it_energy_j),
+                     f"{100 * b.energy_share:.1f}" if math.isfinite(b.energy_share) else "-"])
+    return head, rows
+
+
 def draw_fleet(r: RunResult):
     import matplotlib.pyplot as plt
 
     d = fleet_data(r)
-    fig, axes = plt.subplots(1, 3, figsize=PAGE)
+    fig = plt.figure(figsize=PAGE)
     fig.suptitle("Fleet and utilisation by pool", fontsize=14, fontweight="bold")
+    n_rows = min(len(r.accounts.pools), 10)
+    gs = fig.add_gridspec(2, 3, height_ratios=[0.25 + 0.12 * n_rows, 2.6], hspace=0.3, top=0.9, bottom=0.1,
+                          left=0.07, right=0.97, wspace=0.3)
+    tab = fig.add_subplot(gs[0, :])
+    tab.axis("off")
+    head, rows = fleet_table_rows(r)
+    shown = rows[:10]
+    t = tab.table(cellText=shown, colLabels=head, loc="upper center", cellLoc="center")
+    t.auto_set_font_size(False)
+    t.set_fontsize(8)
+    t.auto_set_column_width(col=list(range(len(head))))
+    t.scale(1, 1.3)
+    for (i, _j), cell in t.get_celld().items():
+        if i == 0:
+            cell.set_text_props(fontweight="bold")
+            cell.set_facecolor("#EEEEEE")
+    if len(rows) > 10:
+        tab.set_title(f"first 10 of {len(rows)} pools (all in pools.csv)", fontsize=8, loc="left")
+    axes = [fig.add_subplot(gs[1, k]) for k in range(3)]
     x = np.arange(len(d))
     labels = [f"{a}\n{b}\n{g} GPUs" for a, b, g in zip(d["pool"], d["accelerator"], d["gpus"])]
-    ax = axes[0]
-    ax.bar(x, 100 * d["busy_fraction"], color="#4C72B0", label="busy (replica-time not idle)")
-    ax.set_ylabel("busy share of replica-time (%)")
-    ax.set_ylim(0, 105)
-    ax.set_title("Utilisation")
-    ax = axes[1]
-    ax.bar(x, d["mean_it_power_w"] / 1e3, color="#DD8452", label="mean IT power")
-    ax.set_ylabel("mean IT power (kW)")
-    ax.set_title("Mean IT power (GPUs + server overhead)")
-    ax = axes[2]
-    mb = d["mean_batch"].astype(float)
-    ax.bar(x, np.nan_to_num(mb), color="#55A868", label="mean running batch while busy")
-    ax.set_ylabel("mean running batch (requests)")
-    ax.set_title("Mean batch (serving pools)")
-    for ax in axes:
+    specs = [
+        (100 * d["busy_fraction"].astype(float), "#4C72B0", "busy share of replica-time (%)",
+         "Utilisation (replica-time not idle)", "{:.0f} %"),
+        (d["mean_it_power_w"].astype(float) / 1e3, "#DD8452", "mean IT power (kW)",
+         "Mean IT power (GPUs + server overhead)", "{:.2g} kW"),
+        (d["mean_batch"].astype(float), "#55A868", "mean running batch (requests)",
+         "Mean running batch while busy (serving)", "{:.1f}"),
+    ]
+    for ax, (v, color, ylab, title, fmt) in zip(axes, specs):
+        vv = np.nan_to_num(v.to_numpy())
+        ax.bar(x, vv, color=color, width=0.6)
+        for xi, val in zip(x, v):
+            ax.annotate("n/a" if not math.isfinite(val) else fmt.format(val), (xi, 0 if not math.isfinite(val) else val),
+                        xytext=(0, 3), textcoords="offset points", ha="center", fontsize=8)
+        ax.set_ylabel(ylab)
+        ax.set_title(title, fontsize=10)
         ax.set_xticks(x, labels, fontsize=8)
-        ax.legend(loc="upper right", fontsize=8)
         ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout(rect=(0, 0, 1, 0.94))
+        top = float(np.nanmax(vv)) if len(vv) else 1.0
+        ax.set_ylim(0, max(top * 1.18, 1e-9))
+    axes[0].set_ylim(0, 110)
     return fig
 
 
@@ -445,8 +486,8 @@ def draw_energy_per_token(r: RunResult):
         bottom += v
     for xi, tot in zip(x, bottom):
         if tot > 0:
-            ax.annotate(f"{tot:.3g} J", (xi, tot), xytext=(0, 3), textcoords="offset points",
-                        ha="center", fontsize=8)
+            ax.annotate(f"model: {tot:.3g} J", (xi + 0.29, tot), xytext=(3, 0), textcoords="offset points",
+                        ha="left", va="center", fontsize=8)
     ax.plot(x, d["simulated_gpu_j"], "kD", ms=8, label="simulated GPU energy / output tokens")
     ax.plot(x, d["facility_j"], "r^", ms=8, label="facility energy (IT x PUE) / output tokens")
     ax.set_xticks(x, [f"{p}\n{a}" for p, a in zip(d["pool"], d["accelerator"])], fontsize=9)
@@ -548,6 +589,20 @@ def frontier_data(r: RunResult) -> dict[str, pd.DataFrame]:
     return out
 
 
+def frontier_labels(g: pd.DataFrame, rel: float = 2e-3) -> list[tuple[float, float, str]]:
+    """One label per distinct operating point: caps that land on the same point (the GPU never
+    reaches them at this batch) share a label 'lo-hi W'."""
+    out: list[tuple[float, float, list[float]]] = []
+    for row in g.sort_values("power_cap_w").itertuples():
+        if out and abs(row.itl_s - out[-1][0]) <= rel * out[-1][0] \
+                and abs(row.j_per_token - out[-1][1]) <= rel * out[-1][1]:
+            out[-1][2].append(row.power_cap_w)
+        else:
+            out.append((row.itl_s, row.j_per_token, [row.power_cap_w]))
+    return [(x, y, f"{caps[0]:.0f} W" if len(caps) == 1 else f"{caps[0]:.0f}-{caps[-1]:.0f} W")
+            for x, y, caps in out]
+
+
 def draw_frontier(r: RunResult):
     import matplotlib.pyplot as plt
 
@@ -559,9 +614,8 @@ def draw_frontier(r: RunResult):
     for i, (key, g) in enumerate(data.items()):
         c = colors[i % len(colors)]
         ax.plot(g["itl_s"] * 1e3, g["j_per_token"], "-o", color=c, ms=4, label=key)
-        for row in g.itertuples():
-            ax.annotate(f"{row.power_cap_w:.0f} W", (row.itl_s * 1e3, row.j_per_token),
-                        xytext=(5, 4), textcoords="offset points", fontsize=7, color=c)
+        for x, y, text in frontier_labels(g):
+            ax.annotate(text, (x * 1e3, y), xytext=(5, 4), textcoords="offset points", fontsize=7, color=c)
         cur = g[g["current"]]
         if len(cur):
             ax.plot(cur["itl_s"] * 1e3, cur["j_per_token"], "*", color=c, ms=15, mec="k",
