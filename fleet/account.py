@@ -577,9 +577,14 @@ def _assumptions(inputs: AccountingInputs, pt: pd.DataFrame) -> list[Assumption]
                                   f.price_source))
         else:
             out.append(Assumption(f"{name} purchase price", f.purchase_usd, "USD/GPU", f.price_source))
+    seen: set[int] = set()
     for model, s in sorted(inputs.slo.items()):
-        out.append(Assumption(f"SLO {model}", f"TTFT {s.ttft_s:g} s, TPOT {s.tpot_s:g} s, "
-                              f"e2e {s.e2e_s:g} s", "s", "scenario"))
+        if id(s) in seen:          # the same SLO under the scenario's and the canonical model name
+            continue
+        seen.add(id(s))
+        parts = [f"{lab} {v:g} s" for lab, v in (("TTFT", s.ttft_s), ("TPOT", s.tpot_s), ("e2e", s.e2e_s))
+                 if math.isfinite(v)]
+        out.append(Assumption(f"SLO {model}", ", ".join(parts) or "none", "s", "scenario demand"))
     return out
 
 

@@ -216,7 +216,8 @@ def _signal(spec: SignalSpec | None, site_region: str | None, kind: str, sc: Sce
     if spec is None:
         return SignalInput(default, unit, f"{default:g} {unit}, {DEFAULT_SIGNAL_NOTE}")
     if spec.constant is not None:
-        return SignalInput(float(spec.constant), unit, f"constant {spec.constant:g} {unit} (scenario)")
+        shown = f"{spec.constant:g}" + (f" {unit}" if unit != "1" else "")
+        return SignalInput(float(spec.constant), unit, f"constant {shown} (scenario)")
     from . import grid
 
     start = sc.start_utc

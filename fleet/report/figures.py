@@ -194,10 +194,15 @@ def draw_summary(r: RunResult):
             y -= 0.032
             for label, value in rows:
                 fig.text(x0 + 0.01, y, _clip(label, 36), fontsize=9)
-                fig.text(x0 + 0.21, y, _clip(value, 44), fontsize=9, family="monospace")
+                fig.text(x0 + 0.21, y, _esc(_clip(value, 44)), fontsize=9, family="monospace")
                 y -= 0.026
             y -= 0.02
     return fig
+
+
+def _esc(s: str) -> str:
+    """Text drawn as-is: a '$' (prices) must not start matplotlib mathtext."""
+    return str(s).replace("$", r"\$")
 
 
 def _clip(s: str, n: int) -> str:
@@ -633,21 +638,32 @@ def draw_frontier(r: RunResult):
 
 
 # ------------------------------------------------------------------------------ 9. appendix
-def appendix_data(r: RunResult) -> list[tuple[str, str, str, str]]:
-    """(name, value, unit, source) rows: every assumption the numbers depend on."""
-    rows = [(a.name, a.value if isinstance(a.value, str) else fmt_metric(float(a.value), "")
-             if isinstance(a.value, (int, float)) and a.value is not None else str(a.value),
-             a.unit, a.source) for a in r.accounts.assumptions]
+def _value_text(value, unit: str) -> str:
+    if value is None:
+        return "not available"
+    if isinstance(value, (int, float)):
+        v = f"{value:.4g}"
+    else:
+        v = str(value)
+    if unit and unit not in ("-", "1") and unit not in v:
+        v += f" {unit}"
+    return v
+
+
+def appendix_data(r: RunResult) -> list[tuple[str, str, str]]:
+    """(item, value with unit, source or note) rows: every assumption the numbers depend on."""
+    rows = [(a.name, _value_text(a.value, a.unit), str(a.source or "")) for a in r.accounts.assumptions]
     for s in r.meta.get("data_sources", []):
-        rows.append(("data", str(s), "", ""))
+        desc, _, where = str(s).partition(": ")
+        rows.append(("data file", desc, where))
     for note in r.analysis.notes:
-        rows.append(("energy model", note, "", ""))
+        rows.append(("energy model", "", note))
     plan = r.meta.get("plan")
     if plan:
-        rows.append(("plan step", str(plan), "", ""))
+        rows.append(("plan step", "", str(plan)))
     sim = r.sim.meta
-    rows.append(("simulation", f"mode {sim.get('mode', '?')}, telemetry every "
-                 f"{sim.get('telemetry_interval_s', '?')} s, seed {r.seed}", "", "fleet.sim"))
+    rows.append(("simulation", f"{sim.get('mode', '?')} mode, seed {r.seed}",
+                 f"telemetry every {sim.get('telemetry_interval_s', '?')} s; fleet.sim"))
     return rows
 
 
@@ -668,14 +684,13 @@ def draw_appendix(r: RunResult):
         fig.text(0.27, y, "value", fontsize=9, fontweight="bold")
         fig.text(0.50, y, "source / note", fontsize=9, fontweight="bold")
         y -= 0.03
-        for name, value, unit, source in rows[start:start + per_page]:
-            val = textwrap.wrap(f"{value} {unit}".strip(), 44) or [""]
-            src = textwrap.wrap(str(source), 95) or [""]
-            n = max(len(val), len(src), 1)
-            n = min(n, 3)
+        for name, value, source in rows[start:start + per_page]:
+            val = textwrap.wrap(value, 44) or [""]
+            src = textwrap.wrap(source, 95, break_on_hyphens=False) or [""]
+            n = min(max(len(val), len(src), 1), 3)
             fig.text(0.04, y, _clip(name, 42), fontsize=8, va="top")
-            fig.text(0.27, y, "\n".join(val[:3]), fontsize=8, va="top")
-            fig.text(0.50, y, "\n".join(src[:3]), fontsize=8, va="top", color="#333333")
+            fig.text(0.27, y, _esc("\n".join(val[:3])), fontsize=8, va="top")
+            fig.text(0.50, y, _esc("\n".join(src[:3])), fontsize=8, va="top", color="#333333")
             y -= 0.021 * n + 0.008
             if y < 0.05:
                 break
