@@ -93,3 +93,16 @@ def test_frontier_prefill_phase(capsys):
     t = [q["time_s"] for q in d["points"]]
     # compute-bound prefill: every lower cap is slower
     assert all(a > b for a, b in zip(t, t[1:]))
+
+
+def test_estimate_locked_clock(capsys):
+    base = ["estimate", "--model", "llama-3.1-8b", "--gpu", "H100", "--batch", "128", "--input-tokens", "2000",
+            "--output-tokens", "200", "--json", "--uncalibrated"]
+    _, full, _ = _run(capsys, base)
+    rc, low, _ = _run(capsys, base + ["--sm-clock", "990"])
+    full, low = json.loads(full), json.loads(low)
+    assert rc == 0 and low["clock_fraction"] == pytest.approx(0.5)
+    assert low["output_tokens_per_s"] < full["output_tokens_per_s"]
+    assert low["avg_power_w"] < full["avg_power_w"]
+    rc, _, err = _run(capsys, base + ["--sm-clock", "5000"])
+    assert rc == 2 and "MHz" in err

@@ -82,12 +82,21 @@ def _estimate(args) -> int:
     if args.power_cap is not None:
         from ..hardware.energy import check_cap
         check_cap(rep.device, args.power_cap, rep.acc.name)
-    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=args.power_cap)
+    clock = None
+    if args.sm_clock is not None:
+        fmax = float(getattr(rep.acc.spec, "max_clock_mhz", 0) or 0)
+        if fmax <= 0:
+            raise ConfigurationError(f"{rep.acc.name} has no max_clock_mhz in the catalog; cannot lock a clock")
+        if not (0 < args.sm_clock <= fmax):
+            raise ConfigurationError(f"--sm-clock {args.sm_clock:g} MHz is outside (0, {fmax:g}] MHz for {rep.acc.name}")
+        clock = args.sm_clock / fmax
+    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=args.power_cap, clock=clock)
     out = {
         "model": rep.model_name, "gpu": rep.acc.name, "gpus": rep.tp, "precision": rep.precision,
         "kv_precision": rep.kv_precision, "batch": int(args.batch),
         "input_tokens": int(args.input_tokens), "output_tokens": int(args.output_tokens),
         "power_cap_w": args.power_cap,
+        "sm_clock_mhz": args.sm_clock,
         "energy_per_output_token_j": _f(s.energy_per_output_token_j),
         "output_tokens_per_s": _f(s.output_tokens_per_s),
         "avg_power_w": _f(s.avg_power_w),
@@ -255,6 +264,8 @@ def register(sub) -> None:
     p.add_argument("--input-tokens", type=int, help="prompt tokens per request")
     p.add_argument("--output-tokens", type=int, help="output tokens per request")
     p.add_argument("--power-cap", type=float, default=None, help="per-GPU power cap (W)")
+    p.add_argument("--sm-clock", type=float, default=None,
+                   help="locked SM clock (MHz; overrides --power-cap), e.g. 1410 on H100")
     p.add_argument("--train", action="store_true", help="estimate a training run instead of serving")
     p.add_argument("--tokens", type=float, default=None, help="training tokens D (with --train)")
     p.add_argument("--seq-len", type=int, default=4096, help="training sequence length (with --train)")
