@@ -15,7 +15,6 @@ import pytest
 from fleet.frontier import build_serving_frontier, build_serving_profile
 from fleet.frontier.build import _cached_profile
 from fleet.frontier.mlenergy import calibrate, load_problem
-from fleet.hardware.accelerator import build_accelerator
 from fleet.hardware.zeus import validate
 
 pytestmark = pytest.mark.bench

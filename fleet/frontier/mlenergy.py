@@ -44,7 +44,7 @@ import pandas as pd
 from ..catalog.device_energy import DeviceConstants, load_device_constants
 from ..errors import CatalogError, ConfigurationError, InputError
 from ..hardware.accelerator import Accelerator
-from ..hardware.calibrate import DEFAULT_FIT_PARAMS, FitResult, error_summary, fit_constants
+from ..hardware.calibrate import DEFAULT_FIT_PARAMS, error_summary, fit_constants
 from ..hardware.energy import Device, WorkArrays, evaluate
 from .steady import combine
 from .work import decode_work, prefill_work

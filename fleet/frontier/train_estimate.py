@@ -17,11 +17,6 @@ energy = GPU energy x PUE; operational carbon = facility energy x carbon intensi
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-
-import numpy as np
-
 from ..errors import ConfigurationError
 from ..hardware.accelerator import GPUS_PER_NODE, build_accelerator
 from ..hardware.energy import Device, WorkArrays, evaluate

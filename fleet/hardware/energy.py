@@ -32,7 +32,7 @@ modelled as duty-cycled (time stretched to ``E / cap``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
