@@ -194,16 +194,22 @@ def plan_step(scenario: Scenario, frontiers: Frontiers) -> PlanDecisions:
 
 
 # ------------------------------------------------------------------------------ simulate
-def simulate_step(scenario: Scenario):
+def simulate_step(scenario: Scenario, *, quiet: bool = False):
+    """The simulation of the scenario as written (after the plan step), with the what-if part's
+    profiles if there is one.  Its own progress bar follows ``simulation.progress`` and is off
+    when ``quiet`` or under CI."""
     from . import sim as _sim
 
     simulate = getattr(_sim, "simulate", None)
     if simulate is None:
         raise FleetError("the simulation (fleet.sim.simulate) is not available in this build")
+    kw: dict[str, Any] = {}
     factory = whatif_profile_factory(scenario)
     if factory is not None:
-        return simulate(scenario, profile_factory=factory)
-    return simulate(scenario)
+        kw["profile_factory"] = factory
+    if not progress_enabled(quiet):
+        kw["progress"] = False
+    return simulate(scenario, **kw)
 
 
 # ------------------------------------------------------------------------------ accounting inputs
@@ -423,7 +429,7 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
         decisions = plan_step(sc, frontiers)
         log.info("plan: %s", decisions.describe())
         bar.start("simulate")
-        sim = simulate_step(sc)
+        sim = simulate_step(sc, quiet=quiet)
         horizon = float(sim.meta.get("horizon_s") or 0.0)
         log.info("simulated %.0f s: %d requests, %d telemetry rows", horizon, len(sim.requests), len(sim.power))
         bar.start("account")

