@@ -215,6 +215,14 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
 
     sc: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     wall0 = time.perf_counter()
+    stages: dict[str, float] = {}
+    lap = [wall0]
+
+    def mark(name: str) -> None:
+        now = time.perf_counter()
+        stages[name] = round(now - lap[0], 4)
+        lap[0] = now
+
     sim = sc.simulation
     mode = mode or sim.mode
     progress = sim.progress if progress is None else progress
@@ -230,7 +238,9 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     job_tables = {p.name: build_jobs(sc, p) for p in tpools}
     jobs_end = max([float(j["submit_s"].max()) for j in job_tables.values() if len(j)] or [0.0])
     horizon = _horizon(sc, demand_end, jobs_end)
+    mark("demand_s")
     groups = _groups(sc, factory)
+    mark("profiles_s")
 
     # ---------------------------------------------------------------- serving
     eng = Engine(horizon, seed=sc.seed, mode=mode,
@@ -263,10 +273,10 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     if bar is not None:
         bar.n = round(horizon)
         bar.close()
+    mark("serving_s")
 
     # ---------------------------------------------------------------- training
-    seg_parts = [{"node": run.segments.node, "t0": run.segments.t0, "t1": run.segments.t1,
-                  "energy_j": run.segments.energy_j}]
+    seg_parts = []
     job_frames, train_events, busy_gpu_s = [], 0, {}
     for pool in tpools:
         acc = build_accelerator(pool.accelerator)
@@ -291,7 +301,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
         train_events += sched.events
         busy_gpu_s[pool.name] = sched.busy_gpu_s
 
-    segments = {k: np.concatenate([np.asarray(s[k]) for s in seg_parts]) for k in ("node", "t0", "t1", "energy_j")}
+    mark("training_s")
 
     # ---------------------------------------------------------------- power tree
     placements: dict[str, list[Placement]] = {}
@@ -301,10 +311,27 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     tdp = {p.name: float(get_accelerator(p.accelerator).tdp_w) for p in sc.fleet.pools}
     spare = {p.name: build_accelerator(p.accelerator).idle_w for p in sc.fleet.pools}
     tree = build_tree(sc.fleet, placements, tdp_w=tdp, spare_idle_w=spare)
+    # segments as indices into the tree's gpu nodes (no per-segment strings: millions of them)
+    gidx = tree.gpu_index()
+    eng_seg = run.segments
+    name_to_idx = np.array([gidx.get(n, -1) for n in eng_seg.node_names], dtype=np.int64)
+    parts_idx = [name_to_idx[eng_seg.node_id] if len(eng_seg) else np.zeros(0, np.int64)]
+    parts = [(eng_seg.t0, eng_seg.t1, eng_seg.energy_j)]
+    for sp in seg_parts:
+        names, inv = np.unique(np.asarray(sp["node"], dtype=object).astype(str), return_inverse=True)
+        parts_idx.append(np.array([gidx.get(n, -1) for n in names], dtype=np.int64)[inv] if len(names)
+                         else np.zeros(0, np.int64))
+        parts.append((sp["t0"], sp["t1"], sp["energy_j"]))
+    node_idx = np.concatenate(parts_idx)
+    if np.any(node_idx < 0):
+        raise RuntimeError("power segments recorded for nodes that are not in the power tree")
+    segments = {"node_idx": node_idx, "t0": np.concatenate([p[0] for p in parts]),
+                "t1": np.concatenate([p[1] for p in parts]), "energy_j": np.concatenate([p[2] for p in parts])}
     binned = bin_energy(segments, tree, dt, horizon)
     levels = ("gpu", "server", "rack", "row", "site", "pool") if "power" in sim.record \
         else ("rack", "row", "site", "pool")
     power = telemetry(None, tree, dt, horizon, levels=levels, binned=binned)
+    mark("power_s")
 
     # ---------------------------------------------------------------- tables
     requests_df = run.requests.copy()
@@ -330,6 +357,8 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
                                      "calibrated": bool(g.profile.calibrated)} for g in groups},
         "drain_s": DRAIN_S if sim.horizon_s is None else 0.0,
     }
+    mark("tables_s")
+    meta["stages"] = stages
     meta["wall_s"] = time.perf_counter() - wall0
     return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
                      meta=meta, series=run.series)

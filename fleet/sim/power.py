@@ -219,6 +219,16 @@ def split_segments(node_idx: np.ndarray, t0: np.ndarray, t1: np.ndarray, energy:
     # the bin holding the segment's last instant (a segment ending on an edge does not touch the next bin)
     b1 = np.maximum(np.ceil(t1 / interval_s).astype(np.int64) - 1, b0)
     b1 = np.minimum(b1, n_bins - 1)
+    size = n_nodes * n_bins
+    # fast path: most serving segments lie inside one bin and go there whole
+    one = b0 == b1
+    flat1 = node_idx[one] * n_bins + b0[one]
+    e = np.bincount(flat1, weights=energy[one], minlength=size).astype(np.float64, copy=False)
+    c = np.bincount(flat1, weights=(t1 - t0)[one], minlength=size).astype(np.float64, copy=False)
+    if one.all():
+        return e.reshape(n_nodes, n_bins), c.reshape(n_nodes, n_bins)
+    many = ~one
+    node_idx, t0, t1, energy, b0, b1 = node_idx[many], t0[many], t1[many], energy[many], b0[many], b1[many]
     k = b1 - b0 + 1
     total = int(k.sum())
     seg = np.repeat(np.arange(len(t0)), k)
@@ -236,17 +246,30 @@ def split_segments(node_idx: np.ndarray, t0: np.ndarray, t1: np.ndarray, energy:
         before = np.bincount(seg, weights=share, minlength=len(t0)) - share[last]
         share[last] = energy - before
     flat = node_idx[seg] * n_bins + b
-    e = np.bincount(flat, weights=share, minlength=n_nodes * n_bins).reshape(n_nodes, n_bins)
-    c = np.bincount(flat, weights=ov, minlength=n_nodes * n_bins).reshape(n_nodes, n_bins)
-    return e, c
+    e += np.bincount(flat, weights=share, minlength=size)
+    c += np.bincount(flat, weights=ov, minlength=size)
+    return e.reshape(n_nodes, n_bins), c.reshape(n_nodes, n_bins)
 
 
 def bin_energy(segments, tree: PowerTree, interval_s: float, horizon_s: float) -> Binned:
-    """Per-bin energy of every gpu node (segments + idle fill) and server (GPUs + overhead)."""
+    """Per-bin energy of every gpu node (segments + idle fill) and server (GPUs + overhead).
+
+    ``segments``: a mapping (or DataFrame / object) with ``node`` (names), ``t0``, ``t1``,
+    ``energy_j``; or a mapping with ``node_idx`` (indices into ``tree.gpu_nodes``) instead of
+    ``node``, which avoids millions of strings."""
     n_bins = max(1, int(math.ceil(horizon_s / interval_s - 1e-9)))
-    nodes, t0, t1, e = _segment_arrays(segments)
+    if isinstance(segments, dict) and "node_idx" in segments:
+        node_idx = np.asarray(segments["node_idx"], dtype=np.int64)
+        t0, t1, e = (np.asarray(segments[k], dtype=np.float64) for k in ("t0", "t1", "energy_j"))
+        if len(node_idx) and (node_idx.min() < 0 or node_idx.max() >= len(tree.gpu_nodes)):
+            raise ValueError("segment node indices outside the power tree")
+        nodes = None
+    else:
+        nodes, t0, t1, e = _segment_arrays(segments)
     idx = tree.gpu_index()
-    if len(nodes):
+    if nodes is None:
+        pass
+    elif len(nodes):
         uniq, inv = np.unique(nodes, return_inverse=True)
         missing = [u for u in uniq if u not in idx]
         if missing:
@@ -315,22 +338,30 @@ def rollup(binned: Binned, tree: PowerTree) -> dict[str, tuple[list[str], np.nda
 def telemetry(segments, tree: PowerTree, interval_s: float, horizon_s: float, *,
               levels: tuple[str, ...] = ("gpu", "server", "rack", "row", "site", "pool"),
               binned: Binned | None = None) -> pd.DataFrame:
-    """Mean power per node and interval, long form (POWER_COLUMNS), for the chosen levels."""
+    """Mean power per node and interval, long form (POWER_COLUMNS), for the chosen levels.
+
+    ``level`` and ``node`` are pandas Categoricals of strings (compare them with strings as
+    usual; they keep a year of telemetry small)."""
     if binned is None:
         binned = bin_energy(segments, tree, interval_s, horizon_s)
     rolled = rollup(binned, tree)
     times = binned.times
-    frames = []
-    for level in levels:
-        names, e = rolled[level]
-        if not len(names):
-            continue
-        frames.append(pd.DataFrame({
-            "time_s": np.tile(times, len(names)),
-            "level": pd.Categorical([level] * (len(names) * binned.n_bins)),
-            "node": np.repeat(np.array(names, dtype=object), binned.n_bins),
-            "power_w": (e / interval_s).ravel(),
-        }))
-    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(POWER_COLUMNS))
-    df["level"] = df["level"].astype(str)
+    nb = binned.n_bins
+    names_per_level = [(lv, rolled[lv][0], rolled[lv][1]) for lv in levels if len(rolled[lv][0])]
+    if not names_per_level:
+        return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("time_s", "power_w") else "object")
+                             for c in POWER_COLUMNS})
+    # level and node as categoricals of strings: millions of rows at a few bytes each
+    lv_names = [lv for lv, _, _ in names_per_level]
+    lv_codes = np.concatenate([np.full(len(n) * nb, i, dtype=np.int16) for i, (_, n, _) in enumerate(names_per_level)])
+    all_names = [str(x) for _, n, _ in names_per_level for x in n]
+    cats, node_code = np.unique(np.array(all_names, dtype=object), return_inverse=True)
+    node_codes = np.repeat(node_code.astype(np.int32), nb)
+    power = np.concatenate([(e / interval_s).ravel() for _, _, e in names_per_level])
+    df = pd.DataFrame({
+        "time_s": np.tile(times, len(all_names)),
+        "level": pd.Categorical.from_codes(lv_codes, categories=lv_names),
+        "node": pd.Categorical.from_codes(node_codes, categories=[str(c) for c in cats]),
+        "power_w": power,
+    })
     return df[list(POWER_COLUMNS)]
