@@ -568,12 +568,20 @@ class Replica:
         self.span_n = n
         self.span_b = b
         self.span_C0 = C
-        self.span_end = now + dt
-        self._push(now + dt)
+        t1 = now + dt
+        self.span_end = t1
+        g = self.gen + 1
+        self.gen = g
+        heappush(self._heap, (t1, next(self._cnt), self, g))
 
     def _end_decode(self, now: float) -> None:
-        if self.pf_rec is not None:
-            self._flush_prefill_record()
+        rec = self.pf_rec
+        if rec is not None:     # the merged prefill step before this span
+            self.pf_rec = None
+            t0, t1, e, nb = rec[0], rec[1], rec[2], rec[3]
+            self.seg.extend((t0, t1, e))
+            self.busy_s += t1 - t0
+            self.batch_s += (t1 - t0) * nb
         n = self.span_n
         if n == 0:          # a merged plan cut back to the end of its prefill step
             return
@@ -600,6 +608,9 @@ class Replica:
             eentry = S.eentry
             gen = S.gen
             out = S.out
+            done = S.done
+            status = S.status
+            nd = 0
             while fh and fh[0][0] <= K:
                 fk, i = heappop(fh)
                 if run.get(i) != fk:
@@ -608,7 +619,14 @@ class Replica:
                 C -= ctxbase[i] + K
                 energy[i] += Ecum - eentry[i]
                 gen[i] = out[i]
-                self._complete(i, now)
+                done[i] = now
+                status[i] = ST_COMPLETED
+                nd += 1
+            self.completed += nd
+            self.n_in -= nd
+            la = self.load_arr
+            if la is not None:
+                la[self.load_idx] = self.n_in * self.load_inv
         self.C = C
 
     # ------------------------------------------------------------------ chunked prefill
