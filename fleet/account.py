@@ -406,6 +406,10 @@ def account(sim: SimResult, inputs: AccountingInputs) -> Accounts:
     put("energy.it", site_it, "J", "site IT energy, integral of the site power telemetry")
     put("energy.facility", fac_e, "J", f"IT energy x PUE ({inputs.pue.description})")
     put("pue.effective", _div(fac_e, site_it), "1", "facility / IT energy")
+    n_gpus = float(pt["gpus"].sum()) if len(pt) else 0.0
+    n_srv = float(pt["servers"].sum()) if len(pt) else 0.0
+    put("energy.per_gpu", _div(gpu_e, n_gpus), "J/GPU", "GPU energy / GPUs (per node: nodes.csv)")
+    put("energy.per_server", _div(site_it, n_srv), "J/server", "IT energy / servers (per node: nodes.csv)")
     put("power.it_mean", _div(site_it, horizon), "W")
     put("power.it_peak", float(site["power_w"].max()) if len(site) else 0.0, "W",
         f"highest {dt:g} s telemetry sample")
@@ -525,14 +529,14 @@ def _by_model(pt: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
 
 
 def _node_peaks(sim: SimResult) -> pd.DataFrame:
-    cols = ["node", "level", "parent", "peak_w", "mean_w", "budget_w", "peak_to_budget",
+    cols = ["node", "level", "parent", "energy_j", "peak_w", "mean_w", "budget_w", "peak_to_budget",
             "time_over_budget_s"]
     tree = sim.tree
     if tree is None or not len(tree) or not len(sim.power):
         return pd.DataFrame(columns=cols)
     dt = _interval(sim)
     g = sim.power.groupby("node")["power_w"]
-    peak, mean = g.max(), g.mean()
+    peak, mean, energy = g.max(), g.mean(), g.sum() * dt
     budgets = tree.set_index("node")["budget_w"].astype(float)
     over = sim.power.merge(tree[["node", "budget_w"]], on="node", how="inner")
     over = over[over["power_w"] > over["budget_w"]].groupby("node").size() * dt
@@ -543,7 +547,7 @@ def _node_peaks(sim: SimResult) -> pd.DataFrame:
             continue
         b = float(budgets.get(node, np.nan))
         rows.append({"node": node, "level": n["level"], "parent": n["parent"],
-                     "peak_w": float(peak[node]), "mean_w": float(mean[node]), "budget_w": b,
+                     "energy_j": float(energy[node]), "peak_w": float(peak[node]), "mean_w": float(mean[node]), "budget_w": b,
                      "peak_to_budget": float(peak[node]) / b if b and np.isfinite(b) else np.nan,
                      "time_over_budget_s": float(over.get(node, 0.0))})
     return pd.DataFrame(rows, columns=cols)

@@ -447,6 +447,7 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
             seed=sc.seed, sim=sim, accounts=acc, analysis=analysis,
             slo=_slo_table(sc),
             meta={"scenario_path": str(sc.path) if sc.path else None, "version": __version__,
+                  "scenario_content": sc._raw if sc._raw is not None else sc.model_dump(mode="json"),
                   "git_commit": git_commit(), "start_utc": sc.start_utc.isoformat(), "horizon_s": horizon,
                   "carbon_signal": carbon_signal, "plan": decisions.describe(), "data_sources": sources,
                   "timings_s": bar.timings})

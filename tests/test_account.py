@@ -174,6 +174,11 @@ def test_power_peaks_against_budgets():
     assert site["peak_to_budget"] == pytest.approx(p.max() / 20_000.0)
     assert site["time_over_budget_s"] == pytest.approx((p > 20_000.0).sum() * 60.0)
     assert acc.value("power.nodes_over_budget") >= 1
+    # energy per node at every level; the rows add up to the site
+    e = acc.nodes.set_index("node")["energy_j"]
+    assert e["row0"] + e["row1"] == pytest.approx(e["site"], rel=1e-12)
+    assert e["site"] == pytest.approx(acc.value("energy.it"), rel=1e-12)
+    assert acc.value("energy.per_gpu") == pytest.approx(acc.value("energy.gpu") / acc.value("gpus"))
 
 
 # ------------------------------------------------------------------ LLMCarbon cross-check

@@ -35,6 +35,7 @@ def summary_dict(r: RunResult, files: list[str] | None = None) -> dict:
         "title": r.title,
         "scenario_path": m.get("scenario_path"),
         "scenario_hash": r.scenario_hash,
+        "scenario_content": m.get("scenario_content"),
         "fleet_version": m.get("version"),
         "git_commit": m.get("git_commit"),
         "seed": r.seed,
