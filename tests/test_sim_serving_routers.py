@@ -111,3 +111,18 @@ def test_router_filters_replicas_too_small_for_a_request():
 def test_make_router_names():
     assert isinstance(make_router("jsq"), JoinShortestQueue)
     assert make_router("least_kv").name == "least_kv"
+
+
+def test_custom_router_must_return_an_offered_replica():
+    from fleet.errors import ConfigurationError
+
+    class Wrong:
+        def choose(self, request, replicas):
+            return "replica-7"
+
+    eng = Engine(math.inf, 0)
+    eng.add_serving_pool("a", toy_profile(), 2, MODEL)
+    eng.set_router(MODEL, Wrong())
+    eng.add_requests(poisson(3, 4.0, 1))
+    with pytest.raises(ConfigurationError, match="not one of the replicas"):
+        eng.run()

@@ -324,6 +324,10 @@ class Engine:
         else:
             info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
             rep = router.choose(info, ok)
+            if rep not in ok:
+                raise ConfigurationError(
+                    f"router {type(router).__name__} returned {getattr(rep, 'node', rep)!r} for request "
+                    f"{int(S.rid[i])}, which is not one of the replicas it was offered")
         self._deliver(rep, i, now)
 
     def _deliver(self, rep: Replica, i: int, now: float) -> None:
