@@ -89,10 +89,8 @@ def test_bench_zeus_shape(shared_data, calibrated):
     from fleet.catalog import get_accelerator
     from fleet.catalog.device_energy import load_device_constants
     from fleet.hardware.accelerator import Accelerator
-    from fleet.hardware.zeus import fit_dvfs, load_zeus_set
-    base = load_device_constants(False)
-    consts = fit_dvfs(load_zeus_set(shared_data / "zeus-gpu-power-limit-profiles"), base).constants(base) if calibrated else base
-    for gpu, f in (("V100-PCIe-32GB", "v100"), ("A40", "a40")):
+    consts = load_device_constants(calibrated)
+    for gpu, f in (("V100-PCIe-32GB", "v100"), ("A40", "a40"), ("RTX6000", "rtx6000"), ("P100-PCIe-16GB", "p100")):
         r = validate(shared_data / "zeus-gpu-power-limit-profiles" / f"summary_power_{f}.csv",
                      Accelerator(get_accelerator(gpu), consts))
         print(f"\nZeus {gpu} ({'calibrated' if calibrated else 'physical constants'}): max |err| time {r['max_abs_err_time']:.3f}, energy {r['max_abs_err_energy']:.3f}; "

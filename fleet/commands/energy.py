@@ -174,44 +174,22 @@ def _parse_inputs(items) -> dict[str, int]:
 
 
 def _calibrate(args) -> int:
+    from pathlib import Path
+
     from ..catalog.device_energy import load_device_constants
-    from ..frontier.mlenergy import DEFAULT_HOLDOUT, calibrate, load_problem
-    from ..hardware.calibrate import FitResult, write_calibration
-    from ..hardware.zeus import fit_dvfs, load_zeus_set, zeus_report, ZEUS_FILES
+    from ..frontier.calibration import calibrate_all
+    from ..frontier.mlenergy import DEFAULT_HOLDOUT
+    from ..hardware.calibrate import write_calibration
     from ..paths import shared_data
-    t0 = time.perf_counter()
-    base = load_device_constants(False)
-    prob = load_problem(args.data, input_tokens=_parse_inputs(args.input_tokens))
-    holdout = tuple(args.holdout.split(",")) if args.holdout else DEFAULT_HOLDOUT
-    rep = calibrate(prob, holdout=holdout, base=base)
-    fit = rep.pop("_fit")
-    # DVFS shape against the Zeus power-limit curves (independent constants)
     zdir = args.zeus or str(shared_data("zeus-gpu-power-limit-profiles"))
-    zset = load_zeus_set(zdir)
-    zfit = fit_dvfs(zset, base)
-    zc = zfit.constants(base)
-    zrep = {"data": zdir, "fitted": {k: {"value": v, "physical": zfit.start[k], "unit": base.constant(k).unit,
-                                          "range": [base.constant(k).lo, base.constant(k).hi]}
-                                      for k, v in zfit.values.items()},
-            "uncalibrated": zeus_report(zdir, base), "calibrated": zeus_report(zdir, zc), "holdout": {}}
-    names = list(ZEUS_FILES.items())
-    for i, (stem, gpu) in enumerate(names):            # fit on the other GPU(s), test on this one
-        others = [z for j, z in enumerate(zset) if j != i]
-        if others:
-            hf = fit_dvfs(others, base)
-            zrep["holdout"][gpu] = zeus_report(zdir, hf.constants(base))[gpu]
-    rep["zeus"] = zrep
-    rep["seconds"] = time.perf_counter() - t0
+    holdout = tuple(args.holdout.split(",")) if args.holdout else DEFAULT_HOLDOUT
+    rep, merged = calibrate_all(args.data, zdir, input_tokens=_parse_inputs(args.input_tokens), holdout=holdout)
     if args.write:
-        merged = FitResult(values={**fit.values, **zfit.values}, start={**fit.start, **zfit.start},
-                           cost=fit.cost + zfit.cost, nfev=fit.nfev + zfit.nfev,
-                           success=fit.success and zfit.success, message=f"{fit.message}; {zfit.message}",
-                           at_bound=fit.at_bound + zfit.at_bound)
-        from pathlib import Path
-        path = write_calibration(merged, base, data=f"{Path(args.data).name}; {Path(zdir).name}/summary_power_*.csv",
+        path = write_calibration(merged, load_device_constants(False),
+                                 data=f"{Path(args.data).name}; {Path(zdir).name}/summary_power_{{v100,a40}}.csv",
                                  summary={"dense_calibrated": rep["calibrated"]["dense"]["overall"],
                                           "dense_uncalibrated": rep["uncalibrated"]["dense"]["overall"],
-                                          "zeus_calibrated": zrep["calibrated"]})
+                                          "zeus_calibrated": rep["zeus"]["calibrated"]})
         rep["written"] = str(path)
     emit(rep, args.json, _calibration_text(rep))
     return 0
@@ -245,10 +223,11 @@ def _calibration_text(rep: dict) -> str:
                      "energy-minimising limit measured -> predicted):")
         for k, v in z["fitted"].items():
             lines.append(f"  {k:36s} {v['physical']:.4g} -> {v['value']:.4g} {v['unit']}  [{v['range'][0]:g}, {v['range'][1]:g}]")
-        for model in ("uncalibrated", "calibrated", "holdout"):
-            for gpu, r in z[model].items():
-                tag = "held out" if model == "holdout" else model
-                lines.append(f"  {gpu:16s} {tag:12s} time {r['max_abs_err_time']:.3f}  energy {r['max_abs_err_energy']:.3f}  "
+        tags = {"uncalibrated": "uncalibrated", "calibrated": "calibrated", "holdout": "fit on other",
+                "heldout_gpus_uncalibrated": "never fitted, physical", "heldout_gpus_calibrated": "never fitted, calibrated"}
+        for model, tag in tags.items():
+            for gpu, r in z.get(model, {}).items():
+                lines.append(f"  {gpu:16s} {tag:24s} time {r['max_abs_err_time']:.3f}  energy {r['max_abs_err_energy']:.3f}  "
                              f"argmin {r['argmin_energy_measured_w']:.0f} -> {r['argmin_energy_predicted_w']:.0f} W")
     if "written" in rep:
         lines.append(f"calibrated constants written to {rep['written']}")

@@ -156,6 +156,8 @@ DVFS_FIT_PARAMS: tuple[str, ...] = (
 )
 #: Zeus file stem -> catalog accelerator used in the fit and the validation
 ZEUS_FILES = {"v100": "V100-PCIe-32GB", "a40": "A40"}
+#: Zeus GPUs never used in any fit: predicted from their spec sheets (generalisation check)
+ZEUS_HELDOUT = {"rtx6000": "RTX6000", "p100": "P100-PCIe-16GB"}
 
 
 def load_zeus_set(folder: str | Path, gpus: dict[str, str] | None = None) -> list[tuple[object, Curves, np.ndarray]]:
@@ -169,27 +171,50 @@ def load_zeus_set(folder: str | Path, gpus: dict[str, str] | None = None) -> lis
     return out
 
 
-def fit_dvfs(zset, base, params=DVFS_FIT_PARAMS, *, phi: float = ZEUS_PHI):
-    """Least-squares fit (within ranges) of the DVFS-shape constants to the Zeus median curves."""
-    from .calibrate import fit_constants
+def fit_dvfs(zset, base, params=DVFS_FIT_PARAMS, *, phi: float = ZEUS_PHI, hinge: float = 0.06,
+             max_nfev: int = 300):
+    """Bounded least-squares fit of the DVFS-shape constants to the Zeus median curves.
 
-    def predict(c):
-        t, e = [], []
+    Residuals are the differences of normalised time and energy at every limit, plus a hinge
+    penalty ``3 * max(|r| - hinge, 0)`` so that the fit aims at the worst limit (the criterion
+    the validation uses) rather than only the average.  Parameters move inside their ranges
+    (scaled to [0, 1]); the start is ``base``.  Returns a :class:`~.calibrate.FitResult`."""
+    from scipy.optimize import least_squares
+
+    from .calibrate import FitResult
+
+    consts = [base.constant(p) for p in params]
+    lo = np.array([c.lo for c in consts])
+    hi = np.array([c.hi for c in consts])
+
+    def values_of(z):
+        return {p: float(lo[i] + np.clip(z[i], 0.0, 1.0) * (hi[i] - lo[i])) for i, p in enumerate(params)}
+
+    def raw(z):
+        c = base.with_values(values_of(z), kind="calibrated", source="fit", check_range=False)
+        r = []
         for spec, meas, p1 in zset:
-            p = predicted_curves(Accelerator(spec, c), meas.limits, p1, phi=phi)
-            t.append(p.time)
-            e.append(p.energy)
-        return {"time": np.concatenate(t), "energy": np.concatenate(e)}
+            pred = predicted_curves(Accelerator(spec, c), meas.limits, p1, phi=phi)
+            r.append(pred.time - meas.time)
+            r.append(pred.energy - meas.energy)
+        return np.concatenate(r)
 
-    measured = {"time": np.concatenate([m.time for _, m, _ in zset]),
-                "energy": np.concatenate([m.energy for _, m, _ in zset])}
-    return fit_constants(predict, measured, base, params, max_nfev=300)
+    def resid(z):
+        r = raw(z)
+        return np.concatenate([r, 3.0 * np.maximum(np.abs(r) - hinge, 0.0)])
+
+    z0 = np.array([(c.value - c.lo) / (c.hi - c.lo) for c in consts])
+    res = least_squares(resid, z0, bounds=(np.zeros_like(z0), np.ones_like(z0)), diff_step=1e-2,
+                        max_nfev=max_nfev, method="trf")
+    at_bound = [p for i, p in enumerate(params) if res.x[i] < 1e-3 or res.x[i] > 1 - 1e-3]
+    return FitResult(values=values_of(res.x), start={c.name: c.value for c in consts}, cost=float(res.cost),
+                     nfev=int(res.nfev), success=bool(res.success), message=str(res.message), at_bound=at_bound)
 
 
-def zeus_report(folder: str | Path, constants, *, phi: float = ZEUS_PHI) -> dict:
+def zeus_report(folder: str | Path, constants, *, phi: float = ZEUS_PHI, files: dict[str, str] | None = None) -> dict:
     """Shape errors per Zeus GPU for ``constants``."""
     out = {}
-    for stem, name in ZEUS_FILES.items():
+    for stem, name in (files or ZEUS_FILES).items():
         from ..catalog import get_accelerator
         r = validate(Path(folder) / f"summary_power_{stem}.csv", Accelerator(get_accelerator(name), constants), phi=phi)
         out[name] = {k: r[k] for k in ("max_abs_err_time", "max_abs_err_energy", "argmin_energy_measured_w",
