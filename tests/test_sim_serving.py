@@ -314,3 +314,20 @@ def test_series_record_and_simpy_processes_share_the_clock():
     pw = seg.energy_j[m] / (seg.t1[m] - seg.t0[m])
     late = seg.t0[m] > 2.2
     assert pw[late].max() <= 0.7 * 700.0
+
+
+@pytest.mark.parametrize("mode", ["coalesced", "iteration"])
+def test_arrival_exactly_at_a_step_boundary_is_prefilled_first(mode):
+    p = toy_profile()
+    tpa = p.prefill(100)[0]
+    _, run = run_one([(0.0, 100, 10), (tpa, 300, 5)], p, mode=mode)
+    a, b = run.requests.iloc[0], run.requests.iloc[1]
+    tpb = p.prefill(300)[0]
+    assert b.admit_s == pytest.approx(tpa, rel=1e-12)
+    assert b.first_token_s == pytest.approx(tpa + tpb, rel=1e-12)
+    # A's 9 decode iterations start after B's prefill: 4 together with B, then 5 alone
+    c = (100 + 1 - 1) + (300 + 1 - 1)
+    t_both = p.decode_span(2, c, 4)[0]
+    t_alone = p.decode_span(1, 100 + 5 - 1, 5)[0]
+    assert b.completion_s == pytest.approx(tpa + tpb + t_both, rel=1e-12)
+    assert a.completion_s == pytest.approx(tpa + tpb + t_both + t_alone, rel=1e-12)

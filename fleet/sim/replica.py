@@ -193,6 +193,8 @@ class Replica:
         if self.load_arr is not None:
             self.load_inv = 1.0 / self.capacity
             self.load_arr[self.load_idx] = self.n_in * self.load_inv
+        if self.kv_arr is not None:
+            self.kv_arr[self.load_idx] = (self.C + len(self.run) + self.pf_reserved + self.q_tokens) / self.cap
 
     # ------------------------------------------------------------------ public state
     @property
@@ -334,7 +336,7 @@ class Replica:
             room = self.cap - (b + need + b + 1 + self.wm) - self.pf_reserved
             if self.span_C0 + b > room:      # C only grows within a span: cannot be admitted
                 return
-            if now < self.t_phase:           # merged prefill in flight: its end is the boundary
+            if now <= self.t_phase:          # merged prefill in flight: its end is the boundary
                 if self.span_n > 0:
                     self._cut_to(0)
                 return
@@ -346,7 +348,7 @@ class Replica:
             self._cut_to(n + 1)
 
     def _cut_span(self, now: float) -> None:
-        if now < self.t_phase:
+        if now <= self.t_phase:
             if self.span_n > 0:
                 self._cut_to(0)
             return
