@@ -9,10 +9,12 @@ binary heap of ``(time, seq, replica, generation)`` tuples, arrivals are read in
 sorted request table, and the engine merges the three sources (arrivals, its heap, SimPy's queue)
 in time order, setting SimPy's clock before each of its own events.  A decode span that is cut
 short (an admissible arrival, a profile change) just pushes a new event with a new generation;
-the old one is discarded when it surfaces.  With coalesced decode a request costs about three
-events (arrival, the prefill step that admits it, the span end at which it completes), whatever
-its output length.  SimPy's own per-event cost (a timeout and a process resume) is measured by
-``tests/test_bench_sim.py``; our heap event costs a fraction of it.
+the old one is discarded when it surfaces.  With coalesced decode a request costs about 2.7
+events (its arrival; the prefill step that admits it, planned together with the decode span that
+follows when nothing else waits; the span end at which it completes), whatever its output
+length.  SimPy's own per-event cost (a timeout and a process resume, ~0.9-1.3 us here) is
+measured by ``tests/test_bench_sim.py``; a heap event costs about a quarter of that, and the
+cyclic garbage collector is paused during the loop (it only rescanned live objects).
 
 Ordering at equal times: arrivals first, then heap events (step ends, periodic callbacks), then
 SimPy events; among heap events, insertion order.  An idle replica wakes through a zero-delay
