@@ -292,7 +292,9 @@ class DemandSpec(Strict):
 class SimulationSpec(Strict):
     horizon_s: PosFloat | None = None         # None: end of the demand
     telemetry_interval_s: PosFloat = 1.0
-    mode: Literal["coalesced", "iteration"] = "coalesced"
+    #: coalesced | iteration (request level), or fluid (hourly steps calibrated on request-level
+    #: windows, for weeks to a year; telemetry interval at least an hour)
+    mode: Literal["coalesced", "iteration", "fluid"] = "coalesced"
     router: Literal["round_robin", "jsq", "least_kv"] = "jsq"
     record: list[Literal["requests", "power", "series"]] = Field(
         default_factory=lambda: ["requests", "power"])

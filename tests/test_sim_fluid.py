@@ -77,3 +77,39 @@ def test_a_year_of_hours(profile):
     pw = m.idle_coef * direct["idle_w"] + m.dyn_coef * direct["dyn_w"] + m.dyn_indep_coef * direct["dyn_indep_w"]
     np.testing.assert_allclose(out.power_w.to_numpy()[:50], pw, rtol=1e-4)
     assert (out.power_w > 4 * profile.idle_power_w).all() and (out.power_w < 4 * 700.0).all()
+
+
+def test_fluid_mode_of_a_scenario_matches_request_level_hours(tmp_path):
+    """``simulation.mode: fluid`` calibrates on its own synthetic windows; its hourly pool energy
+    on a diurnal day matches the request-level simulation of the same scenario within 3 %."""
+    import yaml
+
+    from fleet.scenario import load_scenario
+    from fleet.sim import simulate
+
+    d = {"name": "fl", "seed": 5,
+         "fleet": {"pools": [{"name": "h", "accelerator": "H100-SXM", "gpus": 2, "gpus_per_server": 2,
+                              "serve": [{"model": "llama-3.1-8b", "tp": 1}]}]},
+         "demand": {"inference": [{"model": "llama-3.1-8b",
+                                   "synth": {"profile": "diurnal", "rate": 2.0, "hours": 6, "peak_to_trough": 3.0}}]},
+         "simulation": {"telemetry_interval_s": 60.0, "horizon_s": 6 * 3600.0}}
+    p = tmp_path / "fl.yaml"
+    p.write_text(yaml.safe_dump(d))
+    sc = load_scenario(p)
+    fl = simulate(sc, mode="fluid")
+    rq = simulate(sc)
+    assert fl.meta["mode"] == "fluid" and fl.meta["telemetry_interval_s"] == 3600.0 and len(fl.requests) == 0
+    assert fl.meta["fluid"]["h"]["windows"] == 5
+
+    def hourly(r):
+        pw = r.power[(r.power.level == "pool") & (r.power.node == "h")]
+        return np.bincount((pw.time_s // 3600).astype(int), weights=pw.power_w * r.meta["telemetry_interval_s"])
+
+    a, b = hourly(fl), hourly(rq)
+    err = a / b - 1.0
+    print("\nfluid mode vs request level, hourly pool energy error:", np.round(err, 4))
+    assert np.all(np.abs(err) < 0.03)
+    # the fluid tables follow the same contract
+    e_site = (fl.power[fl.power.level == "site"].power_w * 3600.0).sum()
+    assert e_site == pytest.approx(fl.pools.it_energy_j.sum(), rel=1e-9)
+    assert fl.pools.requests_completed.iloc[0] == pytest.approx(len(rq.requests), rel=0.05)

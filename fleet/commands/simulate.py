@@ -20,8 +20,8 @@ def register(sub) -> None:
     p = sub.add_parser("simulate", help="simulate a scenario and write its result tables")
     p.add_argument("scenario", help="scenario YAML file")
     p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
-    p.add_argument("--mode", choices=["coalesced", "iteration"], default=None,
-                   help="override simulation.mode (iteration = one event per decode iteration, the reference)")
+    p.add_argument("--mode", choices=["coalesced", "iteration", "fluid"], default=None,
+                   help="override simulation.mode (iteration = one event per decode iteration, the reference; fluid = hourly steps)")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="table format [parquet]")
     add_json_flag(p)
     p.set_defaults(func=cmd_simulate)

@@ -69,16 +69,7 @@ def build_requests(sc) -> tuple[pd.DataFrame, float]:
                     d_end = max(d_end, tr.window[1] - tr.window[0] + tr.time_shift_s)
             else:
                 sy = d.synth
-                tokens = None
-                if sy.input_tokens is not None or sy.output_tokens is not None:
-                    base = synth.AZURE_CONV_LOGNORMAL
-                    sig = math.sqrt(math.log(1.0 + sy.tokens_cv ** 2))
-                    mi, mo = base.mean()
-                    mi = sy.input_tokens or mi
-                    mo = sy.output_tokens or mo
-                    tokens = synth.LognormalTokens(math.log(mi) - sig * sig / 2, sig,
-                                                   math.log(mo) - sig * sig / 2, sig, 0.0,
-                                                   source=f"lognormal means {mi:g}/{mo:g}, cv {sy.tokens_cv:g}")
+                tokens = _synth_tokens(sy)
                 seed = sy.seed if sy.seed is not None else _sub_seed(sc.seed, 2, k)
                 duration = sy.hours * 3600.0
                 df = synth.synth_trace(sy.profile, sy.rate, duration, seed, cv=sy.cv, tokens=tokens,
@@ -102,6 +93,22 @@ def build_requests(sc) -> tuple[pd.DataFrame, float]:
     else:
         req = traces.merge(frames)
     return req, end
+
+
+def _synth_tokens(sy):
+    """The token sampler of a synthetic demand: None (the generator's Azure-conversation fit) or
+    lognormal with the given means and coefficient of variation."""
+    from ..workload import synth
+
+    if sy.input_tokens is None and sy.output_tokens is None:
+        return None
+    base = synth.AZURE_CONV_LOGNORMAL
+    sig = math.sqrt(math.log(1.0 + sy.tokens_cv ** 2))
+    mi, mo = base.mean()
+    mi = sy.input_tokens or mi
+    mo = sy.output_tokens or mo
+    return synth.LognormalTokens(math.log(mi) - sig * sig / 2, sig, math.log(mo) - sig * sig / 2, sig, 0.0,
+                                 source=f"lognormal means {mi:g}/{mo:g}, cv {sy.tokens_cv:g}")
 
 
 def build_jobs(sc, pool) -> pd.DataFrame:
@@ -157,6 +164,7 @@ class _Group:
     replicas: int
     tp: int
     profile: object
+    serve: object = None     # the scenario's ServeSpec
 
 
 def _groups(sc, factory: ProfileFactory) -> list[_Group]:
@@ -179,20 +187,19 @@ def _groups(sc, factory: ProfileFactory) -> list[_Group]:
                     raise
                 raise ScenarioError(str(exc), path=sc.path, field=f"fleet.pools[{i}].serve[{j}]") from None
             name = pool.name if len(pool.serve) == 1 else f"{pool.name}:{model}"
-            out.append(_Group(pool.name, name, model, int(reps), s.tp, prof))
+            out.append(_Group(pool.name, name, model, int(reps), s.tp, prof, s))
     return out
 
 
 # ---------------------------------------------------------------------- simulate
-def _horizon(sc, demand_end: float, jobs_end: float) -> float:
-    dt = sc.simulation.telemetry_interval_s
+def _horizon(sc, demand_end: float, jobs_end: float, dt: float, drain: bool = True) -> float:
     h = sc.simulation.horizon_s
     if h is None:
         end = max(demand_end, jobs_end)
         if end <= 0:
             raise ScenarioError("no demand to simulate and no horizon: give simulation.horizon_s",
                                 path=sc.path, field="simulation.horizon_s")
-        h = end + DRAIN_S
+        h = end + (DRAIN_S if drain else 0.0)
     return math.ceil(h / dt - 1e-9) * dt
 
 
@@ -210,7 +217,6 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     from ..frontier.training import build_training_profile
     from ..hardware.accelerator import build_accelerator
     from ..scenario import Scenario, load_scenario
-    from .engine import Engine
     from .training import run_training
 
     sc: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
@@ -229,7 +235,15 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     dt = sim.telemetry_interval_s
     factory = profile_factory or default_profile_factory
 
-    if requests is None:
+    fluid = mode == "fluid"
+    if fluid:
+        # hourly steps; the telemetry interval is the step (at least an hour)
+        from .fluid import hourly_demand
+
+        dt = max(dt, 3600.0)
+        demand = hourly_demand(sc, dt)
+        req, demand_end = None, max([d.end_s for d in demand.values()] or [0.0])
+    elif requests is None:
         req, demand_end = build_requests(sc)
     else:
         req = requests
@@ -237,43 +251,21 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     tpools = sc.training_pools()
     job_tables = {p.name: build_jobs(sc, p) for p in tpools}
     jobs_end = max([float(j["submit_s"].max()) for j in job_tables.values() if len(j)] or [0.0])
-    horizon = _horizon(sc, demand_end, jobs_end)
+    horizon = _horizon(sc, demand_end, jobs_end, dt, drain=not fluid)
     mark("demand_s")
     groups = _groups(sc, factory)
     mark("profiles_s")
 
     # ---------------------------------------------------------------- serving
-    eng = Engine(horizon, seed=sc.seed, mode=mode,
-                 series_interval_s=dt if "series" in sim.record else None)
-    by_model: dict[str, list[_Group]] = {}
-    for g in groups:
-        chunked = next(s for s in sc.fleet.pool(g.pool).serve
-                       if (g.engine_pool == g.pool or g.engine_pool.endswith(":" + g.model)))
-        eng.add_serving_pool(g.engine_pool, g.profile, g.replicas, g.model, max_batch=chunked.max_batch,
-                             chunked_prefill=chunked.chunked_prefill,
-                             max_prefill_tokens=chunked.max_prefill_tokens)
-        by_model.setdefault(g.model, []).append(g)
-    for model in by_model:
-        eng.set_router(model, sim.router)
-    if len(req):
-        eng.add_requests(req)
-    bar = None
-    if progress:
-        from tqdm import tqdm
+    fluid_info = None
+    if fluid:
+        from .fluid import run_fluid
 
-        bar = tqdm(total=round(horizon), unit="sim-s", desc=f"simulate {sc.name}", leave=False)
-        step = max(horizon / 200.0, dt)
-
-        def _tick(e, now, _bar=bar):
-            _bar.n = round(now)
-            _bar.refresh()
-
-        eng.every(step, _tick)
-    run = eng.run() if groups else _empty_run(horizon)
-    if bar is not None:
-        bar.n = round(horizon)
-        bar.close()
-    mark("serving_s")
+        run, fluid_info = run_fluid(sc, groups, demand, horizon, dt)
+        mark("serving_s")
+    else:
+        run = _run_engine(sc, groups, req, horizon, dt, mode, progress) if groups else _empty_run(horizon)
+        mark("serving_s")
 
     # ---------------------------------------------------------------- training
     seg_parts = []
@@ -355,13 +347,50 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
                                      "decode_fit_max_rel_err": float(g.profile.decode_fit_max_rel_err),
                                      "prefill_fit_max_rel_err": float(g.profile.prefill_fit_max_rel_err),
                                      "calibrated": bool(g.profile.calibrated)} for g in groups},
-        "drain_s": DRAIN_S if sim.horizon_s is None else 0.0,
+        "drain_s": DRAIN_S if (sim.horizon_s is None and not fluid) else 0.0,
     }
+    if fluid_info is not None:
+        meta["fluid"] = fluid_info
     mark("tables_s")
     meta["stages"] = stages
     meta["wall_s"] = time.perf_counter() - wall0
     return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
                      meta=meta, series=run.series)
+
+
+def _run_engine(sc, groups, req, horizon: float, dt: float, mode: str, progress: bool):
+    """The request-level serving simulation (sim-core's :class:`~fleet.sim.engine.Engine`)."""
+    from .engine import Engine
+
+    sim = sc.simulation
+    eng = Engine(horizon, seed=sc.seed, mode=mode, series_interval_s=dt if "series" in sim.record else None)
+    models = []
+    for g in groups:
+        s = g.serve
+        eng.add_serving_pool(g.engine_pool, g.profile, g.replicas, g.model, max_batch=s.max_batch,
+                             chunked_prefill=s.chunked_prefill, max_prefill_tokens=s.max_prefill_tokens)
+        if g.model not in models:
+            models.append(g.model)
+    for model in models:
+        eng.set_router(model, sim.router)
+    if len(req):
+        eng.add_requests(req)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=round(horizon), unit="sim-s", desc=f"simulate {sc.name}", leave=False)
+
+        def _tick(e, now, _bar=bar):
+            _bar.n = round(now)
+            _bar.refresh()
+
+        eng.every(max(horizon / 200.0, dt), _tick)
+    run = eng.run()
+    if bar is not None:
+        bar.n = round(horizon)
+        bar.close()
+    return run
 
 
 def _empty_run(horizon: float):

@@ -111,6 +111,8 @@ class FluidModel:
         pow_tab = en / tn
         pow_tab[:, 0] = p_idle
         nt_tab = n[None, :] * tn
+        zero_tab = np.zeros_like(tn)
+        zero_tab[:, 0] = 1.0
         need = lam * (O - 1.0) / (1.0 - rho_p)                  # tokens/s per replica, not prefilling
         over = need >= rate_tab[:, -1] * (1 - 1e-9)
         steps = len(lam)
@@ -170,7 +172,8 @@ class FluidModel:
         with np.errstate(invalid="ignore", divide="ignore"):
             t_seen = np.where(mean_n > 0, expect(nt_tab, m) / np.where(mean_n > 0, mean_n, 1.0), tn[:, 1])
         e2e = tp + (O - 1.0) * t_seen / (1.0 - rho_p)
-        return {"idle_w": np.full(steps, p_idle * R_all), "dyn_w": dyn * R_all, "e2e_s": e2e,
+        busy = rho_p + (1.0 - rho_p) * (1.0 - expect(zero_tab, m))
+        return {"idle_w": np.full(steps, p_idle * R_all), "dyn_w": dyn * R_all, "e2e_s": e2e, "busy": busy,
                 "batch": mean_n, "overloaded": over | (lam * tp >= 0.999)}
 
     # ------------------------------------------------------------------ calibrated
@@ -187,7 +190,7 @@ class FluidModel:
         uniq, inv = np.unique(key, axis=0, return_inverse=True)
         if len(uniq) * grid > len(rate):
             return self.core(rate, *cols)
-        out = {k: np.zeros(len(rate)) for k in ("idle_w", "dyn_w", "dyn_indep_w", "e2e_s", "batch")}
+        out = {k: np.zeros(len(rate)) for k in ("idle_w", "dyn_w", "dyn_indep_w", "e2e_s", "batch", "busy")}
         out["overloaded"] = np.zeros(len(rate), dtype=bool)
         inv = np.asarray(inv).ravel()
         for u, (i_m, i2, o_m) in enumerate(uniq):
@@ -198,7 +201,7 @@ class FluidModel:
             hi = max(r.max(), lo * 1.0001)
             g = np.concatenate([[0.0], np.geomspace(lo, hi, grid - 1)])
             c = self.core(g, np.full(grid, i_m), np.full(grid, i2), np.full(grid, o_m))
-            for k in ("idle_w", "dyn_w", "dyn_indep_w", "e2e_s", "batch"):
+            for k in ("idle_w", "dyn_w", "dyn_indep_w", "e2e_s", "batch", "busy"):
                 out[k][sel] = np.interp(r, g, c[k])
             out["overloaded"][sel] = np.interp(r, g, c["overloaded"].astype(float)) > 0.5
         return out
@@ -210,7 +213,7 @@ class FluidModel:
         dur = load["duration_s"].to_numpy(dtype=float)
         return pd.DataFrame({"time_s": load["time_s"].to_numpy(dtype=float), "energy_j": power * dur,
                              "power_w": power, "mean_e2e_s": self.latency_coef * c["e2e_s"],
-                             "mean_batch": c["batch"], "overloaded": c["overloaded"]})
+                             "mean_batch": c["batch"], "busy": c["busy"], "overloaded": c["overloaded"]})
 
 
 def _round_sig(x: np.ndarray, digits: int) -> np.ndarray:
@@ -293,3 +296,197 @@ def validate(model: FluidModel, windows: list[Window]) -> pd.DataFrame:
                          "energy_rel_err": pred["energy_j"].to_numpy() / sim_e - 1.0,
                          "sim_e2e_s": sim_l, "fluid_e2e_s": pred["mean_e2e_s"],
                          "e2e_rel_err": pred["mean_e2e_s"].to_numpy() / sim_l - 1.0})
+
+
+# =============================================================================================
+# Fluid mode of a whole scenario (``simulation.mode: fluid``): hourly steps over long horizons
+# =============================================================================================
+#: length of each calibration window (s) and how many windows per serving group
+CALIBRATION_WINDOW_S = 1800.0
+CALIBRATION_WINDOWS = 5
+#: replicas simulated per calibration window at most (per-replica load is what matters)
+CALIBRATION_REPLICAS = 4
+
+
+@dataclass
+class _Demand:
+    """The hourly load of one model and a way to make request-level windows like it."""
+
+    load: pd.DataFrame
+    end_s: float
+    make_window: object      # (rate_rps, duration_s, seed) -> canonical request table
+
+
+def hourly_demand(sc, step_s: float) -> dict[str, _Demand]:
+    """Per model: the load per step (LOAD_COLUMNS) of the scenario's inference demand, without
+    generating the requests of long synthetic demands."""
+    from ..catalog import get_model
+    from ..workload import synth, traces
+    from .assemble import _sub_seed, _synth_tokens
+
+    out: dict[str, list[tuple[pd.DataFrame, float, object]]] = {}
+    for k, d in enumerate(sc.demand.inference):
+        model = get_model(d.model).name
+        if d.trace is not None:
+            tr = d.trace
+            df = traces.read_trace(tr.path, tr.format, tr.mapping)
+            if tr.window is not None:
+                df = traces.window(df, tr.window[0], tr.window[1])
+            if tr.rate_scale != 1.0:
+                df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(sc.seed, 1, k))
+            if tr.time_shift_s:
+                df = traces.time_shift(df, tr.time_shift_s)
+            end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
+            load = load_from_requests(df, step_s)
+            base = df[df["arrival_s"] < df["arrival_s"].iloc[0] + CALIBRATION_WINDOW_S].copy() if len(df) else df
+            base["arrival_s"] -= base["arrival_s"].iloc[0] if len(base) else 0.0
+            nat = len(base) / CALIBRATION_WINDOW_S
+
+            def make(rate, dur, seed, _base=base, _nat=nat):
+                w = traces.scale_rate(_base, max(rate / _nat, 1e-6), seed=seed) if _nat > 0 else _base
+                return traces.window(w, 0.0, dur) if len(w) else w
+        else:
+            sy = d.synth
+            tokens = _synth_tokens(sy) or synth.AZURE_CONV_LOGNORMAL
+            dur = sy.hours * 3600.0
+            if sy.profile == "diurnal":
+                prof = synth.diurnal_profile(sy.rate, sy.peak_to_trough, sy.peak_hour)
+            elif sy.profile == "servegen":
+                prof = synth.servegen_profile(sy.servegen_model, sy.rate)
+            else:
+                prof = synth.constant_profile(sy.rate)
+            n = max(1, int(math.ceil(dur / step_s - 1e-9)))
+            edges = np.minimum(np.arange(n + 1) * step_s, dur)
+            cum = prof.cumulative(edges)
+            durs = np.diff(edges)
+            inp, outp = tokens.sample(200_000, _sub_seed(sc.seed, 4, k))
+            inp = inp.astype(float)
+            load = pd.DataFrame({"time_s": edges[:-1], "duration_s": durs, "rate_rps": np.diff(cum) / durs,
+                                 "input_mean": inp.mean(), "input_sq_mean": (inp * inp).mean(),
+                                 "output_mean": float(outp.mean())})
+            end = dur
+            kind = "gamma" if sy.cv != 1.0 else "poisson"
+
+            def make(rate, dur_s, seed, _kind=kind, _cv=sy.cv, _tok=tokens):
+                return synth.synth_trace(_kind, rate, dur_s, seed, cv=_cv, tokens=_tok)
+        out.setdefault(model, []).append((load, end, make))
+    merged: dict[str, _Demand] = {}
+    for model, parts in out.items():
+        merged[model] = _Demand(_merge_loads([p[0] for p in parts], step_s), max(p[1] for p in parts), parts[0][2])
+    return merged
+
+
+def _merge_loads(loads: list[pd.DataFrame], step_s: float) -> pd.DataFrame:
+    if len(loads) == 1:
+        return loads[0].reset_index(drop=True)
+    n = max(len(x) for x in loads)
+    t = np.arange(n) * step_s
+    rate = np.zeros(n)
+    s_i = np.zeros(n)
+    s_i2 = np.zeros(n)
+    s_o = np.zeros(n)
+    dur = np.full(n, step_s)
+    for x in loads:
+        m = len(x)
+        r = x["rate_rps"].to_numpy()
+        rate[:m] += r
+        s_i[:m] += r * x["input_mean"].to_numpy()
+        s_i2[:m] += r * x["input_sq_mean"].to_numpy()
+        s_o[:m] += r * x["output_mean"].to_numpy()
+        dur[:m] = np.minimum(dur[:m], x["duration_s"].to_numpy()) if m == n else dur[:m]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return pd.DataFrame({"time_s": t, "duration_s": dur, "rate_rps": rate,
+                             "input_mean": np.nan_to_num(s_i / rate), "input_sq_mean": np.nan_to_num(s_i2 / rate),
+                             "output_mean": np.nan_to_num(s_o / rate, nan=1.0)})
+
+
+def _fit_load(load: pd.DataFrame, horizon_s: float, step_s: float) -> pd.DataFrame:
+    """The load table cut or padded (zero load) to the horizon."""
+    n = int(round(horizon_s / step_s))
+    load = load.iloc[:n].reset_index(drop=True)
+    if len(load) < n:
+        pad = pd.DataFrame({"time_s": np.arange(len(load), n) * step_s, "duration_s": step_s, "rate_rps": 0.0,
+                            "input_mean": 0.0, "input_sq_mean": 0.0, "output_mean": 1.0})
+        load = pd.concat([load, pad], ignore_index=True)
+    load["duration_s"] = step_s
+    return load
+
+
+def run_fluid(sc, groups, demand: dict[str, _Demand], horizon_s: float, step_s: float):
+    """Calibrate a :class:`FluidModel` per serving group and step it over the horizon.
+
+    Returns a :class:`fleet.sim.engine.ServingRun` (empty request table, one segment per replica
+    and step) and a dict of calibration figures for ``meta["fluid"]``.  Load is split over the
+    groups serving a model in proportion to their replicas (stated approximation)."""
+    from .assemble import _sub_seed
+    from .engine import Segments, ServingRun
+    from .result import REQUEST_COLUMNS
+
+    by_model: dict[str, list] = {}
+    for g in groups:
+        by_model.setdefault(g.model, []).append(g)
+    node_names: list[str] = []
+    ids, t0s, t1s, es = [], [], [], []
+    prow, info = [], {}
+    for gi, g in enumerate(groups):
+        d = demand.get(g.model)
+        share = g.replicas / sum(x.replicas for x in by_model[g.model])
+        n = int(round(horizon_s / step_s))
+        if d is None:
+            load = _fit_load(pd.DataFrame(columns=list(LOAD_COLUMNS)), horizon_s, step_s)
+        else:
+            load = _fit_load(d.load, horizon_s, step_s)
+        load["rate_rps"] = load["rate_rps"] * share
+        # calibration windows spanning the group's per-replica load
+        r_rep = load["rate_rps"].to_numpy() / g.replicas
+        pos = r_rep[r_rep > 0]
+        R_cal = min(g.replicas, CALIBRATION_REPLICAS)
+        model = FluidModel(g.profile, g.replicas)
+        fit_info: dict = {"calibration_replicas": R_cal, "windows": 0}
+        if len(pos) and d is not None:
+            lo, hi = float(pos.min()), float(pos.max())
+            if hi <= lo * 1.5:
+                lo, hi = 0.5 * lo, 1.5 * hi
+            rates = np.geomspace(lo, hi, CALIBRATION_WINDOWS)
+            wins = []
+            for k, r in enumerate(rates):
+                req = d.make_window(r * R_cal, CALIBRATION_WINDOW_S, _sub_seed(sc.seed, 5, gi, k))
+                if len(req) == 0:
+                    continue
+                wins.append(run_window(g.profile, R_cal, req, CALIBRATION_WINDOW_S, seed=sc.seed,
+                                       router=sc.simulation.router))
+            if wins:
+                cal = fit_fluid(g.profile, R_cal, wins)
+                model.idle_coef, model.dyn_coef = cal.idle_coef, cal.dyn_coef
+                model.dyn_indep_coef, model.latency_coef = cal.dyn_indep_coef, cal.latency_coef
+                fit_info.update(cal.fit, windows=len(wins), rates_per_replica_rps=[float(x) for x in rates],
+                                idle_coef=cal.idle_coef, dyn_coef=cal.dyn_coef, dyn_indep_coef=cal.dyn_indep_coef,
+                                latency_coef=cal.latency_coef)
+        pred = model.predict(load)
+        info[g.engine_pool] = dict(fit_info, overloaded_steps=int(pred["overloaded"].sum()))
+        t = load["time_s"].to_numpy()
+        e_rep = pred["energy_j"].to_numpy() / g.replicas
+        for i in range(g.replicas):
+            node_names.append(f"{g.engine_pool}/r{i}")
+            ids.append(np.full(n, len(node_names) - 1, dtype=np.int32))
+            t0s.append(t)
+            t1s.append(t + step_s)
+            es.append(e_rep)
+        arrivals = load["rate_rps"].to_numpy() * step_s
+        prow.append({"pool": g.engine_pool, "replicas": g.replicas,
+                     "input_tokens": int(round(float((arrivals * load["input_mean"]).sum()))),
+                     "output_tokens": int(round(float((arrivals * load["output_mean"]).sum()))),
+                     "requests_completed": int(round(float(arrivals.sum()))),
+                     "busy_fraction": float(np.mean(pred["busy"])),
+                     "mean_batch": float(np.average(pred["mean_batch"], weights=np.maximum(pred["busy"], 1e-12))),
+                     "mean_e2e_s": float(np.average(pred["mean_e2e_s"], weights=np.maximum(arrivals, 1e-12)))})
+    z = np.zeros(0)
+    seg = Segments(node_id=np.concatenate(ids) if ids else np.zeros(0, np.int32),
+                   t0=np.concatenate(t0s) if t0s else z, t1=np.concatenate(t1s) if t1s else z,
+                   energy_j=np.concatenate(es) if es else z, node_names=node_names)
+    dtypes = {c: ("int64" if d_.startswith("int64") else "float64" if d_.startswith("float64") else "object")
+              for c, d_ in REQUEST_COLUMNS.items()}
+    req = pd.DataFrame({c: pd.Series(dtype=t_) for c, t_ in dtypes.items()})
+    run = ServingRun(requests=req, segments=seg, pools=pd.DataFrame(prow), replicas=pd.DataFrame(), series=None,
+                     meta={"events": 0})
+    return run, info
