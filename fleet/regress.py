@@ -31,6 +31,8 @@ from .scenario import Expectation, load_scenario, read_yaml
 
 #: tolerance when an expectation gives a value and no tolerance
 DEFAULT_REL_TOL = 0.01
+#: tolerance written by ``--update`` for latency percentiles (tails move more with model changes)
+LATENCY_REL_TOL = 0.05
 #: metrics written by ``--update`` into a scenario that has no expectations yet
 DEFAULT_METRICS = ("energy.it", "energy.facility", "carbon.operational", "carbon.embodied",
                    "cost.total", "slo.attainment", "latency.ttft_p99", "latency.tpot_p50",
@@ -212,12 +214,28 @@ def _sig(x: float, digits: int = 6) -> float:
     return float(f"{x:.{digits}g}")
 
 
-def _render(exps: list[dict]) -> list[str]:
+def _render(exps: list[dict], comments: dict[str, str] | None = None) -> list[str]:
     lines = ["expectations:"]
+    comments = comments or {}
     for e in exps:
         items = ", ".join(f"{k}: {_yaml_scalar(v)}" for k, v in e.items() if v is not None)
-        lines.append(f"  - {{{items}}}")
+        line = f"  - {{{items}}}"
+        c = comments.get(str(e.get("metric")))
+        lines.append(f"{line}   {c}" if c else line)
     return lines
+
+
+_ENTRY_COMMENT = re.compile(r"^\s*-\s*\{\s*metric:\s*([^,}\s]+).*\}\s*(#.*)$")
+
+
+def _entry_comments(block: list[str]) -> dict[str, str]:
+    """Trailing comments of one-line entries (``- {metric: x, ...}  # why``), by metric."""
+    out = {}
+    for ln in block:
+        m = _ENTRY_COMMENT.match(ln)
+        if m:
+            out.setdefault(m.group(1), m.group(2))
+    return out
 
 
 def _yaml_scalar(v) -> str:
@@ -237,7 +255,8 @@ def updated_expectations(sc_expectations: list[Expectation], metrics: dict[str, 
     if not sc_expectations:
         for name in DEFAULT_METRICS:
             if name in metrics and math.isfinite(metrics[name][0]):
-                out.append({"metric": name, "value": _sig(metrics[name][0]), "rel_tol": DEFAULT_REL_TOL})
+                tol = LATENCY_REL_TOL if name.startswith("latency.") else DEFAULT_REL_TOL
+                out.append({"metric": name, "value": _sig(metrics[name][0]), "rel_tol": tol})
         return out
     for e in sc_expectations:
         d = {"metric": e.metric, "value": e.value, "rel_tol": e.rel_tol, "abs_tol": e.abs_tol,
@@ -253,8 +272,8 @@ def rewrite_expectations(text: str, exps: list[dict]) -> str:
     other line is kept as written (comments included)."""
     lines = text.splitlines()
     start = next((i for i, ln in enumerate(lines) if re.match(r"^expectations\s*:", ln)), None)
-    new = _render(exps)
     if start is None:
+        new = _render(exps)
         body = lines[:]
         while body and not body[-1].strip():
             body.pop()
@@ -266,6 +285,7 @@ def rewrite_expectations(text: str, exps: list[dict]) -> str:
     tail = end
     while tail - 1 > start and (not lines[tail - 1].strip() or lines[tail - 1].lstrip().startswith("#")):
         tail -= 1
+    new = _render(exps, _entry_comments(lines[start:tail]))
     out = lines[:start] + new + lines[tail:]
     return "\n".join(out) + "\n"
 

@@ -53,7 +53,7 @@ expectations:
   - metric: energy.it
     value: 5
     rel_tol: 0.1
-  - {metric: slo.attainment, min: 0.9}
+  - {metric: slo.attainment, min: 0.9}    # why this bound
 
 # trailing section comment
 report:
@@ -67,6 +67,7 @@ def test_rewrite_keeps_everything_but_the_block():
     assert new.startswith("# my scenario\nname: x   # inline comment kept\n")
     assert "# trailing section comment\nreport:\n  title: t\n" in new
     assert "  - {metric: energy.it, value: 1234.5, rel_tol: 0.1}" in new
+    assert "  - {metric: slo.attainment, min: 0.9}   # why this bound" in new      # entry comments kept
     d = yaml.safe_load(new)
     assert d["expectations"] == [{"metric": "energy.it", "value": 1234.5, "rel_tol": 0.1},
                                  {"metric": "slo.attainment", "min": 0.9}]
