@@ -165,3 +165,18 @@ def test_real_profile_from_energy_model():
     assert 0 < p.comm_fraction < 0.5 and p.comm_power_fraction < 1.0
     capped = build_training_profile("llama-3.1-8b", "H100-SXM", 64, power_cap_w=400.0)
     assert capped.step_time_s > p.step_time_s and capped.step_power_w / 64 <= 400.0 + 1e-6
+
+
+def test_job_too_small_for_its_model_is_a_slice_of_a_larger_run():
+    from fleet.frontier.training import build_training_profile, training_profile_for_job
+    one = training_profile_for_job("llama-3.1-8b", "H100-SXM", 1)      # 8B state does not fit 1 GPU
+    eight = build_training_profile("llama-3.1-8b", "H100-SXM", 8)
+    assert one.meta["scaled_from_gpus"] == 8 and one.gpus == 1
+    assert one.step_time_s == eight.step_time_s
+    assert one.step_power_w == pytest.approx(eight.step_power_w / 8)
+    assert one.tokens_per_step == eight.tokens_per_step // 8
+    # the estimate itself agrees with the energy helper's training estimate
+    from fleet.frontier.train_estimate import training_estimate
+    est = training_estimate("llama-3.1-8b", "H100-SXM", 8, 10 * eight.tokens_per_step,
+                            tokens_per_step=eight.tokens_per_step)
+    assert 10 * eight.step_energy_j == pytest.approx(est["gpu_energy_j"], rel=1e-9)

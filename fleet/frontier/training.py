@@ -1,17 +1,8 @@
 """Build :class:`~fleet.frontier.profile.TrainingProfile` from the energy model.
 
-One optimizer step of ``model`` data-parallel over ``gpus`` GPUs (tensor parallel ``tp`` inside
-a node, ``dp = gpus / tp``) is costed in two phases with :func:`fleet.hardware.energy.evaluate`:
-
-* compute phase: the step's FLOPs, HBM bytes and tensor-parallel traffic
-  (:func:`fleet.workload.llm.training_step_cost`) on a device of ``gpus`` GPUs with the
-  intra-node link (NVLink) for the TP collectives;
-* communication phase: the data-parallel gradient all-reduce over the network, assumed NOT
-  overlapped with compute (a stated, conservative simplification: real frameworks overlap part
-  of it with the backward pass), at the network's bandwidth, energy per bit and latency.
-
-The power dip during the communication phase is what the simulation shows at iteration
-boundaries.  Checkpoints: every ``checkpoint_interval_s`` (rounded to whole steps) the job
+One optimizer step (layout, time, energy) comes from the energy helper's training estimate
+(:mod:`fleet.frontier.train_estimate`); this module adds the shape of a step: a compute phase and
+an exposed-communication phase (the power dip the simulation shows at iteration boundaries).  Checkpoints: every ``checkpoint_interval_s`` (rounded to whole steps) the job
 writes bf16 weights + fp32 Adam state (14 B/parameter, or 16 with bf16 gradients kept; we use
 the 14 B that must persist) at ``CHECKPOINT_WRITE_GBS_PER_NODE`` per node; the GPUs wait at
 their idle power plus the static baseline while it writes.  Both storage figures are
@@ -25,7 +16,6 @@ import math
 from functools import lru_cache
 
 from ..hardware.accelerator import GPUS_PER_NODE, build_accelerator
-from ..hardware.energy import Device, WorkArrays, check_cap, evaluate
 from ..workload import llm
 from .profile import TrainingProfile
 
@@ -35,56 +25,62 @@ CHECKPOINT_WRITE_GBS_PER_NODE = 5.0
 #: bytes per parameter that a checkpoint persists: bf16 weights (2) + fp32 master weights and
 #: two Adam moments (12).
 CHECKPOINT_BYTES_PER_PARAM = 14.0
-#: default micro-batch: sequences of ``seq_len`` tokens per GPU per step (stated default)
-DEFAULT_SEQS_PER_GPU = 8
 
 
 @lru_cache(maxsize=256)
 def build_training_profile(model: str, accelerator: str, gpus: int, *, precision: str = "bf16",
-                           power_cap_w: float | None = None, tp: int | None = None,
-                           tokens_per_step: int | None = None, seq_len: int = 4096,
-                           checkpoint_interval_s: float = 3600.0) -> TrainingProfile:
+                           power_cap_w: float | None = None, tokens_per_step: int | None = None,
+                           seq_len: int = 4096, checkpoint_interval_s: float = 3600.0,
+                           calibrated: bool = False) -> TrainingProfile:
     """A training step profile for ``model`` on ``gpus`` x ``accelerator`` (names).
 
-    ``tp`` defaults to ``min(8, gpus)`` (a divisor of ``gpus``); ``tokens_per_step`` (the global
-    batch) to ``8 x seq_len`` tokens per GPU.  ``power_cap_w`` is per GPU (None: uncapped).
+    Step time, step energy, the parallel layout and the global batch come from the energy
+    helper's :func:`fleet.frontier.train_estimate.training_estimate` (one step's worth of
+    tokens), so the simulation and ``fleet estimate`` agree.  This function adds the shape
+    inside a step: the exposed communication (tensor/pipeline-parallel traffic and the
+    non-overlapped share of the data-parallel all-reduce, with the same formulas and overlap as
+    the estimate) forms the low-power phase at the end of each step, at static power plus the
+    link energy; and the checkpoint pauses (see the module docstring).  ``power_cap_w`` is per
+    GPU (None: uncapped).
     """
     from ..catalog import get_model
+    from .train_estimate import DP_OVERLAP, training_estimate
 
     gpus = int(gpus)
     if gpus < 1:
         raise ValueError("gpus must be >= 1")
     spec = get_model(model)
-    acc = build_accelerator(accelerator)
-    if tp is None:
-        tp = math.gcd(gpus, GPUS_PER_NODE)
-    dp = max(1, gpus // tp)
-    tokens = int(tokens_per_step or DEFAULT_SEQS_PER_GPU * seq_len * gpus)
-    cost = llm.training_step_cost(spec, tokens, precision=precision, tp=tp, dp=dp,
-                                  zero_stage=1 if dp > 1 else 0, seq_len=seq_len)
-    dev = Device.from_accelerator(acc, precision, tp=gpus)
-    check_cap(dev, power_cap_w, acc.name)
-    nv_bw, nv_j, nv_lat = acc.link(min(tp, GPUS_PER_NODE))
-    dev_node = dataclasses.replace(dev, link_bw=nv_bw, j_link=nv_j, link_lat=nv_lat)
-    compute = WorkArrays(flops=cost.flops, lin_bytes=cost.hbm_bytes, kv_bytes=0.0,
-                         comm_bytes=cost.tp_comm_bytes + cost.pp_comm_bytes,
-                         comm_messages=cost.tp_messages + cost.pp_messages,
-                         steps=1.0, layers=float(llm.architecture(spec).layers), seqs=0.0)
-    op_c = evaluate(compute, dev_node, cap_w=power_cap_w)
-    t_c, e_c = float(op_c.time_s), float(op_c.energy_j)
-    t_m, e_m = 0.0, 0.0
-    if cost.dp_comm_bytes > 0:
-        net_bw, net_j, net_lat = acc.network() if gpus > GPUS_PER_NODE else acc.link(gpus)
-        dev_net = dataclasses.replace(dev, link_bw=net_bw, j_link=net_j, link_lat=net_lat)
-        comm = WorkArrays(flops=0.0, lin_bytes=0.0, kv_bytes=0.0, comm_bytes=cost.dp_comm_bytes,
-                          comm_messages=cost.dp_messages, steps=0.0)
-        op_m = evaluate(comm, dev_net, cap_w=power_cap_w)
-        t_m, e_m = float(op_m.time_s), float(op_m.energy_j)
-    step_t = t_c + t_m
-    step_e = e_c + e_m
-    p_c = e_c / t_c
-    comm_frac = t_m / step_t
-    comm_pf = (e_m / t_m) / p_c if t_m > 0 else 1.0
+    acc = build_accelerator(accelerator, calibrated=calibrated)
+    probe = training_estimate(spec, acc.spec, gpus, 1.0, tokens_per_step=tokens_per_step, seq_len=seq_len,
+                              precision=precision, power_cap_w=power_cap_w, calibrated=calibrated)
+    tokens = int(probe["tokens_per_step"])
+    est = training_estimate(spec, acc.spec, gpus, float(tokens), tokens_per_step=tokens, seq_len=seq_len,
+                            precision=precision, power_cap_w=power_cap_w, calibrated=calibrated)
+    lay = est["layout"]
+    tp, pp, dp = lay["tp"], lay["pp"], lay["dp"]
+    step_t = float(est["step_time_s"])
+    step_e = float(est["gpu_energy_j"])             # one step (tokens = tokens_per_step)
+    # exposed communication time per step (as in training_estimate)
+    cost = llm.training_step_cost(spec, tokens, precision=precision, tp=tp, pp=pp, dp=dp, seq_len=seq_len,
+                                  zero_stage=1, micro_batch_tokens=min(max(1, est["max_micro_batch_tokens"]),
+                                                                       seq_len))
+    nv_bw, nv_j, nv_lat = acc.link(tp)
+    net_bw, net_j, net_lat = acc.network()
+    bw_pd, j_pd, lat_pd = (net_bw, net_j, net_lat) if gpus > GPUS_PER_NODE else (nv_bw, nv_j, nv_lat)
+    t_comm = (cost.tp_comm_bytes / gpus / nv_bw + cost.tp_messages * nv_lat
+              + cost.pp_comm_bytes / gpus / bw_pd + cost.pp_messages * lat_pd
+              + (1.0 - DP_OVERLAP) * (cost.dp_comm_bytes / gpus / bw_pd + cost.dp_messages * lat_pd))
+    t_comm = min(t_comm, 0.9 * step_t)
+    static_w = float(est["breakdown_j"]["static"]) / step_t
+    e_link = float(est["breakdown_j"]["interconnect"])
+    # the exposed phase: static power plus the exposed share of the link energy
+    exposed_share = t_comm / max(t_comm + DP_OVERLAP * cost.dp_comm_bytes / gpus / bw_pd, 1e-12)
+    p_comm = static_w + (e_link * exposed_share / t_comm if t_comm > 0 else 0.0)
+    p_comp = (step_e - p_comm * t_comm) / (step_t - t_comm)
+    if p_comm > p_comp:            # never a "dip" above the compute power
+        p_comm = p_comp
+    comm_frac = t_comm / step_t
+    comm_pf = p_comm / p_comp
     nodes = math.ceil(gpus / GPUS_PER_NODE)
     ckpt_t = llm.architecture(spec).total_params() * CHECKPOINT_BYTES_PER_PARAM \
         / (nodes * CHECKPOINT_WRITE_GBS_PER_NODE * 1e9)
@@ -96,10 +92,42 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
         step_time_s=step_t, step_energy_j=step_e, tokens_per_step=tokens,
         comm_fraction=comm_frac, comm_power_fraction=comm_pf,
         checkpoint_interval_steps=ckpt_steps, checkpoint_time_s=ckpt_t,
-        checkpoint_power_fraction=ckpt_p / p_c, idle_power_w=float(acc.idle_w),
-        meta={"tp": tp, "dp": dp, "mfu": cost.model_flops / (step_t * gpus * dev.f_att),
-              "source": "fleet.hardware.energy.evaluate on fleet.workload.llm.training_step_cost",
+        checkpoint_power_fraction=min(1.0, ckpt_p / p_comp), idle_power_w=float(acc.idle_w),
+        meta={"tp": tp, "pp": pp, "dp": dp, "mfu": float(est["mfu"]),
+              "source": "fleet.frontier.train_estimate.training_estimate (step time and energy); "
+                        "exposed-communication phase and checkpoints added here",
               "checkpoint": f"{CHECKPOINT_BYTES_PER_PARAM} B/param at "
                             f"{CHECKPOINT_WRITE_GBS_PER_NODE} GB/s per node (assumption)"})
     prof.validate()
     return prof
+
+
+def training_profile_for_job(model: str, accelerator: str, gpus: int, **kwargs) -> TrainingProfile:
+    """:func:`build_training_profile`, or, when the model's training state does not fit on
+    ``gpus`` GPUs (a 1-GPU job of an 8B model), the profile of the smallest power-of-two GPU
+    count on which it fits, scaled to ``gpus`` GPUs: same step time and per-GPU power, tokens
+    per step in proportion.  This models such a job as a slice of a larger data-parallel run (a
+    stated approximation: job tables such as AcmeTrace's give small jobs without a model, and
+    for jobs given by duration only their power matters)."""
+    from ..errors import ConfigurationError
+
+    try:
+        return build_training_profile(model, accelerator, gpus, **kwargs)
+    except ConfigurationError:
+        pass
+    g = GPUS_PER_NODE
+    while g <= 4096:
+        if g > gpus:
+            try:
+                base = build_training_profile(model, accelerator, g, **kwargs)
+            except ConfigurationError:
+                g *= 2
+                continue
+            k = gpus / g
+            return dataclasses.replace(
+                base, gpus=int(gpus), step_energy_j=base.step_energy_j * k,
+                tokens_per_step=max(1, int(round(base.tokens_per_step * k))),
+                meta=dict(base.meta, scaled_from_gpus=g,
+                          note=f"{model} does not fit on {gpus} GPUs: a {gpus}/{g} slice of a {g}-GPU run"))
+        g *= 2
+    raise ConfigurationError(f"{model} training does not fit on up to 4096 x {accelerator}")

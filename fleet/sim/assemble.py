@@ -214,7 +214,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     max_batch=)`` replaces the energy model's profile builder.
     """
     from ..catalog import get_accelerator
-    from ..frontier.training import build_training_profile
+    from ..frontier.training import training_profile_for_job
     from ..hardware.accelerator import build_accelerator
     from ..scenario import Scenario, load_scenario
     from .training import run_training
@@ -275,7 +275,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
         cap = pool.power_cap_w
 
         def prof_for(model, gpus, ci, _acc=acc.name, _cap=cap):
-            return build_training_profile(model, _acc, gpus, power_cap_w=_cap,
+            return training_profile_for_job(model, _acc, gpus, power_cap_w=_cap,
                                           checkpoint_interval_s=ci if ci and ci > 0 else 3600.0)
 
         servers = [min(pool.gpus_per_server, pool.gpus - k * pool.gpus_per_server) for k in range(pool.servers)]
