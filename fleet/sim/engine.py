@@ -142,6 +142,7 @@ class Engine:
         self.rng = np.random.default_rng(seed)
         self.env = simpy.Environment()
         self._heap: list = []
+        self._tables: dict[int, tuple] = {}     # id(profile) -> (profile, decode tables as lists)
         self._counter = itertools.count()
         self._pools: list[ServingPool] = []
         self._pool_by_name: dict[str, ServingPool] = {}

@@ -158,10 +158,15 @@ class Replica:
         self.B = int(mb)
         self.cap = int(p.kv_capacity_tokens)
         self.wm = int(KV_WATERMARK * self.cap)
-        self.dt0 = [float(x) for x in p.dec_t0]
-        self.dt1 = [float(x) for x in p.dec_t1]
-        self.de0 = [float(x) for x in p.dec_e0]
-        self.de1 = [float(x) for x in p.dec_e1]
+        # decode tables as Python lists (fast scalar indexing), shared by every replica of the
+        # engine that runs this profile (one copy stays in the CPU caches, not one per replica)
+        tables = self.eng._tables
+        tab = tables.get(id(p))
+        if tab is None or tab[0] is not p:
+            tab = (p, [float(x) for x in p.dec_t0], [float(x) for x in p.dec_t1],
+                   [float(x) for x in p.dec_e0], [float(x) for x in p.dec_e1])
+            tables[id(p)] = tab
+        self.dt0, self.dt1, self.de0, self.de1 = tab[1], tab[2], tab[3], tab[4]
         self.pt0, self.pt1, self.pt2 = (float(x) for x in p.pre_t)
         self.pe0, self.pe1, self.pe2 = (float(x) for x in p.pre_e)
         self.idle_w = float(p.idle_power_w)
