@@ -206,3 +206,10 @@ def test_frontier_labels_merge_caps_that_land_on_one_point():
     g = pd.DataFrame({"power_cap_w": [300.0, 400.0, 500.0, 700.0], "itl_s": [0.02, 0.015, 0.0140001, 0.014],
                       "j_per_token": [1.0, 1.2, 1.3, 1.3]})
     assert F.frontier_labels(g) == [(0.02, 1.0, "300 W"), (0.015, 1.2, "400 W"), (0.0140001, 1.3, "500-700 W")]
+
+
+def test_frontier_labels_merge_points_that_would_overlap_on_the_plot():
+    g = pd.DataFrame({"power_cap_w": [300.0, 400.0, 500.0], "itl_s": [0.010, 0.0101, 0.020],
+                      "j_per_token": [2.0, 2.01, 3.0]})
+    assert [t for _, _, t in F.frontier_labels(g, span=(0.01, 1.0))] == ["300-400 W", "500 W"]
+    assert [t for _, _, t in F.frontier_labels(g)] == ["300 W", "400 W", "500 W"]

@@ -80,7 +80,7 @@ def cmd_check(args) -> int:
 
     _quiet_libraries(args)
     files = scenario_files(args.paths)
-    results, n_bad = [], 0
+    results, n_bad, n_updated = [], 0, 0
     for f in files:
         res = check_scenario(f, report_dir=args.report, quiet=bool(getattr(args, "quiet", False)),
                              require_expectations=args.update)
@@ -92,6 +92,7 @@ def cmd_check(args) -> int:
             diff = update_scenario(f, res.metrics)
             sys.stdout.write(diff if diff else f"{f}: expectations unchanged\n")
             results.append({"path": str(f), "updated": bool(diff)})
+            n_updated += bool(diff)
             continue
         if not res.ok:
             n_bad += 1
@@ -104,6 +105,8 @@ def cmd_check(args) -> int:
         emit(results, True)
     if not args.json:
         checked = sum(1 for r in results if not r.get("skipped"))
-        verb = "updated" if args.update else "checked"
-        print(f"{checked} scenarios {verb}, {n_bad} failed", flush=True)
+        if args.update:
+            print(f"{n_updated} of {checked} scenarios updated, {n_bad} failed to run", flush=True)
+        else:
+            print(f"{checked} scenarios checked, {n_bad} failed", flush=True)
     return 1 if n_bad else 0

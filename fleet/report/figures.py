@@ -501,6 +501,7 @@ def draw_energy_per_token(r: RunResult):
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="upper left")
     ax.set_ylim(0, max(np.nanmax(np.r_[bottom, d["simulated_gpu_j"], d["facility_j"]]) * 1.35, 1e-9))
+    ax.set_xlim(-0.6, len(d) - 0.1)          # room for the 'model: x J' label of the last bar
     # lower bound, log scale
     lb = d["lower_bound_j"].to_numpy(float)
     sim = d["simulated_gpu_j"].to_numpy(float)
@@ -594,13 +595,21 @@ def frontier_data(r: RunResult) -> dict[str, pd.DataFrame]:
     return out
 
 
-def frontier_labels(g: pd.DataFrame, rel: float = 2e-3) -> list[tuple[float, float, str]]:
-    """One label per distinct operating point: caps that land on the same point (the GPU never
-    reaches them at this batch) share a label 'lo-hi W'."""
+def frontier_labels(g: pd.DataFrame, rel: float = 2e-3, span: tuple[float, float] | None = None,
+                    frac: float = 0.015) -> list[tuple[float, float, str]]:
+    """One label per visually distinct operating point: caps whose points coincide (the GPU never
+    reaches them at this batch) or lie within ``frac`` of the plotted ``span`` (x range in s,
+    y range in J) of the previous label share one label 'lo-hi W'."""
     out: list[tuple[float, float, list[float]]] = []
     for row in g.sort_values("power_cap_w").itertuples():
-        if out and abs(row.itl_s - out[-1][0]) <= rel * out[-1][0] \
-                and abs(row.j_per_token - out[-1][1]) <= rel * out[-1][1]:
+        if out:
+            px, py = out[-1][0], out[-1][1]
+            same = abs(row.itl_s - px) <= rel * px and abs(row.j_per_token - py) <= rel * py
+            if span is not None:
+                same = same or (abs(row.itl_s - px) <= frac * span[0] and abs(row.j_per_token - py) <= frac * span[1])
+        else:
+            same = False
+        if same:
             out[-1][2].append(row.power_cap_w)
         else:
             out.append((row.itl_s, row.j_per_token, [row.power_cap_w]))
@@ -616,10 +625,14 @@ def draw_frontier(r: RunResult):
     fig.suptitle("Time-energy frontier of each pool: energy per token against latency across power caps",
                  fontsize=13, fontweight="bold")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    span = (1.0, 1.0)
+    if data:
+        allf = pd.concat(list(data.values()))
+        span = (float(np.ptp(allf["itl_s"])) or 1.0, float(np.ptp(allf["j_per_token"])) or 1.0)
     for i, (key, g) in enumerate(data.items()):
         c = colors[i % len(colors)]
         ax.plot(g["itl_s"] * 1e3, g["j_per_token"], "-o", color=c, ms=4, label=key)
-        for x, y, text in frontier_labels(g):
+        for x, y, text in frontier_labels(g, span=span):
             ax.annotate(text, (x * 1e3, y), xytext=(5, 4), textcoords="offset points", fontsize=7, color=c)
         cur = g[g["current"]]
         if len(cur):
