@@ -212,7 +212,7 @@ class TraceSource(Strict):
     format: str | None = None                 # None: detect from the file
     mapping: dict[str, str] | None = None     # canonical column -> file column
     rate_scale: PosFloat = 1.0                # x req/s: thinning (<1) or jittered copies (>1)
-    window: tuple[NonNegFloat, PosFloat] | None = None   # [start_s, end_s) of the trace, after scaling
+    window: tuple[NonNegFloat, PosFloat] | None = None   # [start_s, end_s) of the trace as read (re-zeroed), before rate_scale
     time_shift_s: NonNegFloat = 0.0           # added to every arrival
 
 

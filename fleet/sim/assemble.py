@@ -11,8 +11,13 @@
    named like the scenario pool when it serves one model, else ``f"{pool}:{model}"``; one router
    per model over every pool that serves it;
 4. training pools (:mod:`fleet.sim.training`) on their own SimPy clock (they share nothing with
-   serving until a power-capping controller couples them);
+   serving until a power-capping controller couples them; ``TrainingScheduler`` takes any
+   ``simpy.Environment``, so it can run on ``Engine.env`` then) with their own segment list
+   (nodes ``f"{pool}/s{k}"``, one per server) instead of ``Engine.record``;
 5. the power tree and telemetry (:mod:`fleet.sim.power`), and the pool table.
+
+``simulation.mode: fluid`` replaces step 3 by :func:`fleet.sim.fluid.run_fluid` (hourly steps,
+calibrated per group on request-level windows) and skips generating the requests.
 
 Horizon: ``simulation.horizon_s``, or the end of the demand (the last synthetic hour, the last
 trace arrival, the last training submission) plus :data:`DRAIN_S` for requests in flight; always

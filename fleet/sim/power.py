@@ -21,6 +21,11 @@ Server overhead power (CPU, memory, fans, NICs, PSU loss) is modelled as::
 which is linear in the GPU power, so its energy in a telemetry bin follows exactly from the GPU
 energy in that bin: ``E = static_w * dt + per_gpu_w / TDP * E_gpus``.
 
+Agreement with the serving engine (fleet/sim/replica.py, sim-core): a replica records every
+instant of its life as a segment (idle spans included), so the idle fill below finds no gap on
+replica nodes; it is kept for engines or nodes that record only busy spans.  Training servers
+(fleet/sim/training.py) record their idle GPUs themselves and have no fill (``idle_w`` NaN).
+
 Telemetry (:func:`telemetry`) splits every recorded segment ``(node, t0, t1, energy_j)`` across
 the telemetry bins it overlaps in proportion to the overlap (power is constant within a
 segment), fills idle power where a gpu node has no segment (``idle_w`` of the tree: the gaps are
