@@ -194,3 +194,26 @@ def test_training_only_needs_a_horizon(tmp_path):
     from fleet.hardware.accelerator import build_accelerator
     idle = build_accelerator("H100-SXM").idle_w
     assert site.to_numpy() == pytest.approx(8 * idle + 1800 + 350 * 8 * idle / 700)
+
+
+def test_deferrable_training_waits_for_the_release_signal(tmp_path):
+    jobs = tmp_path / "jobs.csv"
+    pd.DataFrame({"job_id": [0, 1], "submit_s": [0.0, 0.0], "gpus": [8, 8], "model": ["llama-3.1-8b"] * 2,
+                  "tokens": [np.nan, np.nan], "duration_s": [600.0, 600.0], "priority": [0, 0],
+                  "deadline_s": [np.nan, np.nan], "deferrable": [True, False], "fail_at_s": [np.nan, np.nan],
+                  "checkpoint_interval_s": [1800.0, 1800.0]}).to_csv(jobs, index=False)
+    d = {"name": "defer", "fleet": {"pools": [{"name": "t", "accelerator": "H100-SXM", "gpus": 16,
+                                               "role": "training"}]},
+         "demand": {"training": {"jobs": "jobs.csv"}},
+         "simulation": {"horizon_s": 3 * 3600.0, "telemetry_interval_s": 60.0}}
+    p = tmp_path / "d.yaml"
+    p.write_text(yaml.safe_dump(d))
+    sc = load_scenario(p)
+    # e.g. "grid intensity below a threshold": true from 02:00
+    r = simulate(sc, release_signal=lambda t: t >= 7200.0, release_check_s=900.0)
+    j = r.jobs.set_index("job_id")
+    assert j.loc[1, "start_s"] == 0.0 and j.loc[0, "start_s"] == pytest.approx(7200.0)
+    assert (j.status == "completed").all()
+    # the site power shows the deferred job as a step after 02:00
+    site = r.power[r.power.level == "site"].set_index("time_s").power_w
+    assert site.loc[7200.0] > site.loc[3600.0] + 8 * 300

@@ -210,13 +210,17 @@ def _horizon(sc, demand_end: float, jobs_end: float, dt: float, drain: bool = Tr
 
 def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
              profile_factory: ProfileFactory | None = None,
-             requests: pd.DataFrame | None = None) -> SimResult:
+             requests: pd.DataFrame | None = None,
+             release_signal: Callable[[float], bool] | None = None,
+             release_check_s: float = 3600.0) -> SimResult:
     """Simulate ``scenario`` (a :class:`~fleet.scenario.Scenario` or a path to one).
 
     ``mode`` overrides ``simulation.mode``; ``progress`` shows a progress bar; ``requests``
     replaces the scenario's inference demand (a canonical table with a ``model`` column);
     ``profile_factory(model=, accelerator=, tp=, precision=, kv_precision=, power_cap_w=,
-    max_batch=)`` replaces the energy model's profile builder.
+    max_batch=)`` replaces the energy model's profile builder.  ``release_signal(t_s) -> bool``
+    releases waiting deferrable training jobs when true (polled every ``release_check_s``): the
+    hook for a carbon- or price-aware policy (e.g. grid intensity below a threshold).
     """
     from ..catalog import get_accelerator
     from ..frontier.training import training_profile_for_job
@@ -288,7 +292,8 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
         try:
             sched = run_training(pool.name, servers, job_tables[pool.name], prof_for, idle_w_per_gpu=acc.idle_w,
                                  interval_s=dt, horizon_s=horizon,
-                                 release_times=(tr.release_times if tr is not None else None))
+                                 release_times=(tr.release_times if tr is not None else None),
+                                 release_signal=release_signal, release_check_s=release_check_s)
         except FleetError as exc:
             if isinstance(exc, ScenarioError):
                 raise
