@@ -57,7 +57,8 @@ if pytest is not None:
 # ------------------------------------------------------------------------------- synthetic result
 def synthetic_result(seed: int = 0, horizon_s: float = 7200.0, interval_s: float = 60.0,
                      start_utc: str = "2023-06-01T10:30:00+00:00", training: bool = True,
-                     requests_per_pool: int = 400, site_budget_w: float = 60_000.0) -> SimResult:
+                     requests_per_pool: int = 400, site_budget_w: float = 60_000.0,
+                     serving: bool = True) -> SimResult:
     """A small fleet: pool ``h100`` (2 servers x 8 GPUs) serving model ``m8b``, pool ``a100``
     (2 servers x 8) serving ``m8b`` and ``m70b``, and (``training``) pool ``train`` (1 server x 8)
     running one job.  Two rows, one rack each; power follows a smooth load with noise.
@@ -67,6 +68,8 @@ def synthetic_result(seed: int = 0, horizon_s: float = 7200.0, interval_s: float
     t = np.arange(n) * interval_s
     pool_defs = [("h100", "serving", "H100-SXM", "m8b", 2, 700.0, 70.0, 0),
                  ("a100", "serving", "A100-SXM4-80GB", "m8b;m70b", 2, 400.0, 50.0, 1)]
+    if not serving:
+        pool_defs = []
     if training:
         pool_defs.append(("train", "training", "H100-SXM", "m8b", 1, 700.0, 70.0, 1))
     tree_rows = [{"node": "site", "level": "site", "parent": "", "pool": "", "budget_w": site_budget_w}]
@@ -147,7 +150,8 @@ def synthetic_result(seed: int = 0, horizon_s: float = 7200.0, interval_s: float
         rec("rack", f"row{r}/rack0", row_p[r])
         rec("row", f"row{r}", row_p[r])
     rec("site", "site", row_p[0] + row_p[1])
-    requests = pd.concat(req_tables, ignore_index=True) if req_tables else pd.DataFrame()
+    from .sim.result import REQUEST_COLUMNS
+    requests = pd.concat(req_tables, ignore_index=True) if req_tables else pd.DataFrame(columns=list(REQUEST_COLUMNS))
     if len(requests):
         requests = requests.sort_values("arrival_s", kind="stable").reset_index(drop=True)
         requests["request_id"] = np.arange(len(requests), dtype=np.int64)

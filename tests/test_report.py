@@ -213,3 +213,15 @@ def test_frontier_labels_merge_points_that_would_overlap_on_the_plot():
                       "j_per_token": [2.0, 2.01, 3.0]})
     assert [t for _, _, t in F.frontier_labels(g, span=(0.01, 1.0))] == ["300-400 W", "500 W"]
     assert [t for _, _, t in F.frontier_labels(g)] == ["300 W", "400 W", "500 W"]
+
+
+def test_training_only_fleet_renders_plain_empty_pages(tmp_path):
+    r = synthetic_run_result(seed=3, serving=False)
+    assert F.energy_per_token_data(r).empty and F.frontier_data(r) == {}
+    assert F.latency_cdf_data(r) == {}
+    out = write_report(r, tmp_path / "train", dpi=40)
+    pages = _render_pages(out / "report.pdf", tmp_path)
+    assert len(pages) >= len(F.PAGES)
+    s = json.loads((out / "summary.json").read_text())
+    assert s["metrics"]["slo.attainment"]["value"] is None          # NaN is written as null
+    assert s["metrics"]["training.energy"]["unit"] == "J"

@@ -200,6 +200,16 @@ def draw_summary(r: RunResult):
     return fig
 
 
+def _empty_page(title: str, message: str):
+    """A page that says plainly why there is nothing to plot."""
+    import matplotlib.pyplot as plt
+
+    fig = plt.figure(figsize=PAGE)
+    fig.suptitle(title, fontsize=14, fontweight="bold")
+    fig.text(0.5, 0.55, message, ha="center", va="center", fontsize=12, color="#444444", wrap=True)
+    return fig
+
+
 def _esc(s: str) -> str:
     """Text drawn as-is: a '$' (prices) must not start matplotlib mathtext."""
     return str(s).replace("$", r"\$")
@@ -417,8 +427,11 @@ def draw_latency_cdf(r: RunResult):
     import matplotlib.pyplot as plt
 
     data = latency_cdf_data(r)
+    title = "Latency of completed requests (CDF) against the SLO"
+    if not any(len(v) for per in data.values() for v, _ in per.values()):
+        return _empty_page(title, "No completed inference requests in this scenario.")
     fig, axes = plt.subplots(1, 3, figsize=PAGE)
-    fig.suptitle("Latency of completed requests (CDF) against the SLO", fontsize=14, fontweight="bold")
+    fig.suptitle(title, fontsize=14, fontweight="bold")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, (col, label) in zip(axes, LATENCIES):
         per = data.get(col, {})
@@ -476,12 +489,12 @@ def draw_energy_per_token(r: RunResult):
     import matplotlib.pyplot as plt
 
     d = energy_per_token_data(r)
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=PAGE, gridspec_kw={"width_ratios": [3, 2]})
-    fig.suptitle("Energy per output token by pool: breakdown and the gap to the physical lower bound",
-                 fontsize=13, fontweight="bold")
+    title = "Energy per output token by pool: breakdown and the gap to the physical lower bound"
     if not len(d):
-        ax.text(0.5, 0.5, "no serving pools", ha="center", transform=ax.transAxes)
-        return fig
+        return _empty_page(title, "No serving pool in this scenario: energy per token applies to serving.\n"
+                                  "Training energy is in pools.csv and jobs.csv.")
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=PAGE, gridspec_kw={"width_ratios": [3, 2]})
+    fig.suptitle(title, fontsize=13, fontweight="bold")
     x = np.arange(len(d))
     bottom = np.zeros(len(d))
     for c in COMPONENTS:
@@ -544,11 +557,11 @@ def draw_carbon_hourly(r: RunResult):
     import matplotlib.pyplot as plt
 
     d = carbon_hourly_data(r)
-    fig, (ax, axp) = plt.subplots(2, 1, figsize=PAGE, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
-    fig.suptitle("Operational carbon by hour with the grid carbon intensity", fontsize=14, fontweight="bold")
+    title = "Operational carbon by hour with the grid carbon intensity"
     if not len(d):
-        ax.text(0.5, 0.5, "no energy", ha="center", transform=ax.transAxes)
-        return fig
+        return _empty_page(title, "No energy was recorded, so there is no operational carbon.")
+    fig, (ax, axp) = plt.subplots(2, 1, figsize=PAGE, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    fig.suptitle(title, fontsize=14, fontweight="bold")
     t = pd.DatetimeIndex(d["hour_utc"]).tz_convert("UTC").tz_localize(None)
     width = 1 / 24 * 0.85
     ax.bar(t, d["carbon_g"] / 1e3, width=width, align="edge", color="#8C564B",
@@ -621,9 +634,12 @@ def draw_frontier(r: RunResult):
     import matplotlib.pyplot as plt
 
     data = frontier_data(r)
+    title = "Time-energy frontier of each pool: energy per token against latency across power caps"
+    if not data:
+        return _empty_page(title, "No serving pool with an energy model to draw.\n"
+                           + "\n".join(r.analysis.notes[:3]))
     fig, ax = plt.subplots(figsize=PAGE)
-    fig.suptitle("Time-energy frontier of each pool: energy per token against latency across power caps",
-                 fontsize=13, fontweight="bold")
+    fig.suptitle(title, fontsize=13, fontweight="bold")
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     span = (1.0, 1.0)
     if data:
