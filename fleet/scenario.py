@@ -672,6 +672,13 @@ def _check_scenario(sc: Scenario) -> None:
                        f"several training pools: say which with 'pool' ({[p.name for p in tpools]})")
         if tr.jobs is not None and not tr.jobs.is_file():
             raise _err(sc, "demand.training.jobs", f"no such job table: {tr.jobs}")
+        for fld, name in (("demand.training.model", tr.model),
+                          ("demand.training.synth.model", tr.synth.model if tr.synth is not None else None)):
+            if name is not None:
+                try:
+                    resolve_model(name)
+                except FleetError as exc:
+                    raise _err(sc, fld, _strip_where(exc)) from None
 
 
 def _nan(x) -> bool:

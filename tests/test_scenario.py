@@ -229,3 +229,16 @@ def test_parse_without_file_hash_is_stable():
     a = parse_scenario(copy.deepcopy(BASE), check=False)
     b = parse_scenario(copy.deepcopy(BASE), check=False)
     assert a.path is None and a.hash() == b.hash()
+
+
+def test_training_demand_names(tmp_path):
+    d = mutate()
+    d["demand"]["training"] = {"pool": "h100", "synth": {"jobs": 3}}
+    e = err_of(tmp_path, d)
+    assert e.field == "demand.training.pool" and "'train'" in str(e)
+    d["demand"]["training"] = {"synth": {"jobs": 3, "model": "gpt-9"}}
+    e = err_of(tmp_path, d)
+    assert e.field == "demand.training.synth.model" and "gpt-9" in str(e)
+    d["demand"]["training"] = {"synth": {"jobs": -3}}
+    e = err_of(tmp_path, d, check=False)
+    assert e.field == "demand.training.synth.jobs" and "positive integer, got -3" in str(e)
