@@ -217,3 +217,14 @@ def test_deferrable_training_waits_for_the_release_signal(tmp_path):
     # the site power shows the deferred job as a step after 02:00
     site = r.power[r.power.level == "site"].set_index("time_s").power_w
     assert site.loc[7200.0] > site.loc[3600.0] + 8 * 300
+
+
+def test_telemetry_too_fine_for_the_horizon_is_a_clear_error(tmp_path):
+    d = {"name": "big", "fleet": {"pools": [{"name": "h", "accelerator": "H100-SXM", "gpus": 800,
+                                             "serve": [{"model": "llama-3.1-8b"}]}]},
+         "demand": {"inference": [{"model": "llama-3.1-8b", "synth": {"rate": 1.0, "hours": 0.01}}]},
+         "simulation": {"horizon_s": 365 * 86400.0, "telemetry_interval_s": 1.0}}
+    p = tmp_path / "big.yaml"
+    p.write_text(yaml.safe_dump(d))
+    with pytest.raises(ScenarioError, match="simulation.telemetry_interval_s: .*fluid"):
+        simulate(load_scenario(p))

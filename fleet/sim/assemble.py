@@ -41,6 +41,8 @@ from .result import POOL_COLUMNS, JOB_COLUMNS, SimResult
 
 #: seconds added after the end of the demand when no horizon is given (requests in flight finish)
 DRAIN_S = 120.0
+#: largest (gpu nodes x telemetry intervals) table built (about 1 GB per float64 array)
+MAX_TELEMETRY_CELLS = 120_000_000
 #: model trained by jobs that name none
 DEFAULT_TRAINING_MODEL = "llama-3.1-8b"
 
@@ -265,6 +267,22 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     groups = _groups(sc, factory)
     mark("profiles_s")
 
+    # ---------------------------------------------------------------- power tree
+    placements: dict[str, list[Placement]] = {}
+    for g in groups:
+        placements.setdefault(g.pool, []).append(
+            Placement(f"{g.engine_pool}/r", g.replicas, g.tp, idle_w=float(g.profile.idle_power_w)))
+    tdp = {p.name: float(get_accelerator(p.accelerator).tdp_w) for p in sc.fleet.pools}
+    spare = {p.name: build_accelerator(p.accelerator).idle_w for p in sc.fleet.pools}
+    tree = build_tree(sc.fleet, placements, tdp_w=tdp, spare_idle_w=spare)
+    cells = len(tree.gpu_nodes) * round(horizon / dt)
+    if cells > MAX_TELEMETRY_CELLS:
+        raise ScenarioError(
+            f"telemetry of {len(tree.gpu_nodes)} GPU nodes x {round(horizon / dt):,} intervals "
+            f"({cells:,} cells) would not fit in memory; expected at most {MAX_TELEMETRY_CELLS:,}: use a "
+            f"telemetry interval of at least {math.ceil(len(tree.gpu_nodes) * horizon / MAX_TELEMETRY_CELLS)} s "
+            f"or simulation.mode: fluid", path=sc.path, field="simulation.telemetry_interval_s")
+
     # ---------------------------------------------------------------- serving
     fluid_info = None
     if fluid:
@@ -305,14 +323,6 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
 
     mark("training_s")
 
-    # ---------------------------------------------------------------- power tree
-    placements: dict[str, list[Placement]] = {}
-    for g in groups:
-        placements.setdefault(g.pool, []).append(
-            Placement(f"{g.engine_pool}/r", g.replicas, g.tp, idle_w=float(g.profile.idle_power_w)))
-    tdp = {p.name: float(get_accelerator(p.accelerator).tdp_w) for p in sc.fleet.pools}
-    spare = {p.name: build_accelerator(p.accelerator).idle_w for p in sc.fleet.pools}
-    tree = build_tree(sc.fleet, placements, tdp_w=tdp, spare_idle_w=spare)
     # segments as indices into the tree's gpu nodes (no per-segment strings: millions of them)
     gidx = tree.gpu_index()
     eng_seg = run.segments
