@@ -126,3 +126,18 @@ def test_custom_router_must_return_an_offered_replica():
     eng.add_requests(poisson(3, 4.0, 1))
     with pytest.raises(ConfigurationError, match="not one of the replicas"):
         eng.run()
+
+
+def test_two_models_routed_to_their_own_pools():
+    eng = Engine(math.inf, 0)
+    eng.add_serving_pool("small", toy_profile(), 2, "llama-3.1-8b")
+    eng.add_serving_pool("big", toy_profile(speed=0.3), 1, "llama-3.1-70b")
+    eng.set_router("llama-3.1-8b", "round_robin")
+    df = poisson(30, 5.0, 2)
+    df["model"] = np.where(np.arange(30) % 3 == 0, "llama-3.1-70b", "llama-3.1-8b")
+    eng.add_requests(df)
+    req = eng.run().requests
+    assert (req.status == "completed").all()
+    assert (req.pool[req.model == "llama-3.1-70b"] == "big").all()
+    assert (req.pool[req.model == "llama-3.1-8b"] == "small").all()
+    assert sorted(req[req.pool == "small"].replica.value_counts()) == [10, 10]
