@@ -25,7 +25,10 @@ Scheduling (what one replica does, in vLLM v0 terms)
   When the next iteration does not fit, the most recently admitted sequence is preempted
   (recomputation): it frees its KV, goes back to the *front* of the queue, and its next prefill
   runs over ``input + g`` tokens and produces its token ``g + 1``.  In the step where a
-  preemption happens nothing is admitted (as vLLM does).
+  preemption happens nothing is admitted (as vLLM does).  KV is counted in tokens, not in
+  vLLM's 16-token blocks (the rounding would waste at most 15 tokens per sequence).
+* Requests whose ``input + output`` exceeds the model's context or the whole KV cache are
+  dropped on arrival by the engine (``drop_reason``), so every admitted request can finish.
 
 Coalesced decode
 ----------------
