@@ -331,3 +331,19 @@ def test_arrival_exactly_at_a_step_boundary_is_prefilled_first(mode):
     t_alone = p.decode_span(1, 100 + 5 - 1, 5)[0]
     assert b.completion_s == pytest.approx(tpa + tpb + t_both, rel=1e-12)
     assert a.completion_s == pytest.approx(tpa + tpb + t_both + t_alone, rel=1e-12)
+
+
+def test_set_profile_during_prefill_applies_from_its_end():
+    p1 = toy_profile()
+    p2 = toy_profile(speed=0.5, power_scale=0.8)
+    tp, ep = p1.prefill(10_000)
+    eng = Engine(math.inf, 0)
+    eng.add_serving_pool("h100", p1, 1, MODEL)
+    eng.add_requests(trace([(0.0, 10_000, 100)]))
+    eng.every(0.5 * tp, lambda e, now: e.replicas()[0].set_profile(p2) if now > 0 else None)
+    run = eng.run()
+    td, ed = p2.decode_span(1, 10_000, 99)
+    r = run.requests.iloc[0]
+    assert r.first_token_s == pytest.approx(tp, rel=1e-12)
+    assert r.completion_s == pytest.approx(tp + td, rel=1e-9)
+    assert r.energy_j == pytest.approx(ep + ed, rel=1e-9)
