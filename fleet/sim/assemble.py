@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FleetError, ScenarioError
-from .power import Placement, bin_energy, build_tree, rollup, telemetry
+from .power import Placement, bin_energy, build_tree, telemetry
 from .result import POOL_COLUMNS, JOB_COLUMNS, SimResult
 
 #: seconds added after the end of the demand when no horizon is given (requests in flight finish)

@@ -40,7 +40,7 @@ number of segments is bounded by the number of telemetry bins, not by steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
