@@ -153,3 +153,22 @@ def test_whatif_part_changes_the_profiles_and_bad_names_are_located(tmp_path):
     bad = small_scenario(tmp_path, "wibad", whatif={"label": "x", "device_constants": {"memory.nope": 1.0}})
     with pytest.raises(Exception, match=r"wibad\.yaml: whatif\.device_constants: .*memory\.nope"):
         run_scenario(bad, None, quiet=True)
+
+
+def test_marginal_signal_is_stated(tmp_path, shared_data):
+    """WattTime MOER (CAISO North, June-July 2023) as the carbon signal; the output says 'marginal'."""
+    path = small_scenario(tmp_path, "moer", start_utc="2023-06-15T18:00:00Z",
+                          site={"carbon_intensity": {"region": "caiso", "signal": "marginal"}, "price": 50})
+    r = run_scenario(path, tmp_path / "out", quiet=True)
+    assert r.meta["carbon_signal"] == "marginal"
+    assert "marginal" in r.accounts.metrics["carbon.operational"].note
+    s = json.loads((tmp_path / "out" / "moer" / "summary.json").read_text())
+    assert s["carbon_signal"] == "marginal"
+    # independent: the hour's mean of the 5-minute MOER (lb/MWh) x 0.453592 (g/kWh per lb/MWh)
+    import pandas as pd
+    raw = pd.read_csv(shared_data / "vessim-watttime-caiso-north-moer" / "watttime_example.csv")
+    t = pd.to_datetime(raw.iloc[:, 0], utc=True)
+    hour = raw.iloc[:, 1][(t >= "2023-06-15T18:00Z") & (t < "2023-06-15T19:00Z")]
+    assert len(hour) == 12
+    assert r.accounts.hourly["carbon_intensity_g_per_kwh"].iloc[0] == pytest.approx(hour.mean() * 0.45359237,
+                                                                                       rel=1e-6)
