@@ -6,7 +6,7 @@ matplotlib Figure (``draw_*``).  Units are on every axis; titles and legends on 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
