@@ -121,7 +121,7 @@ def summary_data(r: RunResult) -> list[tuple[str, list[tuple[str, str]]]]:
         return fmt_metric(m[name].value, m[name].unit) if name in m else "n/a"
 
     pools = r.accounts.pools
-    fleet = [(f"{p.pool} ({p.role})", f"{p.gpus} x {p.accelerator}, {p.servers} servers"
+    fleet = [(f"{p.pool} ({p.role})", f"{p.gpus} x {p.accelerator}, {p.servers} server{'s' if p.servers != 1 else ''}"
               + (f", cap {p.power_cap_w:.0f} W" if math.isfinite(p.power_cap_w) else ", uncapped")
               + f"; {p.models}")
              for p in pools.itertuples()]
