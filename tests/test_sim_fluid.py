@@ -1,5 +1,11 @@
 """The fluid (hourly) model: load tables, the analytic core's physics, calibration on
-request-level windows, and accuracy on hours it was not fitted on."""
+request-level windows, and accuracy on hours it was not fitted on.
+
+Measured (``python -m pytest -s tests/test_sim_fluid.py``): on held-out one-hour windows of the
+Azure conversation trace (2 x Llama-3.1-8B on H100), hourly energy within 0.5 % and mean e2e
+latency within 0.5 % of the request-level simulation; fluid mode of a diurnal day within 0.6 %
+per hour.  Not accurate for very bursty demand calibrated on smoother windows (the Azure code
+trace: see the module docstring of fleet.sim.fluid)."""
 
 from __future__ import annotations
 
@@ -59,6 +65,8 @@ def test_hourly_energy_within_3_percent_on_held_out_hours(profile, conv):
     print("\nfluid vs request-level, held-out hours:\n", v[["rate_rps", "energy_rel_err", "e2e_rel_err"]])
     assert np.all(np.abs(v.energy_rel_err) < 0.03)
     assert m.fit["energy_max_rel_err"] < 0.03
+    # mean end-to-end latency too (calibrated queueing term)
+    assert np.all(np.abs(v.e2e_rel_err) < 0.05)
     # the uncalibrated core is already physical (within 10 %)
     raw = FluidModel(profile, R)
     assert np.all(np.abs(validate(raw, held_out).energy_rel_err) < 0.10)
