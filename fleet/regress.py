@@ -31,8 +31,9 @@ from .scenario import Expectation, load_scenario, read_yaml
 
 #: tolerance when an expectation gives a value and no tolerance
 DEFAULT_REL_TOL = 0.01
-#: tolerance written by ``--update`` for latency percentiles (tails move more with model changes)
-LATENCY_REL_TOL = 0.05
+#: tolerance written by ``--update`` for tail statistics (latency percentiles, power peaks): they
+#: move more than totals when a model changes
+TAIL_REL_TOL = 0.05
 #: metrics written by ``--update`` into a scenario that has no expectations yet
 DEFAULT_METRICS = ("energy.it", "energy.facility", "carbon.operational", "carbon.embodied",
                    "cost.total", "slo.attainment", "latency.ttft_p99", "latency.tpot_p50",
@@ -255,7 +256,8 @@ def updated_expectations(sc_expectations: list[Expectation], metrics: dict[str, 
     if not sc_expectations:
         for name in DEFAULT_METRICS:
             if name in metrics and math.isfinite(metrics[name][0]):
-                tol = LATENCY_REL_TOL if name.startswith("latency.") else DEFAULT_REL_TOL
+                tail = name.startswith("latency.") or name.endswith("_peak")
+                tol = TAIL_REL_TOL if tail else DEFAULT_REL_TOL
                 out.append({"metric": name, "value": _sig(metrics[name][0]), "rel_tol": tol})
         return out
     for e in sc_expectations:
