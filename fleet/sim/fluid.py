@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from scipy.optimize import nnls
 from scipy.stats import poisson
 
 #: columns of an hourly (or any step) load table
@@ -267,14 +268,15 @@ def fit_fluid(profile, replicas: int, windows: list[Window]) -> FluidModel:
         X = X[:, :2]            # one replica: both spreads coincide; few windows: fewer parameters
     # relative least squares: every window counts by its relative error
     wts = 1.0 / np.maximum(y, 1e-9)
-    coef, *_ = np.linalg.lstsq(X * wts[:, None], y * wts, rcond=None)
+    # non-negative least squares: every part of the power is a physical, non-negative share
+    coef, _ = nnls(X * wts[:, None], y * wts)
     m.idle_coef, m.dyn_coef = float(coef[0]), float(coef[1])
     m.dyn_indep_coef = float(coef[2]) if len(coef) > 2 else 0.0
     lat = np.array([w.mean_e2e_s for w in windows])
     ok = np.isfinite(lat) & (c["e2e_s"] > 0)
     if ok.sum() >= 3:
         A = np.column_stack([c["e2e_s"], c["e2e_s"] * c["queue_factor"]])[ok] / lat[ok, None]
-        (m.latency_coef, m.latency_queue_coef), *_ = np.linalg.lstsq(A, np.ones(int(ok.sum())), rcond=None)
+        (m.latency_coef, m.latency_queue_coef), _ = nnls(A, np.ones(int(ok.sum())))
         m.latency_coef, m.latency_queue_coef = float(m.latency_coef), float(m.latency_queue_coef)
     elif ok.any():
         m.latency_coef = float(np.sum(lat[ok] * c["e2e_s"][ok]) / np.sum(c["e2e_s"][ok] ** 2))
