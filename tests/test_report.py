@@ -43,7 +43,11 @@ def test_formatting_of_quantities():
 # ------------------------------------------------------------------ figure data (no images)
 def test_summary_data_covers_every_section(run):
     sec = dict(F.summary_data(run))
-    assert list(sec) == ["Fleet", "Energy", "Carbon", "Cost", "Service", "Power peaks against budgets"]
+    assert list(sec)[:6] == ["Fleet", "Energy", "Carbon", "Cost", "Service", "Power peaks against budgets"]
+    models = dict(sec["By model, per 1k output tokens"])
+    assert set(models) == set(run.accounts.models["model"])
+    row = run.accounts.models.set_index("model").loc["m8b"]
+    assert models["m8b"].startswith(F.fmt_si(row["it_energy_j_per_1k_tokens"], "J"))
     assert len(sec["Fleet"]) == len(run.accounts.pools) + 1
     energy = dict(sec["Energy"])
     assert energy["IT energy"] == F.fmt_energy(run.accounts.value("energy.it"))

@@ -123,7 +123,7 @@ def summary_data(r: RunResult) -> list[tuple[str, list[tuple[str, str]]]]:
     pools = r.accounts.pools
     fleet = [(f"{p.pool} ({p.role})", f"{p.gpus} x {p.accelerator}, {p.servers} server{'s' if p.servers != 1 else ''}"
               + (f", cap {p.power_cap_w:.0f} W" if math.isfinite(p.power_cap_w) else ", uncapped")
-              + f"; {p.models}")
+              + (f"; {str(p.models).replace(';', ', ')}" if str(p.models) not in ("", "nan", "None") else ""))
              for p in pools.itertuples()]
     fleet.append(("horizon", g("horizon") + f" from {r.meta.get('start_utc', '?')}"))
     energy = [("IT energy", g("energy.it")), ("  of which GPUs", g("energy.gpu")),
@@ -160,8 +160,16 @@ def summary_data(r: RunResult) -> list[tuple[str, list[tuple[str, str]]]]:
                           f"({100 * n.peak_to_budget:.0f} %){flag}"))
     if not peaks:
         peaks.append(("budgets", "no power budgets in the scenario"))
+    by_model = []
+    for mm in r.accounts.models.head(6).itertuples():
+        att = f"{100 * mm.slo_attainment:.1f} %" if math.isfinite(mm.slo_attainment) else "n/a"
+        by_model.append((str(mm.model), f"{fmt_si(mm.it_energy_j_per_1k_tokens, 'J')} · "
+                         f"{mm.carbon_g_per_1k_tokens:.3g} g · {fmt_usd(mm.cost_usd_per_1k_tokens)} · SLO {att}"))
+    if not by_model:
+        by_model.append(("models", "no inference demand"))
     return [("Fleet", fleet), ("Energy", energy), ("Carbon", carbon), ("Cost", cost),
-            ("Service", slo), ("Power peaks against budgets", peaks)]
+            ("Service", slo), ("Power peaks against budgets", peaks),
+            ("By model, per 1k output tokens", by_model)]
 
 
 def draw_summary(r: RunResult):
