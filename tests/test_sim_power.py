@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from fleet.scenario import parse_scenario
-from fleet.sim.power import Placement, bin_energy, build_tree, rollup, split_segments, telemetry
+from fleet.sim.power import Placement, bin_energy, build_tree, instant_power, rollup, split_segments, telemetry
 from fleet.sim.result import POWER_COLUMNS, TREE_COLUMNS
 
 
@@ -150,3 +150,17 @@ def test_unknown_segment_node_is_a_bug():
     with pytest.raises(ValueError, match="not in the power tree"):
         bin_energy({"node": np.array(["zz/r0"]), "t0": np.array([0.0]), "t1": np.array([1.0]),
                     "energy_j": np.array([1.0])}, tree, 1.0, 2.0)
+
+
+def test_instant_power_matches_a_one_bin_telemetry():
+    tree = make_tree()
+    now = {"a/r0": 900.0, "b/r1": 300.0, "t/s0": 8 * 500.0}
+    live = instant_power(tree, now)
+    segs = {"node": np.array(list(now)), "t0": np.zeros(3), "t1": np.ones(3), "energy_j": np.array(list(now.values()))}
+    ref = rollup(bin_energy(segs, tree, 1.0, 1.0), tree)
+    for level, (names, e) in ref.items():
+        if level == "gpu":
+            continue
+        for n, v in zip(names, e[:, 0]):
+            assert live[level][n] == pytest.approx(v, rel=1e-12), (level, n)
+    assert live["gpu"]["a/r0"] == 900.0 and live["gpu"]["a/r1"] == 200.0

@@ -370,3 +370,26 @@ def telemetry(segments, tree: PowerTree, interval_s: float, horizon_s: float, *,
         "power_w": power,
     })
     return df[list(POWER_COLUMNS)]
+
+
+# ---------------------------------------------------------------------- live view (for controllers)
+def instant_power(tree: PowerTree, gpu_power_w: dict[str, float]) -> dict[str, dict[str, float]]:
+    """Instantaneous power (W) at every level from the current power of the gpu nodes.
+
+    ``gpu_power_w`` maps gpu-node names (e.g. ``{r.node: r.power_w for r in eng.replicas()}``
+    during a run) to W; nodes not given draw their ``idle_w`` (0 if it is NaN).  Server overhead
+    follows the same linear model as the telemetry, so a capping controller (a later issue) sees
+    what the telemetry will record.  Returns ``{level: {node: W}}`` for gpu, server, rack, row,
+    site and pool."""
+    gpu = np.array([gpu_power_w.get(g.node, 0.0 if math.isnan(g.idle_w) else g.idle_w)
+                    for g in tree.gpu_nodes], dtype=np.float64)
+    b = Binned(1.0, 1, gpu[:, None], gpu[:, None], np.zeros((len(tree.servers), 1)), np.zeros((len(tree.servers), 1)))
+    srv_of = np.array([g.server for g in tree.gpu_nodes], dtype=np.int64)
+    per_srv = np.zeros(len(tree.servers))
+    np.add.at(per_srv, srv_of, gpu)
+    static = np.array([s.static_w for s in tree.servers])
+    k = np.array([s.per_gpu_w / s.tdp_w for s in tree.servers])
+    b.overhead = (static + k * per_srv)[:, None]
+    b.server = (per_srv + b.overhead[:, 0])[:, None]
+    rolled = rollup(b, tree)
+    return {lv: {n: float(v) for n, v in zip(names, e[:, 0])} for lv, (names, e) in rolled.items()}
