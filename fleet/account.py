@@ -501,9 +501,9 @@ def _by_model(pt: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
         r = served[served["pool"] == p["pool"]]
         if not len(r):
             continue
-        w = r.groupby("model")["energy_j"].sum()
+        w = r.groupby("model", observed=True)["energy_j"].sum()
         if w.sum() <= 0:
-            w = r.groupby("model")["output_tokens"].sum()
+            w = r.groupby("model", observed=True)["output_tokens"].sum()
         w = w / w.sum()
         for m, share in w.items():
             a = acc.setdefault(str(m), {k: 0.0 for k in ("it_energy_j", "facility_energy_j",
@@ -511,7 +511,7 @@ def _by_model(pt: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
             for k in a:
                 a[k] += share * float(p[k])
     rows = []
-    for m, g in req.groupby("model"):
+    for m, g in req.groupby("model", observed=True):
         done = g[g["status"] == "completed"]
         fin = int(g["status"].isin(["completed", "dropped"]).sum())
         a = acc.get(str(m), {k: 0.0 for k in ("it_energy_j", "facility_energy_j",
@@ -535,11 +535,11 @@ def _node_peaks(sim: SimResult) -> pd.DataFrame:
     if tree is None or not len(tree) or not len(sim.power):
         return pd.DataFrame(columns=cols)
     dt = _interval(sim)
-    g = sim.power.groupby("node")["power_w"]
+    g = sim.power.groupby("node", observed=True)["power_w"]
     peak, mean, energy = g.max(), g.mean(), g.sum() * dt
     budgets = tree.set_index("node")["budget_w"].astype(float)
     over = sim.power.merge(tree[["node", "budget_w"]], on="node", how="inner")
-    over = over[over["power_w"] > over["budget_w"]].groupby("node").size() * dt
+    over = over[over["power_w"] > over["budget_w"]].groupby("node", observed=True).size() * dt
     rows = []
     for _, n in tree.iterrows():
         node = n["node"]

@@ -327,7 +327,7 @@ def power_levels_data(r: RunResult, levels=("site", "row", "rack", "pool")) -> l
         d = p[p["level"] == level]
         if not len(d):
             continue
-        wide = d.pivot_table(index="time_s", columns="node", values="power_w", aggfunc="sum").sort_index()
+        wide = d.pivot_table(index="time_s", columns="node", values="power_w", aggfunc="sum", observed=True).sort_index()
         peaks = wide.max().sort_values(ascending=False)
         keep = list(peaks.index[:MAX_LINES])
         budgets = {n: float(tree["budget_w"].get(n, np.nan)) if n in tree.index else float("nan")
@@ -379,7 +379,7 @@ def power_cdf_data(r: RunResult, level: str = "row") -> dict[str, tuple[np.ndarr
         d = p[p["level"] == "site"]
     tree = r.sim.tree.set_index("node") if len(r.sim.tree) else None
     out = {}
-    for node, g in d.groupby("node"):
+    for node, g in d.groupby("node", observed=True):
         v = np.sort(g["power_w"].to_numpy(float))
         prob = np.arange(1, len(v) + 1) / len(v)
         b = float(tree.loc[node, "budget_w"]) if tree is not None and node in tree.index else float("nan")
@@ -422,7 +422,7 @@ def latency_cdf_data(r: RunResult) -> dict[str, dict[str, tuple[np.ndarray, floa
     done = req[req["status"] == "completed"]
     for col, _ in LATENCIES:
         per = {}
-        for model, g in done.groupby("model"):
+        for model, g in done.groupby("model", observed=True):
             v = np.sort(g[col].to_numpy(float))
             v = v[np.isfinite(v)]
             slo = (r.slo.get(str(model)) or {}).get(col)
