@@ -378,6 +378,10 @@ def account(sim: SimResult, inputs: AccountingInputs) -> Accounts:
         pt["facility_energy_j_per_1k_tokens"] = pt["facility_energy_j"] / k
         pt["carbon_g_per_1k_tokens"] = pt["total_carbon_g"] / k
         pt["cost_usd_per_1k_tokens"] = pt["total_cost_usd"] / k
+        n = pt["requests_completed"].where(pt["requests_completed"] > 0)
+        pt["it_energy_j_per_request"] = pt["it_energy_j"] / n
+        pt["carbon_g_per_request"] = pt["total_carbon_g"] / n
+        pt["cost_usd_per_request"] = pt["total_cost_usd"] / n
 
     # ---- requests and SLO
     req = sim.requests.copy()
@@ -492,7 +496,7 @@ def _by_model(pt: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
     cols = ["model", "requests_completed", "slo_attainment", "input_tokens", "output_tokens",
             "it_energy_j", "facility_energy_j", "total_carbon_g", "total_cost_usd",
             "it_energy_j_per_1k_tokens", "carbon_g_per_1k_tokens", "cost_usd_per_1k_tokens",
-            "it_energy_j_per_request"]
+            "it_energy_j_per_request", "carbon_g_per_request", "cost_usd_per_request"]
     if len(req) == 0 or len(pt) == 0:
         return pd.DataFrame(columns=cols)
     acc: dict[str, dict[str, float]] = {}
@@ -524,7 +528,9 @@ def _by_model(pt: pd.DataFrame, req: pd.DataFrame) -> pd.DataFrame:
                      "it_energy_j_per_1k_tokens": _div(a["it_energy_j"], k),
                      "carbon_g_per_1k_tokens": _div(a["total_carbon_g"], k),
                      "cost_usd_per_1k_tokens": _div(a["total_cost_usd"], k),
-                     "it_energy_j_per_request": _div(a["it_energy_j"], len(done))})
+                     "it_energy_j_per_request": _div(a["it_energy_j"], len(done)),
+                     "carbon_g_per_request": _div(a["total_carbon_g"], len(done)),
+                     "cost_usd_per_request": _div(a["total_cost_usd"], len(done))})
     return pd.DataFrame(rows, columns=cols)
 
 

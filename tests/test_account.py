@@ -144,6 +144,13 @@ def test_per_model_split_adds_up_to_serving_pools_and_per_token_figures():
     out = serving["output_tokens"].sum()
     assert acc.value("per_1k_tokens.it_energy") == pytest.approx(serving["it_energy_j"].sum() / out * 1000, rel=1e-12)
     assert acc.metrics["per_1k_tokens.carbon"].unit == "gCO2e/1k tokens"
+    m = acc.models.set_index("model")
+    done_m = sim.requests[sim.requests["status"] == "completed"].groupby("model").size()
+    for model in m.index:
+        assert m.loc[model, "cost_usd_per_request"] == pytest.approx(m.loc[model, "total_cost_usd"] / done_m[model])
+    p = acc.pools.set_index("pool")
+    assert p.loc["h100", "carbon_g_per_request"] == pytest.approx(
+        p.loc["h100", "total_carbon_g"] / p.loc["h100", "requests_completed"])
     done = (sim.requests["status"] == "completed").sum()
     assert acc.value("per_request.cost") == pytest.approx(serving["total_cost_usd"].sum() / done, rel=1e-12)
 

@@ -357,6 +357,10 @@ def draw_power_levels(r: RunResult):
             b = ls.budget_w.get(node, float("nan"))
             if math.isfinite(b):
                 ax.axhline(b / 1e3, color=c, ls="--", lw=1.0, label=f"{node} budget")
+                over = ls.power_w[node] > b
+                if over.any():
+                    ax.fill_between(x, b / 1e3, ls.power_w[node] / 1e3, where=over, step="post",
+                                    color="red", alpha=0.25, lw=0, label=f"{node} over budget")
         title = f"{ls.level} level"
         if ls.hidden:
             title += f" (top {len(ls.nodes)} of {len(ls.nodes) + ls.hidden} nodes by peak)"
