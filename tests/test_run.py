@@ -172,3 +172,24 @@ def test_marginal_signal_is_stated(tmp_path, shared_data):
     assert len(hour) == 12
     assert r.accounts.hourly["carbon_intensity_g_per_kwh"].iloc[0] == pytest.approx(hour.mean() * 0.45359237,
                                                                                        rel=1e-6)
+
+
+def test_compare_two_runs(tmp_path, capsys):
+    from fleet.commands.run import compare_table
+
+    a = small_scenario(tmp_path, "cmp_a")
+    b = small_scenario(tmp_path, "cmp_b", site={"carbon_intensity": 600, "price": 80, "pue": 1.3})
+    for p in (a, b):
+        assert main(["run", str(p), "-o", str(tmp_path / "out"), "-q"]) == 0
+    capsys.readouterr()
+    sa = json.loads((tmp_path / "out" / "cmp_a" / "summary.json").read_text())
+    sb = json.loads((tmp_path / "out" / "cmp_b" / "summary.json").read_text())
+    rows = {r["metric"]: r for r in compare_table([sa, sb], ["carbon.operational", "energy.it", "nope"])}
+    assert "nope" not in rows
+    assert rows["energy.it"]["change_pct"][1] == pytest.approx(0.0, abs=1e-9)      # same fleet and demand
+    assert rows["carbon.operational"]["change_pct"][1] == pytest.approx(100.0, rel=1e-6)   # 600 vs 300 g/kWh
+    assert main(["compare", str(tmp_path / "out" / "cmp_a"), str(tmp_path / "out" / "cmp_b"),
+                 "-m", "carbon.operational"]) == 0
+    out = capsys.readouterr().out
+    assert "cmp_a" in out and "(+100.0%)" in out
+    assert main(["compare", str(tmp_path / "nowhere")]) == 2

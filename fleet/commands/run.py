@@ -43,6 +43,15 @@ def register(sub) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_run)
 
+    k = sub.add_parser("compare", help="compare the headline metrics of runs (report folders)",
+                       description="Print the headline metrics of several runs side by side, with the change "
+                                   "relative to the first, e.g. fleet compare reports/whatif_today "
+                                   "reports/whatif_hbm_half.")
+    k.add_argument("runs", nargs="+", type=Path, help="report folders (or their summary.json)")
+    k.add_argument("-m", "--metric", action="append", help="metric to show (repeatable; default: headline set)")
+    add_json_flag(k)
+    k.set_defaults(func=cmd_compare)
+
     c = sub.add_parser("check", help="run scenarios and compare their metrics with their expectations",
                        description="Run every scenario (a file, or the *.yaml of a folder) that carries "
                                    "expectations; exit 1 listing every metric outside its tolerance.")
@@ -56,6 +65,64 @@ def register(sub) -> None:
     _verbosity(c)
     add_json_flag(c)
     c.set_defaults(func=cmd_check)
+
+
+COMPARE_METRICS = ["energy.it", "energy.facility", "per_1k_tokens.it_energy", "carbon.operational",
+                   "carbon.embodied", "carbon.total", "carbon.intensity_mean", "cost.energy", "cost.hardware",
+                   "cost.total", "slo.attainment", "latency.ttft_p99", "latency.tpot_p50", "power.it_peak",
+                   "power.max_peak_to_budget"]
+
+
+def compare_table(summaries: list[dict], metrics: list[str]) -> list[dict]:
+    """Rows ``{metric, unit, values: [...], change_pct: [...]}``: each run's value and its change
+    relative to the first run (None where a value is missing or the base is zero)."""
+    rows = []
+    for name in metrics:
+        vals = [(s.get("metrics", {}).get(name) or {}).get("value") for s in summaries]
+        unit = next(((s.get("metrics", {}).get(name) or {}).get("unit") for s in summaries
+                     if name in s.get("metrics", {})), "")
+        if all(v is None for v in vals):
+            continue
+        base = vals[0]
+        change = [None if (v is None or base in (None, 0)) else 100.0 * (v - base) / abs(base) for v in vals]
+        rows.append({"metric": name, "unit": unit, "values": vals, "change_pct": change})
+    return rows
+
+
+def cmd_compare(args) -> int:
+    import json
+
+    from ..errors import FleetError
+    from ..report.figures import fmt_metric
+
+    summaries = []
+    for p in args.runs:
+        f = p / "summary.json" if p.is_dir() else p
+        if not f.is_file():
+            raise FleetError(f"{p}: no summary.json (expected a report folder written by fleet run)")
+        try:
+            summaries.append(json.loads(f.read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            raise FleetError(f"{f}: not valid JSON ({exc})") from None
+    rows = compare_table(summaries, args.metric or COMPARE_METRICS)
+    names = [s.get("scenario", "?") for s in summaries]
+    if args.json:
+        emit({"scenarios": names, "rows": rows}, True)
+        return 0
+    table = [["metric", *names]]
+    for r in rows:
+        cells = [r["metric"]]
+        for k, (v, c) in enumerate(zip(r["values"], r["change_pct"])):
+            txt = "n/a" if v is None else fmt_metric(float(v), r["unit"])
+            if k and c is not None:
+                txt += f" ({c:+.1f}%)"
+            cells.append(txt)
+        table.append(cells)
+    widths = [max(len(row[j]) for row in table) for j in range(len(table[0]))]
+    lines = ["  ".join(cell.ljust(widths[0]) if j == 0 else cell.rjust(widths[j]) for j, cell in enumerate(row))
+             for row in table]
+    emit(None, False, "\n".join(lines))
+    return 0
 
 
 def cmd_run(args) -> int:
