@@ -71,7 +71,8 @@ class Accelerator:
 
     @property
     def memory_bytes(self) -> float:
-        return float(self.spec.memory_gb) * 1e9
+        """Device memory (B); the catalog reads marketed GPU GB as GiB (see AcceleratorSpec)."""
+        return float(self.spec.memory_bytes)
 
     # ----------------------------------------------------------------- compute
     def compute_precision(self, weight_precision: str) -> str:
