@@ -105,7 +105,7 @@ def whatif_constants(sc: Scenario):
     from .catalog.device_energy import load_device_constants
 
     try:
-        return load_device_constants().with_values(dict(sc.whatif.device_constants), kind="what-if",
+        return load_device_constants(sc.simulation.constants == "calibrated").with_values(dict(sc.whatif.device_constants), kind="what-if",
                                                    source=f"what-if: {sc.whatif.label}", check_range=False)
     except FleetError as exc:
         raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from None
@@ -133,16 +133,18 @@ def whatif_profile_factory(sc: Scenario):
     consts = whatif_constants(sc)
     if consts is None:
         return None
-    from .frontier.build import DEFAULT_CONTEXT_RANGE, DEFAULT_PREFILL_RANGE, _profile, make_replica
+    from .frontier import build_serving_profile
     from .sim.assemble import default_profile_factory
+
+    calibrated = sc.simulation.constants == "calibrated"
 
     def factory(*, model, accelerator, tp, precision, kv_precision, power_cap_w, max_batch):
         if not _whatif_applies(sc, accelerator):
             return default_profile_factory(model=model, accelerator=accelerator, tp=tp, precision=precision,
                                            kv_precision=kv_precision, power_cap_w=power_cap_w,
-                                           max_batch=max_batch)
-        rep = make_replica(model, accelerator, tp, precision, kv_precision, constants=consts)
-        return _profile(rep, power_cap_w, None, max_batch, DEFAULT_CONTEXT_RANGE, DEFAULT_PREFILL_RANGE)
+                                           max_batch=max_batch, calibrated=calibrated)
+        return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
+                                     power_cap_w=power_cap_w, max_batch=max_batch, constants=consts)
 
     return factory
 
@@ -160,7 +162,8 @@ def build_frontiers(sc: Scenario) -> Frontiers:
     for p in sc.fleet.pools:
         for s in p.serve:
             try:
-                kw = {"constants": consts} if consts is not None and _whatif_applies(sc, p.accelerator) else {}
+                kw = ({"constants": consts} if consts is not None and _whatif_applies(sc, p.accelerator)
+                      else {"calibrated": sc.simulation.constants == "calibrated"})
                 out.replicas[(p.name, s.model)] = make_replica(s.model, p.accelerator, s.tp, s.precision,
                                                                s.kv_precision, **kw)
             except FleetError as exc:

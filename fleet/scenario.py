@@ -299,6 +299,9 @@ class SimulationSpec(Strict):
     record: list[Literal["requests", "power", "series"]] = Field(
         default_factory=lambda: ["requests", "power"])
     progress: bool = False
+    #: device constants of the energy model: 'calibrated' (fitted to ML.ENERGY H100 and Zeus
+    #: measurements, fleet/catalog/device_energy_calibrated.yaml) or 'physical' (the sourced values)
+    constants: Literal["calibrated", "physical"] = "calibrated"
 
 
 # =====================================================================================
@@ -726,8 +729,8 @@ def _fits(model, acc, tp: int, precision: str, kv_precision: str) -> bool:
             from .errors import ConfigurationError
             raise ConfigurationError(f"unknown precision {precision!r}; expected one of {sorted(_BYTES)}")
         weights = float(model.params_b) * 1e9 * _BYTES[precision] / tp
-        return weights < 0.9 * float(acc.memory_gb) * 1e9
-    plan = memory_plan(model, float(acc.memory_gb) * 1e9, tp, precision=precision,
+        return weights < 0.9 * float(acc.memory_bytes)
+    plan = memory_plan(model, float(acc.memory_bytes), tp, precision=precision,
                        kv_precision=kv_precision, gpu_name=acc.name, strict=False)
     fits = plan.fits
     return bool(fits)

@@ -26,6 +26,8 @@ rounded up to a whole number of telemetry intervals so every telemetry bin is co
 
 from __future__ import annotations
 
+import functools
+
 import math
 import time
 from dataclasses import dataclass
@@ -154,11 +156,13 @@ ProfileFactory = Callable[..., object]
 
 
 def default_profile_factory(*, model: str, accelerator: str, tp: int, precision: str,
-                            kv_precision: str | None, power_cap_w: float | None, max_batch: int | None):
+                            kv_precision: str | None, power_cap_w: float | None, max_batch: int | None,
+                            calibrated: bool = True):
+    """Profiles from the energy model, with calibrated device constants unless told otherwise."""
     from ..frontier import build_serving_profile
 
     return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
-                                 power_cap_w=power_cap_w, max_batch=max_batch)
+                                 power_cap_w=power_cap_w, max_batch=max_batch, calibrated=calibrated)
 
 
 @dataclass
@@ -244,7 +248,8 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     mode = mode or sim.mode
     progress = sim.progress if progress is None else progress
     dt = sim.telemetry_interval_s
-    factory = profile_factory or default_profile_factory
+    factory = profile_factory or functools.partial(default_profile_factory,
+                                                   calibrated=sim.constants == "calibrated")
 
     fluid = mode == "fluid"
     if fluid:
@@ -303,7 +308,8 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
 
         def prof_for(model, gpus, ci, _acc=acc.name, _cap=cap):
             return training_profile_for_job(model, _acc, gpus, power_cap_w=_cap,
-                                          checkpoint_interval_s=ci if ci and ci > 0 else 3600.0)
+                                          checkpoint_interval_s=ci if ci and ci > 0 else 3600.0,
+                                          calibrated=sim.constants == "calibrated")
 
         servers = [min(pool.gpus_per_server, pool.gpus - k * pool.gpus_per_server) for k in range(pool.servers)]
         tr = sc.demand.training
