@@ -54,6 +54,29 @@ def _sub_seed(seed: int, *key: int) -> int:
 
 
 # ---------------------------------------------------------------------- demand
+def trace_demand(sc, k: int, tr) -> tuple[pd.DataFrame, float]:
+    """The requests of ``demand.inference[k].trace`` (read, windowed, rate-scaled, shifted) and
+    the end of that demand (s).  Shared by the request-level and the fluid simulation."""
+    from ..workload import traces
+
+    try:
+        df = traces.read_trace(tr.path, tr.format, tr.mapping)
+        if tr.window is not None:
+            df = traces.window(df, tr.window[0], tr.window[1])
+        if tr.rate_scale != 1.0:
+            df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(sc.seed, 1, k))
+        if tr.time_shift_s:
+            df = traces.time_shift(df, tr.time_shift_s)
+    except FleetError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(str(exc), path=sc.path, field=f"demand.inference[{k}].trace") from None
+    end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
+    if tr.window is not None:
+        end = max(end, tr.window[1] - tr.window[0] + tr.time_shift_s)
+    return df, end
+
+
 def build_requests(sc) -> tuple[pd.DataFrame, float]:
     """The merged request table of every inference demand and the end of the demand (s)."""
     from ..catalog import get_model
@@ -63,32 +86,22 @@ def build_requests(sc) -> tuple[pd.DataFrame, float]:
     for k, d in enumerate(sc.demand.inference):
         where = f"demand.inference[{k}]"
         model = get_model(d.model).name
-        try:
-            if d.trace is not None:
-                tr = d.trace
-                df = traces.read_trace(tr.path, tr.format, tr.mapping)
-                if tr.window is not None:
-                    df = traces.window(df, tr.window[0], tr.window[1])
-                if tr.rate_scale != 1.0:
-                    df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(sc.seed, 1, k))
-                if tr.time_shift_s:
-                    df = traces.time_shift(df, tr.time_shift_s)
-                d_end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
-                if tr.window is not None:
-                    d_end = max(d_end, tr.window[1] - tr.window[0] + tr.time_shift_s)
-            else:
-                sy = d.synth
+        if d.trace is not None:
+            df, d_end = trace_demand(sc, k, d.trace)
+        else:
+            sy = d.synth
+            try:
                 tokens = _synth_tokens(sy)
                 seed = sy.seed if sy.seed is not None else _sub_seed(sc.seed, 2, k)
                 duration = sy.hours * 3600.0
                 df = synth.synth_trace(sy.profile, sy.rate, duration, seed, cv=sy.cv, tokens=tokens,
                                        peak_to_trough=sy.peak_to_trough, peak_hour=sy.peak_hour,
                                        servegen_model=sy.servegen_model)
-                d_end = duration
-        except FleetError as exc:
-            if isinstance(exc, ScenarioError):
-                raise
-            raise ScenarioError(str(exc), path=sc.path, field=where) from None
+            except FleetError as exc:
+                if isinstance(exc, ScenarioError):
+                    raise
+                raise ScenarioError(str(exc), path=sc.path, field=f"{where}.synth") from None
+            d_end = duration
         df = df.copy()
         df["model"] = model
         frames.append(df)

@@ -342,21 +342,13 @@ def hourly_demand(sc, step_s: float) -> dict[str, _Demand]:
     generating the requests of long synthetic demands."""
     from ..catalog import get_model
     from ..workload import synth, traces
-    from .assemble import _sub_seed, _synth_tokens
+    from .assemble import _sub_seed, _synth_tokens, trace_demand
 
     out: dict[str, list[tuple[pd.DataFrame, float, object]]] = {}
     for k, d in enumerate(sc.demand.inference):
         model = get_model(d.model).name
         if d.trace is not None:
-            tr = d.trace
-            df = traces.read_trace(tr.path, tr.format, tr.mapping)
-            if tr.window is not None:
-                df = traces.window(df, tr.window[0], tr.window[1])
-            if tr.rate_scale != 1.0:
-                df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(sc.seed, 1, k))
-            if tr.time_shift_s:
-                df = traces.time_shift(df, tr.time_shift_s)
-            end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
+            df, end = trace_demand(sc, k, d.trace)
             load = load_from_requests(df, step_s)
             base = df[df["arrival_s"] < df["arrival_s"].iloc[0] + CALIBRATION_WINDOW_S].copy() if len(df) else df
             base["arrival_s"] -= base["arrival_s"].iloc[0] if len(base) else 0.0
