@@ -233,7 +233,7 @@ def _signal(spec: SignalSpec | None, site_region: str | None, kind: str, sc: Sce
     try:
         if spec.region is not None:
             k = "marginal_ci" if (kind == "average_ci" and spec.signal == "marginal") else kind
-            sig = grid.load_region_signals(spec.region, k, basis=spec.basis)
+            sig = grid.load_region_signals(spec.region, k, basis=spec.basis, gaps=spec.gaps)
             reg = grid.region(spec.region)
             what = {"average_ci": f"Electricity Maps 2023 hourly {spec.basis.upper()} average intensity",
                     "marginal_ci": "WattTime MOER (marginal)", "price": "2023 hourly wholesale price"}[k]
@@ -241,7 +241,7 @@ def _signal(spec: SignalSpec | None, site_region: str | None, kind: str, sc: Sce
             sources.append(f"{desc}: {sig.source}")
         else:
             path = spec.file if spec.file.is_absolute() else (sc.base_dir / spec.file)
-            sig = grid.read_signal(path, basis=spec.basis)
+            sig = grid.read_signal(path, basis=spec.basis, gaps=spec.gaps)
             desc = f"{path.name} ({sig.kind})"
             sources.append(f"{field}: {path}")
         sig = sig.for_window(start, horizon_s, year_shift=spec.year_shift)

@@ -323,6 +323,8 @@ class SignalSpec(Strict):
     basis: Literal["lca", "direct"] = "lca"
     #: move a signal of another year onto the simulation's year (hour of year kept)
     year_shift: bool = True
+    #: missing hours in a file: fill forward (with a warning), interpolate, or refuse the file
+    gaps: Literal["ffill", "interpolate", "error"] = "ffill"
 
     @model_validator(mode="before")
     @classmethod

@@ -193,3 +193,19 @@ def test_compare_two_runs(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "cmp_a" in out and "(+100.0%)" in out
     assert main(["compare", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_signal_file_with_a_gap_follows_the_stated_policy(tmp_path):
+    """A carbon file missing one hour: filled forward by default, refused with `gaps: error`."""
+    hours = [f"2023-06-01T{h:02d}:00:00Z" for h in range(24) if h != 10]   # 10:00 is missing
+    lines = ["time,value [gCO2e/kWh]"] + [f"{t},{100 + i}" for i, t in enumerate(hours)]
+    csv = tmp_path / "ci.csv"
+    csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    ok = small_scenario(tmp_path, "gapfill", site={"carbon_intensity": {"file": str(csv)}, "price": 50})
+    r = run_scenario(ok, None, quiet=True)
+    # the run starts at 10:00, the missing hour: forward fill gives the 09:00 value (100 + 9)
+    assert r.accounts.hourly["carbon_intensity_g_per_kwh"].iloc[0] == pytest.approx(109.0)
+    bad = small_scenario(tmp_path, "gaperr", site={"carbon_intensity": {"file": str(csv), "gaps": "error"},
+                                                  "price": 50})
+    with pytest.raises(Exception, match=r"site\.carbon_intensity"):
+        run_scenario(bad, None, quiet=True)
