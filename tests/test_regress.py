@@ -14,7 +14,7 @@ from fleet.regress import (DEFAULT_REL_TOL, check_scenario, evaluate, rewrite_ex
 from fleet.scenario import Expectation, load_scenario
 from fleet.testing import fleet_check  # noqa: F401  (the plugin's fixture, used below)
 
-from test_run import small_scenario
+from _scenarios import small_scenario
 
 METRICS = {"energy.it": (1000.0, "J"), "slo.attainment": (0.97, "1"), "odd": (math.nan, "J")}
 
