@@ -48,11 +48,22 @@ _LAZY = {
     "Signal": "fleet.grid", "read_signal": "fleet.grid", "load_region_signals": "fleet.grid", "PUE": "fleet.grid",
     # scenario, simulation, main job
     "Scenario": "fleet.scenario", "load_scenario": "fleet.scenario",
-    "simulate": "fleet.sim", "SimResult": "fleet.sim", "Engine": "fleet.sim.engine",
+    "SimResult": "fleet.sim", "Engine": "fleet.sim.engine",
     "account": "fleet.account", "Accounts": "fleet.account", "Metric": "fleet.account",
     "run_scenario": "fleet.run", "plan_step": "fleet.run", "write_report": "fleet.report",
     "check_scenario": "fleet.regress",
 }
+
+
+def simulate(scenario, **kwargs):
+    """Simulate a scenario, given as a path to its YAML or as a loaded :class:`Scenario`, and
+    return a :class:`SimResult` of DataFrames (see :func:`fleet.sim.assemble.simulate`)."""
+    from .scenario import load_scenario
+    from .sim import simulate as _simulate
+
+    if not hasattr(scenario, "fleet"):
+        scenario = load_scenario(scenario)
+    return _simulate(scenario, **kwargs)
 
 
 def __getattr__(name: str):
@@ -70,5 +81,5 @@ def __dir__():
 
 __all__ = [
     "__version__", "FleetError", "InputError", "TraceError", "GridError", "CatalogError",
-    "ScenarioError", "ConfigurationError", "InfeasibleError", *_LAZY,
+    "ScenarioError", "ConfigurationError", "InfeasibleError", "simulate", *_LAZY,
 ]

@@ -27,3 +27,42 @@ def test_import_is_light():
     code = "import sys, fleet; print(' '.join(m for m in ('pandas', 'matplotlib', 'ortools', 'simpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
+
+
+def test_simulate_takes_a_path_or_a_loaded_scenario(repo_root):
+    path = repo_root / "scenarios" / "power_uncapped.yaml"
+    a = fleet.simulate(path)
+    b = fleet.simulate(fleet.load_scenario(path))
+    assert len(a.requests) == len(b.requests) > 0
+    assert a.pools["it_energy_j"].sum() == b.pools["it_energy_j"].sum()
+
+
+LAYERS = {  # DESIGN.md: what each layer may import from fleet (besides errors, paths, _io)
+    "catalog": set(),
+    "hardware": {"catalog"},
+    "workload": {"catalog"},
+    "grid": set(),
+    "frontier": {"hardware", "workload", "catalog"},
+    "sim": {"frontier", "workload", "grid"},
+    "report": {"account", "sim.result"},
+}
+
+
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_imports_point_down_the_layers(layer, repo_root):
+    """`sim` and `plan` know the hardware only through frontiers; no layer imports one above it."""
+    import re
+
+    allowed = LAYERS[layer] | {layer, "errors", "paths", "_io"}
+    bad = []
+    for f in sorted((repo_root / "fleet" / layer).glob("*.py")):
+        for m in re.finditer(r"^\s*from (\.+|fleet\.)([\w.]*) import|^\s*import fleet\.([\w.]*)",
+                             f.read_text(encoding="utf-8"), re.M):
+            dots, target = m.group(1) or "", m.group(2) or m.group(3) or ""
+            if dots == ".":          # same package
+                continue
+            top = target.split(".")[0]
+            if target in allowed or top in allowed:
+                continue
+            bad.append(f"{f.name}: {m.group(0).strip()}")
+    assert bad == []

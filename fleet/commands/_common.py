@@ -2,30 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 import sys
 from typing import Any
 
-import numpy as np
-
-
-def _jsonable(obj: Any):
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return obj
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(_jsonable(obj), indent=2)
+from .._io import to_json  # noqa: F401  (re-exported for the command modules)
 
 
 def emit(obj: Any, as_json: bool, text: str | None = None) -> None:

@@ -4,9 +4,10 @@ Everything above this package (sim, plan, account, report) knows the hardware on
 :class:`ServingProfile` (and the frontier built from it).
 """
 
+from .facts import AcceleratorPower, accelerator_power, canonical_model
 from .profile import ServingProfile
 from .build import build_serving_profile, make_replica
 from .frontier import ServingFrontier, build_serving_frontier, operating_point_breakdown, pareto_mask
 
-__all__ = ["ServingProfile", "build_serving_profile", "make_replica", "ServingFrontier",
+__all__ = ["ServingProfile", "AcceleratorPower", "accelerator_power", "canonical_model", "build_serving_profile", "make_replica", "ServingFrontier",
            "build_serving_frontier", "operating_point_breakdown", "pareto_mask"]

@@ -9,7 +9,7 @@ from .result import JOB_COLUMNS, POOL_COLUMNS, POWER_COLUMNS, REQUEST_COLUMNS, T
 
 
 def simulate(scenario, **kwargs):
-    """Simulate a scenario (object or path); see :func:`fleet.sim.assemble.simulate`."""
+    """Simulate a loaded scenario; see :func:`fleet.sim.assemble.simulate` (``fleet.simulate`` also takes a path)."""
     from .assemble import simulate as _simulate
 
     return _simulate(scenario, **kwargs)

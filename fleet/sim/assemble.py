@@ -79,13 +79,13 @@ def trace_demand(sc, k: int, tr) -> tuple[pd.DataFrame, float]:
 
 def build_requests(sc) -> tuple[pd.DataFrame, float]:
     """The merged request table of every inference demand and the end of the demand (s)."""
-    from ..catalog import get_model
+    from ..frontier import canonical_model
     from ..workload import synth, traces
 
     frames, end = [], 0.0
     for k, d in enumerate(sc.demand.inference):
         where = f"demand.inference[{k}]"
-        model = get_model(d.model).name
+        model = canonical_model(d.model)
         if d.trace is not None:
             df, d_end = trace_demand(sc, k, d.trace)
         else:
@@ -192,16 +192,16 @@ class _Group:
 
 
 def _groups(sc, factory: ProfileFactory) -> list[_Group]:
-    from ..catalog import get_accelerator, get_model
+    from ..frontier import accelerator_power, canonical_model
 
     out = []
     for i, pool in enumerate(sc.fleet.pools):
         if pool.role != "serving":
             continue
-        acc = get_accelerator(pool.accelerator).name
+        acc = accelerator_power(pool.accelerator).name
         used = sum(s.replicas * s.tp for s in pool.serve if s.replicas is not None)
         for j, s in enumerate(pool.serve):
-            model = get_model(s.model).name
+            model = canonical_model(s.model)
             reps = s.replicas if s.replicas is not None else (pool.gpus - used) // s.tp
             try:
                 prof = factory(model=model, accelerator=acc, tp=s.tp, precision=s.precision,
@@ -241,13 +241,14 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     releases waiting deferrable training jobs when true (polled every ``release_check_s``): the
     hook for a carbon- or price-aware policy (e.g. grid intensity below a threshold).
     """
-    from ..catalog import get_accelerator
+    from ..frontier import accelerator_power
     from ..frontier.training import training_profile_for_job
-    from ..hardware.accelerator import build_accelerator
-    from ..scenario import Scenario, load_scenario
     from .training import run_training
 
-    sc: Scenario = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+    sc = scenario
+    if not hasattr(sc, "fleet"):
+        raise TypeError("simulate() takes a loaded scenario (fleet.load_scenario(path)); "
+                        "fleet.simulate(path) loads one for you")
     wall0 = time.perf_counter()
     stages: dict[str, float] = {}
     lap = [wall0]
@@ -290,8 +291,8 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     for g in groups:
         placements.setdefault(g.pool, []).append(
             Placement(f"{g.engine_pool}/r", g.replicas, g.tp, idle_w=float(g.profile.idle_power_w)))
-    tdp = {p.name: float(get_accelerator(p.accelerator).tdp_w) for p in sc.fleet.pools}
-    spare = {p.name: build_accelerator(p.accelerator).idle_w for p in sc.fleet.pools}
+    tdp = {p.name: accelerator_power(p.accelerator).tdp_w for p in sc.fleet.pools}
+    spare = {p.name: accelerator_power(p.accelerator).idle_w for p in sc.fleet.pools}
     tree = build_tree(sc.fleet, placements, tdp_w=tdp, spare_idle_w=spare)
     cells = len(tree.gpu_nodes) * round(horizon / dt)
     if cells > MAX_TELEMETRY_CELLS:
@@ -316,7 +317,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     seg_parts = []
     job_frames, train_events, busy_gpu_s = [], 0, {}
     for pool in tpools:
-        acc = build_accelerator(pool.accelerator)
+        acc = accelerator_power(pool.accelerator)
         cap = pool.power_cap_w
 
         def prof_for(model, gpus, ci, _acc=acc.name, _cap=cap):
@@ -451,7 +452,7 @@ _JOB_DTYPES = {"job_id": "int64", "gpus": "int64", "steps": "int64", "restarts":
 
 
 def _pool_table(sc, groups, serving: pd.DataFrame, tree, binned, horizon, busy_gpu_s, job_frames) -> pd.DataFrame:
-    from ..catalog import get_accelerator
+    from ..frontier import accelerator_power
 
     rolled_gpu = binned.gpu.sum(axis=1)
     over = binned.overhead.sum(axis=1)
@@ -463,7 +464,7 @@ def _pool_table(sc, groups, serving: pd.DataFrame, tree, binned, horizon, busy_g
         ovh_e = float(over[si].sum())
         mine = [g for g in groups if g.pool == pool.name]
         st = serving[serving["pool"].isin([g.engine_pool for g in mine])] if len(serving) else serving
-        row = {"pool": pool.name, "role": pool.role, "accelerator": get_accelerator(pool.accelerator).name,
+        row = {"pool": pool.name, "role": pool.role, "accelerator": accelerator_power(pool.accelerator).name,
                "models": ";".join(g.model for g in mine), "gpus": pool.gpus, "servers": pool.servers,
                "replicas": sum(g.replicas for g in mine), "tp": max([g.tp for g in mine] or [0]),
                "power_cap_w": float(pool.power_cap_w) if pool.power_cap_w is not None else math.nan,
@@ -494,7 +495,7 @@ def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") ->
     """Write every table (``requests``, ``power``, ``tree``, ``pools``, ``jobs``, ``series``)
     as Parquet or CSV plus ``meta.json`` into ``out_dir``, atomically (all or nothing)."""
     from .._io import atomic_dir
-    from ..commands._common import to_json
+    from .._io import to_json
 
     if fmt not in ("parquet", "csv"):
         raise FleetError(f"unknown output format {fmt!r}; expected parquet or csv")

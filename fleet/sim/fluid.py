@@ -340,13 +340,13 @@ class _Demand:
 def hourly_demand(sc, step_s: float) -> dict[str, _Demand]:
     """Per model: the load per step (LOAD_COLUMNS) of the scenario's inference demand, without
     generating the requests of long synthetic demands."""
-    from ..catalog import get_model
+    from ..frontier import canonical_model
     from ..workload import synth, traces
     from .assemble import _sub_seed, _synth_tokens, trace_demand
 
     out: dict[str, list[tuple[pd.DataFrame, float, object]]] = {}
     for k, d in enumerate(sc.demand.inference):
-        model = get_model(d.model).name
+        model = canonical_model(d.model)
         if d.trace is not None:
             df, end = trace_demand(sc, k, d.trace)
             load = load_from_requests(df, step_s)
