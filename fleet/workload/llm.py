@@ -696,7 +696,7 @@ def memory_plan(model: Any, memory_bytes_per_gpu: float, tp: int, *, precision: 
         gpu = gpu_name or "GPU"
         need = w_gpu + act
         msg = (f"{arch.name} in {prec} needs {_fmt_gb(w_total)} of weights, {tp} x {gpu} has "
-               f"{_fmt_gb(mem * tp)} ({_fmt_gb(usable * tp)} usable after the "
+               f"{_fmt_gb(mem * tp)} = {mem * tp / 2**30:.0f} GiB ({_fmt_gb(usable * tp)} usable after the "
                f"{reserve_fraction:.0%} reserve, {_fmt_gb(need)} per GPU needed with "
                f"{_fmt_gb(act)} of activations)")
         fixes = []
