@@ -10,14 +10,16 @@
 3. the serving engine (:class:`fleet.sim.engine.Engine`): one engine pool per (pool, model),
    named like the scenario pool when it serves one model, else ``f"{pool}:{model}"``; one router
    per model over every pool that serves it;
-4. training pools (:mod:`fleet.sim.training`) on their own SimPy clock (they share nothing with
-   serving until a power-capping controller couples them; ``TrainingScheduler`` takes any
-   ``simpy.Environment``, so it can run on ``Engine.env`` then) with their own segment list
-   (nodes ``f"{pool}/s{k}"``, one per server) instead of ``Engine.record``;
+4. training pools (:mod:`fleet.sim.training`), one ``TrainingScheduler`` each, on the same
+   engine: SimPy processes on ``Engine.env`` driven by its run loop, segments through
+   ``Engine.record`` (nodes ``f"{pool}/s{k}"``, one per server), so serving and training power
+   share one clock (a power-capping controller registered with ``on_engine`` sees and acts on
+   both; a training-only fleet runs on an engine without serving pools);
 5. the power tree and telemetry (:mod:`fleet.sim.power`), and the pool table.
 
 ``simulation.mode: fluid`` replaces step 3 by :func:`fleet.sim.fluid.run_fluid` (hourly steps,
-calibrated per group on request-level windows) and skips generating the requests.
+calibrated per group on request-level windows) and skips generating the requests; training then
+runs on an engine of its own (no serving pools).
 
 Horizon: ``simulation.horizon_s``, or the end of the demand (the last synthetic hour, the last
 trace arrival, the last training submission) plus :data:`DRAIN_S` for requests in flight; always
@@ -231,7 +233,8 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
              profile_factory: ProfileFactory | None = None,
              requests: pd.DataFrame | None = None,
              release_signal: Callable[[float], bool] | None = None,
-             release_check_s: float = 3600.0) -> SimResult:
+             release_check_s: float = 3600.0,
+             on_engine: Callable[..., None] | None = None) -> SimResult:
     """Simulate ``scenario`` (a :class:`~fleet.scenario.Scenario` or a path to one).
 
     ``mode`` overrides ``simulation.mode``; ``progress`` shows a progress bar; ``requests``
@@ -240,10 +243,16 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     max_batch=)`` replaces the energy model's profile builder.  ``release_signal(t_s) -> bool``
     releases waiting deferrable training jobs when true (polled every ``release_check_s``): the
     hook for a carbon- or price-aware policy (e.g. grid intensity below a threshold).
+    ``on_engine(eng, training)`` is called once everything is registered and before the run,
+    with the :class:`~fleet.sim.engine.Engine` and the training schedulers by pool name: the
+    hook for a controller (``eng.every(dt, cb)``; ``eng.replicas()[i].set_profile(p)``,
+    ``training[pool].set_cap(w)``, ``training[pool].power_w()``); in fluid mode the engine
+    carries the training pools only.
     """
     from ..frontier import accelerator_power
     from ..frontier.training import training_profile_for_job
-    from .training import run_training
+    from .engine import Engine
+    from .training import TrainingScheduler
 
     sc = scenario
     if not hasattr(sc, "fleet"):
@@ -303,57 +312,73 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
             f"or simulation.mode: fluid", path=sc.path, field="simulation.telemetry_interval_s")
 
     # ---------------------------------------------------------------- serving
-    fluid_info = None
+    fluid_info, fluid_run, bar = None, None, None
     if fluid:
         from .fluid import run_fluid
 
-        run, fluid_info = run_fluid(sc, groups, demand, horizon, dt)
-        mark("serving_s")
+        fluid_run, fluid_info = run_fluid(sc, groups, demand, horizon, dt)
+        eng = Engine(horizon, seed=sc.seed)          # the training pools' clock
     else:
-        run = _run_engine(sc, groups, req, horizon, dt, mode, progress) if groups else _empty_run(horizon)
-        mark("serving_s")
+        eng, bar = _build_engine(sc, groups, req if groups else None, horizon, dt, mode, progress)
+    mark("serving_s")
 
-    # ---------------------------------------------------------------- training
-    seg_parts = []
-    job_frames, train_events, busy_gpu_s = [], 0, {}
+    # ---------------------------------------------------------------- training (same engine)
+    training: dict[str, TrainingScheduler] = {}
     for pool in tpools:
         acc = accelerator_power(pool.accelerator)
         cap = pool.power_cap_w
 
-        def prof_for(model, gpus, ci, _acc=acc.name, _cap=cap):
-            return training_profile_for_job(model, _acc, gpus, power_cap_w=_cap,
-                                          checkpoint_interval_s=ci if ci and ci > 0 else 3600.0,
-                                          calibrated=sim.constants == "calibrated")
+        def prof_for(model, gpus, ci, power_cap_w=None, _acc=acc.name, _cap=cap):
+            return training_profile_for_job(model, _acc, gpus,
+                                            power_cap_w=_cap if power_cap_w is None else power_cap_w,
+                                            checkpoint_interval_s=ci if ci and ci > 0 else 3600.0,
+                                            calibrated=sim.constants == "calibrated")
 
         servers = [min(pool.gpus_per_server, pool.gpus - k * pool.gpus_per_server) for k in range(pool.servers)]
         tr = sc.demand.training
         try:
-            sched = run_training(pool.name, servers, job_tables[pool.name], prof_for, idle_w_per_gpu=acc.idle_w,
-                                 interval_s=dt, horizon_s=horizon,
-                                 release_times=(tr.release_times if tr is not None else None),
-                                 release_signal=release_signal, release_check_s=release_check_s)
+            sched = TrainingScheduler(eng, pool.name, servers, job_tables[pool.name], prof_for,
+                                      idle_w_per_gpu=acc.idle_w, interval_s=dt, horizon_s=horizon,
+                                      release_times=(tr.release_times if tr is not None else None),
+                                      release_signal=release_signal, release_check_s=release_check_s)
         except FleetError as exc:
             if isinstance(exc, ScenarioError):
                 raise
             raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
-        seg_parts.append(sched.segments())
-        job_frames.append(sched.jobs_frame())
-        train_events += sched.events
-        busy_gpu_s[pool.name] = sched.busy_gpu_s
-
+        sched.start()
+        training[pool.name] = sched
+    if on_engine is not None:
+        on_engine(eng, training)
     mark("training_s")
+
+    try:
+        run = eng.run()
+    except FleetError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+    finally:
+        if bar is not None:
+            bar.n = round(horizon)
+            bar.close()
+    job_frames = [s_.jobs_frame() for s_ in training.values()]
+    train_events = sum(s_.events for s_ in training.values())
+    busy_gpu_s = {name: s_.busy_gpu_s for name, s_ in training.items()}
+    engine_events = int(run.meta.get("events", 0))
+    seg_runs = [run]
+    if fluid_run is not None:
+        seg_runs.insert(0, fluid_run)       # serving (fluid) first, then the training engine's
+        run = fluid_run
+    mark("engine_s")
 
     # segments as indices into the tree's gpu nodes (no per-segment strings: millions of them)
     gidx = tree.gpu_index()
-    eng_seg = run.segments
-    name_to_idx = np.array([gidx.get(n, -1) for n in eng_seg.node_names], dtype=np.int64)
-    parts_idx = [name_to_idx[eng_seg.node_id] if len(eng_seg) else np.zeros(0, np.int64)]
-    parts = [(eng_seg.t0, eng_seg.t1, eng_seg.energy_j)]
-    for sp in seg_parts:
-        names, inv = np.unique(np.asarray(sp["node"], dtype=object).astype(str), return_inverse=True)
-        parts_idx.append(np.array([gidx.get(n, -1) for n in names], dtype=np.int64)[inv] if len(names)
-                         else np.zeros(0, np.int64))
-        parts.append((sp["t0"], sp["t1"], sp["energy_j"]))
+    parts_idx, parts = [], []
+    for r_ in seg_runs:
+        seg_ = r_.segments
+        name_to_idx = np.array([gidx.get(n, -1) for n in seg_.node_names], dtype=np.int64)
+        parts_idx.append(name_to_idx[seg_.node_id] if len(seg_) else np.zeros(0, np.int64))
+        parts.append((seg_.t0, seg_.t1, seg_.energy_j))
     node_idx = np.concatenate(parts_idx)
     if np.any(node_idx < 0):
         raise RuntimeError("power segments recorded for nodes that are not in the power tree")
@@ -378,8 +403,10 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
         "scenario": sc.name, "scenario_hash": sc.hash(), "scenario_path": str(sc.path) if sc.path else None,
         "seed": sc.seed, "horizon_s": horizon, "telemetry_interval_s": dt,
         "start_utc": sc.start_utc.isoformat(), "mode": mode, "router": sim.router,
-        "events": int(run.meta.get("events", 0)) + train_events,
-        "serving_events": int(run.meta.get("events", 0)), "training_events": train_events,
+        # events of the engine loop (serving and training processes on one clock), plus the fluid
+        # steps; training_events: the training schedulers' decisions
+        "events": engine_events + (int(fluid_run.meta.get("events", 0)) if fluid_run is not None else 0),
+        "engine_events": engine_events, "training_events": train_events,
         "requests": int(len(requests_df)), "segments": int(len(segments["t0"])),
         "engine_loop_wall_s": run.meta.get("loop_wall_s"),
         "profiles": {g.engine_pool: {"model": g.model, "accelerator": g.profile.accelerator, "tp": g.tp,
@@ -398,8 +425,9 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
                      meta=meta, series=run.series)
 
 
-def _run_engine(sc, groups, req, horizon: float, dt: float, mode: str, progress: bool):
-    """The request-level serving simulation (sim-core's :class:`~fleet.sim.engine.Engine`)."""
+def _build_engine(sc, groups, req, horizon: float, dt: float, mode: str, progress: bool):
+    """The request-level serving simulation (sim-core's :class:`~fleet.sim.engine.Engine`), set
+    up but not run (training pools join it), and the progress bar, if any."""
     from .engine import Engine
 
     sim = sc.simulation
@@ -413,7 +441,7 @@ def _run_engine(sc, groups, req, horizon: float, dt: float, mode: str, progress:
             models.append(g.model)
     for model in models:
         eng.set_router(model, sim.router)
-    if len(req):
+    if req is not None and len(req):
         eng.add_requests(req)
     bar = None
     if progress:
@@ -426,25 +454,7 @@ def _run_engine(sc, groups, req, horizon: float, dt: float, mode: str, progress:
             _bar.refresh()
 
         eng.every(max(horizon / 200.0, dt), _tick)
-    run = eng.run()
-    if bar is not None:
-        bar.n = round(horizon)
-        bar.close()
-    return run
-
-
-def _empty_run(horizon: float):
-    """What a serving engine with no pools returns (a training-only fleet)."""
-    from .engine import Segments, ServingRun
-    from .result import REQUEST_COLUMNS
-
-    dtypes = {c: ("int64" if d.startswith("int64") else "float64" if d.startswith("float64") else "object")
-              for c, d in REQUEST_COLUMNS.items()}
-    req = pd.DataFrame({c: pd.Series(dtype=t) for c, t in dtypes.items()})
-    z = np.zeros(0)
-    return ServingRun(requests=req, segments=Segments(np.zeros(0, np.int32), z, z, z, []),
-                      pools=pd.DataFrame(columns=["pool"]), replicas=pd.DataFrame(), series=None,
-                      meta={"events": 0, "horizon_s": horizon})
+    return eng, bar
 
 
 _JOB_DTYPES = {"job_id": "int64", "gpus": "int64", "steps": "int64", "restarts": "int64", "submit_s": "float64",

@@ -127,7 +127,9 @@ class Engine:
     ``eng.rng`` (a numpy Generator for routers and other users; the serving engine itself is
     deterministic).  ``mode``: ``"coalesced"`` (one event per batch change) or ``"iteration"``
     (one event per decode iteration, the reference).  ``series_interval_s``: if set, sample
-    queue length, running batch and KV use of every replica at that interval.
+    queue length, running batch and KV use of every replica at that interval.  An engine with
+    no serving pools is valid (a training-only fleet: its clock drives the training pools;
+    requests, if any, are dropped as ``no_pool_for_model``).
     """
 
     def __init__(self, horizon_s: float, seed: int = 0, mode: str = "coalesced",
@@ -161,6 +163,7 @@ class Engine:
         self._ran = False
         self._series: list[tuple] | None = None
         self._series_interval = series_interval_s
+        self._at_end: list[Callable] = []
         self.events = 0
 
     # ------------------------------------------------------------------ building
@@ -233,6 +236,13 @@ class Engine:
         heappush(self._heap, (float(start_s), next(self._counter),
                               _Periodic(self, float(interval_s), callback), 0))
 
+    def at_end(self, callback: Callable[["Engine", float], Any]) -> None:
+        """Call ``callback(eng, t_end)`` once after the last event, before the results are
+        collected: close segments still open at the end (training attempts running at the
+        horizon, idle GPUs).  ``t_end`` is the horizon, or the drain time when it is infinite.
+        (Additive, for training on the shared clock: fleet/sim/training.py.)"""
+        self._at_end.append(callback)
+
     def replicas(self, pool: str | None = None) -> list[Replica]:
         """Replicas (of one pool, or all), in pool order then index (use :meth:`every` or a
         SimPy process on ``eng.env`` to act on them during the run)."""
@@ -268,7 +278,8 @@ class Engine:
             if len(v) and v.min() < 1:
                 raise InputError(f"{c} must be >= 1 (row {int(np.argmin(v))})", expected="a positive integer")
         models = {p.model for p in self._pools}
-        default = next(iter(models)) if len(models) == 1 else None
+        # no serving pools (a training-only fleet): any request is dropped as "no pool"
+        default = next(iter(models)) if len(models) == 1 else (None if models else "")
         S = RequestStore(df, default)
         self._store = S
         self._n = S.n
@@ -369,6 +380,8 @@ class Engine:
             S.status[k] = ST_DROPPED
             S.drop[k] = DROP_AFTER_HORIZON
         t_end = self.horizon_s if self.horizon_s != INF else self.env.now
+        for cb in self._at_end:
+            cb(self, t_end)
         for r in self._replicas:
             r.finalize(t_end)
         self.events = events

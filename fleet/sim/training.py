@@ -1,7 +1,9 @@
 """Training pools: gang-scheduled jobs with priorities, EASY backfill, deferrable jobs, failures.
 
-Scheduling (one :class:`TrainingScheduler` per training pool, SimPy processes on an environment
-that may be shared with the serving engine):
+Scheduling (one :class:`TrainingScheduler` per training pool, SimPy processes on the serving
+engine's clock ``Engine.env``, so serving and training power live on one timeline that a
+power-capping controller can read and act on; a training-only fleet runs on an engine without
+serving pools):
 
 * The queue is ordered by priority (higher first), then submit time, then job id.  The head job
   starts as soon as enough GPUs are free (gang scheduling: all of its GPUs at once, filled
@@ -34,7 +36,15 @@ step is recorded as a compute segment and a communication segment (the power dip
 iteration boundary is visible in the telemetry); shorter steps are coalesced into one segment
 per run of steps between checkpoints at the mean step power (a telemetry bin would average the
 dip away anyway; energy is the same).  Checkpoints are always their own segments.  So the
-number of segments is bounded by the number of telemetry bins, not by steps.
+number of segments is bounded by the number of telemetry bins, not by steps.  They go to
+``Engine.record`` when an attempt ends (or a leg of it, see below), computed in closed form from
+its plan: an attempt costs a handful of SimPy events (start, end), never one per step.
+
+Power caps: :meth:`TrainingScheduler.set_cap` changes the pool's per-GPU cap mid-run.  Each
+running job switches at its next step boundary (:meth:`RunPlan.next_boundary`): the attempt is
+split there into legs, the remaining steps re-planned from the job's TrainingProfile at the new
+cap.  :meth:`TrainingScheduler.power_w` / ``server_power_w`` give the current power, consistent
+with the recorded segments, for a controller reading serving and training on one clock.
 """
 
 from __future__ import annotations
@@ -80,17 +90,27 @@ class _Job:
     released: bool = True
     release_event: simpy.Event | None = None
     order: int = 0
+    ci: float = 3600.0           # checkpoint interval asked for (s)
 
 
 @dataclass
 class _Attempt:
+    """One run of a job on its GPUs, from a start to completion, failure or the horizon.  A
+    power-cap change splits it into legs, each with its own profile and plan."""
+
     job: _Job
     t_start: float
     alloc: list[tuple[int, int]]     # (server index, gpus)
-    plan_end: float                  # completion time if nothing fails
-    stop_s: float                    # min(plan_end, failure time)
-    fails: bool
-    proc: object = None
+    t_fail: float                    # failure time of this attempt (inf: none)
+    plan: RunPlan                    # of the current leg
+    profile: TrainingProfile         # of the current leg
+    leg_base: int                    # job progress (steps) at the start of the current leg
+    ckpt: int                        # job steps checkpointed so far
+    plan_end: float = math.nan       # completion time if nothing fails or changes
+    stop_s: float = math.nan         # min(plan_end, failure time)
+    fails: bool = False
+    gen: int = 0                     # bumped when re-planned: stale wake-ups are ignored
+    switch_pending: bool = False
 
 
 @dataclass
@@ -116,6 +136,21 @@ class RunPlan:
         ck_end = self.block_start[:-1] + self.block_steps[:-1] * self.step_s + self.ckpt_s
         n_ck = int(np.sum(ck_end <= t + 1e-9))
         return steps, int(self.block_steps[:n_ck].sum())
+
+    def next_boundary(self, t: float) -> float | None:
+        """Earliest time >= ``t`` at which the job is between steps and owes no checkpoint
+        (where a new operating point can take over): the end of the step in progress, or of
+        the checkpoint in progress or following that step; ``t`` itself on such a boundary.
+        None when the next boundary is the end of the plan."""
+        bs = self.block_start
+        i = int(np.searchsorted(bs, t, side="right")) - 1
+        if i < 0:
+            return float(bs[0])
+        T = self.step_s
+        j = max(0, math.ceil((t - float(bs[i])) / T - 1e-9))
+        if j < int(self.block_steps[i]):
+            return float(bs[i] + j * T)
+        return None if i == len(bs) - 1 else float(bs[i + 1])
 
 
 def plan_run(profile: TrainingProfile, t_start: float, done_steps: int, total_steps: int) -> RunPlan:
@@ -181,42 +216,81 @@ def plan_segments(profile: TrainingProfile, plan: RunPlan, t_stop: float, interv
     return t0[order], t1[order], e[order]
 
 
-class TrainingScheduler:
-    """Training jobs on one pool.  Call :meth:`start` before running ``env`` and
-    :meth:`finalize` after; then read :meth:`segments` and :meth:`jobs_frame`."""
+def plan_power(profile: TrainingProfile, plan: RunPlan, t: float, interval_s: float) -> float:
+    """Power (W, all GPUs of the job) of ``plan`` at time ``t`` as its segments record it
+    (:func:`plan_segments`): compute or communication power when steps are resolved, the mean
+    step power when they are coalesced, checkpoint power during a checkpoint; 0 outside the
+    plan."""
+    bs = plan.block_start
+    i = int(np.searchsorted(bs, t, side="right")) - 1
+    if i < 0 or t >= plan.end:
+        return 0.0
+    T = profile.step_time_s
+    rel = t - float(bs[i])
+    if rel >= float(plan.block_steps[i]) * T:
+        return profile.checkpoint_power_w
+    if T >= 2.0 * interval_s and profile.comm_fraction > 0:
+        phase = rel - math.floor(rel / T) * T
+        return profile.compute_power_w if phase < (1.0 - profile.comm_fraction) * T else profile.comm_power_w
+    return profile.step_energy_j / T
 
-    def __init__(self, env: simpy.Environment, pool: str, server_gpus: list[int], jobs: pd.DataFrame,
-                 profile_for: Callable[[str, int, float], TrainingProfile], *, idle_w_per_gpu: float,
-                 interval_s: float, horizon_s: float,
+
+class TrainingScheduler:
+    """Training jobs on one pool, on the serving engine's clock.
+
+    ``eng`` is a :class:`fleet.sim.engine.Engine` (with or without serving pools): the jobs are
+    SimPy processes on ``eng.env``, driven by the engine's run loop together with the serving
+    replicas and any periodic callback (``eng.every``), their power segments go to
+    ``eng.record`` (nodes ``f"{pool}/s{k}"``), and ``eng.at_end`` closes what is still open at
+    the horizon.  Call :meth:`start` before ``eng.run()``; afterwards read :meth:`jobs_frame`
+    and :meth:`segments` (of the engine's result).
+
+    ``profile_for(model, gpus, checkpoint_interval_s)`` gives a job's profile at the pool's power
+    cap; for :meth:`set_cap` it is also called as ``profile_for(model, gpus,
+    checkpoint_interval_s, power_cap_w=W)`` (W per GPU).  A job's work is fixed in steps when it
+    is read (from its tokens or duration at the initial cap); a cap changes how long and at what
+    power the remaining steps run.
+    """
+
+    def __init__(self, eng, pool: str, server_gpus: list[int], jobs: pd.DataFrame,
+                 profile_for: Callable[..., TrainingProfile], *, idle_w_per_gpu: float,
+                 interval_s: float, horizon_s: float | None = None,
                  release_times: dict[int, float] | None = None,
                  release_signal: Callable[[float], bool] | None = None, release_check_s: float = 3600.0,
                  restart_delay_s: float = DEFAULT_RESTART_DELAY_S, max_restarts: int = 3,
                  backfill: bool = True):
-        self.env = env
+        self.eng = eng
+        self.env: simpy.Environment = eng.env
         self.pool = pool
         self.server_gpus = [int(g) for g in server_gpus]
         self.free = list(self.server_gpus)
         self.capacity = sum(self.server_gpus)
         self.idle_w = float(idle_w_per_gpu)
         self.interval_s = float(interval_s)
-        self.horizon_s = float(horizon_s)
+        self.horizon_s = float(eng.horizon_s if horizon_s is None else horizon_s)
         self.release_times = dict(release_times or {})
         self.release_signal = release_signal
         self.release_check_s = float(release_check_s)
         self.restart_delay_s = float(restart_delay_s)
         self.max_restarts = int(max_restarts)
         self.backfill = backfill
+        self.profile_for = profile_for
+        self.cap_w: float | None = None      # None: profile_for's own (the pool's configured cap)
+        self._profiles: dict[tuple, TrainingProfile] = {}
+        self._nodes = [f"{pool}/s{k}" for k in range(len(self.server_gpus))]
         self._last_change = [0.0] * len(self.server_gpus)
-        self._seg: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._finalized = False
         self.queue: list[_Job] = []
         self.running: dict[int, _Attempt] = {}
         self.jobs: list[_Job] = []
+        self.cap_changes: list[tuple[float, float | None]] = []   # (time s, cap W) as asked
         for order, row in enumerate(_job_rows(jobs)):
             gpus = int(row["gpus"])
             if gpus > self.capacity:
                 raise ConfigurationError(f"training job {row['job_id']} needs {gpus} GPUs; pool {pool!r} "
                                          f"has {self.capacity}")
-            prof = profile_for(str(row["model"]), gpus, float(row["checkpoint_interval_s"]))
+            ci = float(row["checkpoint_interval_s"])
+            prof = self._profile_at(str(row["model"]), gpus, ci, None)
             tokens = row["tokens"]
             if tokens is not None and np.isfinite(tokens) and tokens > 0:
                 steps = int(math.ceil(float(tokens) / prof.tokens_per_step))
@@ -226,14 +300,17 @@ class TrainingScheduler:
                 job_id=int(row["job_id"]), submit_s=float(row["submit_s"]), gpus=gpus, model=str(row["model"]),
                 priority=float(row["priority"]), deferrable=bool(row["deferrable"]),
                 deadline_s=float(row["deadline_s"]), fail_at_s=float(row["fail_at_s"]), profile=prof,
-                total_steps=steps, order=order))
+                total_steps=steps, order=order, ci=ci))
         self.events = 0
         self.busy_gpu_s = 0.0    # GPU-seconds allocated to jobs
+        self.run_result = None   # the engine's ServingRun, when run by run_training
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
+        """Register the jobs' processes on the engine's clock (before ``eng.run()``)."""
         for job in self.jobs:
             self.env.process(self._arrive(job))
+        self.eng.at_end(lambda eng, t_end: self.finalize(t_end))
 
     def release(self, job_id: int) -> None:
         """Release a deferrable job now (the planner's or a carbon-aware policy's start signal)."""
@@ -241,8 +318,50 @@ class TrainingScheduler:
             if job.job_id == job_id and job.release_event is not None and not job.release_event.triggered:
                 job.release_event.succeed()
 
+    def set_cap(self, cap_w: float | None) -> None:
+        """Set the pool's per-GPU power cap (W; None: back to the configured one) from now on.
+
+        A running job switches at its next step boundary (the end of the step in progress, or
+        of the checkpoint in progress or following it): its segments up to there are recorded
+        at the old operating point and its remaining steps are re-planned from the profile at
+        the new cap (``profile_for(..., power_cap_w=cap_w)``), checkpoints still every
+        ``checkpoint_interval_steps`` steps of the job.  Jobs started later, and the runtime
+        estimates of queued jobs (backfill, deadlines), use the new cap.  Call it from a SimPy
+        process on ``eng.env`` or an ``eng.every`` callback (a power-capping controller)."""
+        cap = None if cap_w is None else float(cap_w)
+        if cap is not None and not (cap > 0):
+            raise ConfigurationError(f"pool {self.pool!r}: power cap must be positive, got {cap_w}")
+        self.cap_changes.append((self.env.now, cap))
+        if cap == self.cap_w:
+            return
+        self.cap_w = cap
+        for job in self.jobs:
+            if job.job_id not in self.running:
+                job.profile = self._profile(job)
+        for att in list(self.running.values()):
+            self._request_switch(att)
+
+    def power_w(self) -> float:
+        """GPU power of the whole pool now (W): running jobs at their current phase plus every
+        unallocated GPU at idle, consistent with the segments recorded."""
+        return float(sum(self.server_power_w()))
+
+    def server_power_w(self) -> list[float]:
+        """GPU power of each server now (W), the gpu-level node ``f"{pool}/s{k}"``."""
+        now = self.env.now
+        out = [f * self.idle_w for f in self.free]
+        for att in self.running.values():
+            p = plan_power(att.profile, att.plan, now, self.interval_s) if now < att.stop_s else 0.0
+            for k, g in att.alloc:
+                out[k] += p * g / att.job.gpus
+        return out
+
     def finalize(self, t_end: float | None = None) -> None:
-        """Close the books at ``t_end`` (default the horizon): running attempts and idle GPUs."""
+        """Close the books at ``t_end`` (default the horizon): running attempts and idle GPUs.
+        Called by the engine at the end of its run (``eng.at_end``); later calls do nothing."""
+        if self._finalized:
+            return
+        self._finalized = True
         t_end = self.horizon_s if t_end is None else float(t_end)
         for att in list(self.running.values()):
             self._close_attempt(att, t_end, horizon=True)
@@ -252,14 +371,19 @@ class TrainingScheduler:
             if job.status in ("pending",):
                 job.status = "queued"
 
-    def segments(self) -> dict[str, np.ndarray]:
-        if not self._seg:
-            z = np.zeros(0)
-            return {"node": np.zeros(0, dtype=object), "t0": z, "t1": z, "energy_j": z}
-        return {"node": np.concatenate([s[0] for s in self._seg]),
-                "t0": np.concatenate([s[1] for s in self._seg]),
-                "t1": np.concatenate([s[2] for s in self._seg]),
-                "energy_j": np.concatenate([s[3] for s in self._seg])}
+    def segments(self, run=None) -> dict[str, np.ndarray]:
+        """This pool's power segments (node, t0, t1, energy_j) from the engine's result ``run``
+        (default: the one :func:`run_training` kept)."""
+        run = run if run is not None else self.run_result
+        if run is None:
+            raise ConfigurationError("segments are read from the engine's result: pass eng.run()'s value")
+        seg = run.segments
+        names = np.asarray(seg.node_names, dtype=object)
+        mine = np.array([n.startswith(f"{self.pool}/s") and n[len(self.pool) + 2:].isdigit() for n in names],
+                        dtype=bool)
+        keep = mine[seg.node_id] if len(seg) else np.zeros(0, dtype=bool)
+        return {"node": names[seg.node_id[keep]] if len(seg) else np.zeros(0, dtype=object),
+                "t0": seg.t0[keep], "t1": seg.t1[keep], "energy_j": seg.energy_j[keep]}
 
     def jobs_frame(self) -> pd.DataFrame:
         recs = []
@@ -275,6 +399,19 @@ class TrainingScheduler:
         return df.astype({"job_id": "int64", "gpus": "int64", "steps": "int64", "restarts": "int64",
                           "submit_s": "float64", "start_s": "float64", "end_s": "float64",
                           "energy_j": "float64", "total_steps": "int64", "deferrable": "bool"})
+
+    # ------------------------------------------------------------------ profiles
+    def _profile_at(self, model: str, gpus: int, ci: float, cap: float | None) -> TrainingProfile:
+        key = (model, gpus, ci, cap)
+        p = self._profiles.get(key)
+        if p is None:
+            p = self.profile_for(model, gpus, ci) if cap is None else \
+                self.profile_for(model, gpus, ci, power_cap_w=cap)
+            self._profiles[key] = p
+        return p
+
+    def _profile(self, job: _Job) -> TrainingProfile:
+        return self._profile_at(job.model, job.gpus, job.ci, self.cap_w)
 
     # ------------------------------------------------------------------ processes
     def _arrive(self, job: _Job):
@@ -311,9 +448,9 @@ class TrainingScheduler:
                 return
             yield self.env.timeout(self.release_check_s)
 
-    def _run(self, att: _Attempt):
+    def _run(self, att: _Attempt, gen: int):
         yield self.env.timeout(att.stop_s - self.env.now)
-        if att.job.job_id in self.running and self.running[att.job.job_id] is att:
+        if att.gen == gen and self.running.get(att.job.job_id) is att and not self._finalized:
             self._close_attempt(att, att.stop_s)
             self._schedule()
 
@@ -322,6 +459,36 @@ class TrainingScheduler:
         job.status = "queued"
         self.queue.append(job)
         self._schedule()
+
+    def _request_switch(self, att: _Attempt) -> None:
+        if att.switch_pending:
+            return
+        tb = att.plan.next_boundary(self.env.now)
+        if tb is None or tb >= att.stop_s:
+            return          # the attempt ends (or fails) first; its successor starts at the new cap
+        att.switch_pending = True
+        self.env.process(self._switch(att, att.gen, tb))
+
+    def _switch(self, att: _Attempt, gen: int, t_b: float):
+        if t_b > self.env.now:
+            yield self.env.timeout(t_b - self.env.now)
+        att.switch_pending = False
+        job = att.job
+        now = self.env.now
+        if att.gen != gen or self.running.get(job.job_id) is not att or self._finalized or now >= att.stop_s:
+            return
+        new = self._profile(job)
+        if new == att.profile:
+            return
+        progress = self._close_leg(att, now)
+        job.progress_steps = progress
+        att.leg_base = progress
+        att.profile = job.profile = new
+        att.plan = plan_run(new, now, progress, job.total_steps)
+        att.gen += 1
+        self._set_stop(att)
+        self.events += 1
+        self.env.process(self._run(att, att.gen))
 
     # ------------------------------------------------------------------ scheduling
     def _est_runtime(self, job: _Job) -> float:
@@ -336,6 +503,8 @@ class TrainingScheduler:
     def _schedule(self) -> None:
         self.events += 1
         now = self.env.now
+        if self._finalized or now >= self.horizon_s:
+            return          # nothing starts at or after the horizon
         while True:
             eligible = [j for j in self._ordered_queue() if j.released]
             if not eligible:
@@ -392,33 +561,52 @@ class TrainingScheduler:
         job.status = "running"
         if not math.isfinite(job.start_s):
             job.start_s = now
-        plan = plan_run(job.profile, now, job.done_steps, job.total_steps)
-        stop = plan.end
-        fails = False
-        if not job.failed_once and math.isfinite(job.fail_at_s):
+        prof = job.profile = self._profile(job)
+        t_fail = math.inf
+        if not job.failed_once and math.isfinite(job.fail_at_s) and job.start_s + job.fail_at_s >= now:
             t_fail = job.start_s + job.fail_at_s
-            if now <= t_fail < stop:
-                stop, fails = t_fail, True
-        att = _Attempt(job, now, alloc, plan.end, stop, fails)
-        att.plan = plan  # type: ignore[attr-defined]
+        att = _Attempt(job, now, alloc, t_fail, plan_run(prof, now, job.done_steps, job.total_steps), prof,
+                       leg_base=job.done_steps, ckpt=job.done_steps)
+        self._set_stop(att)
         self.running[job.job_id] = att
-        att.proc = self.env.process(self._run(att))
+        self.env.process(self._run(att, att.gen))
+
+    @staticmethod
+    def _set_stop(att: _Attempt) -> None:
+        att.plan_end = att.stop_s = att.plan.end
+        att.fails = att.t_fail < att.stop_s
+        if att.fails:
+            att.stop_s = att.t_fail
+
+    def _close_leg(self, att: _Attempt, t: float, free: bool = False) -> int:
+        """Record the current leg's segments up to ``t`` (and, with ``free``, release the
+        GPUs); returns the job's progress (steps) at ``t``."""
+        job = att.job
+        t0, t1, e = plan_segments(att.profile, att.plan, t, self.interval_s)
+        job.energy_j += float(e.sum())
+        t0l, t1l = t0.tolist(), t1.tolist()
+        rec = self.eng.record
+        for k, g in att.alloc:
+            node = self._nodes[k]
+            share = g / job.gpus
+            for a, b, x in zip(t0l, t1l, (e * share).tolist()):
+                rec(node, a, b, x)
+            if free:
+                self._idle_until(k, t)
+                self.free[k] += g
+        steps, ck = att.plan.progress_at(t)
+        if ck > 0:
+            att.ckpt = att.leg_base + ck
+        return att.leg_base + steps
 
     def _close_attempt(self, att: _Attempt, t: float, horizon: bool = False) -> None:
         job = att.job
-        plan: RunPlan = att.plan  # type: ignore[attr-defined]
-        t0, t1, e = plan_segments(job.profile, plan, t, self.interval_s)
-        job.energy_j += float(e.sum())
         self.busy_gpu_s += job.gpus * max(0.0, t - att.t_start)
-        for k, g in att.alloc:
-            share = g / job.gpus
-            self._seg.append((np.full(len(t0), f"{self.pool}/s{k}", dtype=object), t0, t1, e * share))
-            self._idle_until(k, t)
-            self.free[k] += g
+        progress = self._close_leg(att, t, free=True)
         del self.running[job.job_id]
-        steps, ck = plan.progress_at(t)
+        att.gen += 1
         if horizon:
-            job.progress_steps = job.done_steps + steps
+            job.progress_steps = progress
             if job.progress_steps >= job.total_steps:
                 job.status, job.end_s = "completed", t
             else:
@@ -426,7 +614,7 @@ class TrainingScheduler:
             return
         if att.fails:
             job.failed_once = True
-            job.done_steps += ck
+            job.done_steps = att.ckpt
             job.progress_steps = job.done_steps
             if job.restarts >= self.max_restarts:
                 job.status = "failed"
@@ -443,8 +631,7 @@ class TrainingScheduler:
         t_prev = self._last_change[k]
         if t > t_prev:
             if self.free[k] > 0 and self.idle_w > 0:
-                self._seg.append((np.array([f"{self.pool}/s{k}"], dtype=object), np.array([t_prev]),
-                                  np.array([t]), np.array([self.free[k] * self.idle_w * (t - t_prev)])))
+                self.eng.record(self._nodes[k], t_prev, t, self.free[k] * self.idle_w * (t - t_prev))
             self._last_change[k] = t
 
 
@@ -470,14 +657,20 @@ def _job_rows(jobs: pd.DataFrame):
 
 
 def run_training(pool: str, server_gpus: list[int], jobs: pd.DataFrame,
-                 profile_for: Callable[[str, int, float], TrainingProfile], *, idle_w_per_gpu: float,
-                 interval_s: float, horizon_s: float, env: simpy.Environment | None = None,
+                 profile_for: Callable[..., TrainingProfile], *, idle_w_per_gpu: float,
+                 interval_s: float, horizon_s: float, eng=None, setup: Callable | None = None,
                  **kwargs) -> TrainingScheduler:
-    """Run one training pool on its own SimPy environment (or ``env``) to the horizon."""
-    env = env or simpy.Environment()
-    sched = TrainingScheduler(env, pool, server_gpus, jobs, profile_for, idle_w_per_gpu=idle_w_per_gpu,
+    """Run one training pool to the horizon on ``eng`` (default: a new
+    :class:`~fleet.sim.engine.Engine` without serving pools).  ``setup(eng, scheduler)`` runs
+    before the engine does (register ``eng.every`` callbacks, e.g. a controller calling
+    ``set_cap``).  The engine's result is kept as ``scheduler.run_result``."""
+    from .engine import Engine
+
+    eng = eng if eng is not None else Engine(horizon_s)
+    sched = TrainingScheduler(eng, pool, server_gpus, jobs, profile_for, idle_w_per_gpu=idle_w_per_gpu,
                               interval_s=interval_s, horizon_s=horizon_s, **kwargs)
     sched.start()
-    env.run(until=horizon_s)
-    sched.finalize(horizon_s)
+    if setup is not None:
+        setup(eng, sched)
+    sched.run_result = eng.run()
     return sched
