@@ -63,7 +63,10 @@ def test_calibration_generalises_to_held_out_models(report):
 
 def test_fitted_constants_in_range_and_fit_is_fast(report):
     assert report["_seconds"] < 20.0
-    assert 1 <= len(report["fitted"]) <= 6
+    dense_fit = [k for k in report["fitted"] if not k.startswith("moe.")]
+    moe_fit = [k for k in report["fitted"] if k.startswith("moe.")]
+    assert 1 <= len(dense_fit) <= 6
+    assert len(moe_fit) <= 3          # MoE-only constants, fitted on the MoE rows alone
     for name, v in report["fitted"].items():
         lo, hi = v["range"]
         assert lo <= v["value"] <= hi, name

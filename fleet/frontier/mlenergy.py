@@ -12,8 +12,16 @@ Mapping and stated assumptions
   the same architecture); rows whose model the catalog lacks are skipped and counted.
 * ``weight_precision``: bfloat16 -> bf16, fp8 -> fp8 (W8A8 GEMMs on H100), mxfp4 -> mxfp4
   (dequantised to bf16 for the GEMMs).  KV cache in the activation dtype (vLLM default).
-* Parallelism: ``tensor_parallel`` GPUs per replica.  Expert-parallel rows (tp=1, ep=N) are
-  modelled as one replica over ``num_gpus`` GPUs with TP-like traffic (MoE only; reported apart).
+* Parallelism: ``tensor_parallel`` GPUs per replica.  Expert-parallel rows (tp=1, ep=N, all
+  MoE) are one replica over ``num_gpus`` GPUs with the experts split over them
+  (``expert_parallel=True``: EP load imbalance, see :func:`fleet.workload.llm.ep_expert_load`).
+  The table does not say how attention was parallelised: the benchmark's vLLM configs set
+  ``enable-expert-parallel`` and no ``data-parallel-size`` (``data_parallel`` is 1 in every row),
+  i.e. attention tensor-parallel over the same GPUs (:data:`EP_ATTENTION_DP` False).  The
+  data-parallel-attention reading (all-to-all dispatch/combine, replicated attention weights)
+  fits the throughput better but the energy worse (MoE calibrated median energy 17.6% vs 12.1%,
+  throughput 8.0% vs 10.2%; measured per-GPU power of 230-250 W at small EP batches says the
+  GPUs mostly wait rather than stream replicated weights), so it is not the default.
 * Input (prompt) lengths are NOT in the file.  Per task we assume the mean prompt length
   :data:`TASK_INPUT_TOKENS` (tokens, chat template included):
 
@@ -48,6 +56,10 @@ from ..hardware.calibrate import DEFAULT_FIT_PARAMS, error_summary, fit_constant
 from ..hardware.energy import Device, WorkArrays, evaluate
 from .steady import combine
 from .work import decode_work, prefill_work
+
+#: expert-parallel rows (tensor_parallel 1, expert_parallel N): data-parallel attention (True)
+#: or attention tensor-parallel over the same GPUs (False); see the module docstring
+EP_ATTENTION_DP = False
 
 TASK_INPUT_TOKENS: dict[str, int] = {"lm-arena-chat": 350, "gpqa": 300, "sourcegraph-fim": 1500}
 TEXT_TASKS = tuple(TASK_INPUT_TOKENS)
@@ -147,20 +159,24 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
             if not (isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v > 0):
                 raise InputError(f"{c} must be a positive number, got {v!r}", path=path, line=int(i) + 2, column=c)
         tp = int(r["tensor_parallel"])
+        ep_flag = int(r.get("expert_parallel", 1) or 1) > 1
         if tp == 1 and int(r["num_gpus"]) > 1:
-            tp = int(r["num_gpus"])           # expert-parallel deployment: modelled as TP over all GPUs
+            # vLLM --enable-expert-parallel without data parallelism: attention TP over all GPUs,
+            # experts split over the same GPUs (EP size = TP size), outputs all-reduced
+            tp = int(r["num_gpus"])
         b = max(1, int(round(float(r["avg_batch_size"]))))
         n_in = int(tasks[r["task"]])
         n_out = float(r["avg_output_len"])
         try:
-            dw = decode_work(m.name, b, b * (n_in + 0.5 * n_out), prec, None, tp)
-            pw = prefill_work(m.name, n_in, prec, None, tp)
+            dw = decode_work(m.name, b, b * (n_in + 0.5 * n_out), prec, None, tp, ep_flag,
+                             ep_flag and EP_ATTENTION_DP)
+            pw = prefill_work(m.name, n_in, prec, None, tp, 0, ep_flag, ep_flag and EP_ATTENTION_DP)
         except ConfigurationError:
             skip("configuration not modelled")
             continue
         row = r.to_dict()
         row.update(model=m.name, arch=str(m.architecture), precision=prec, tp=tp, batch=b, gpu=gpu_model,
-                   input_tokens=n_in, ep=int(r.get("expert_parallel", 1) or 1) > 1, line=int(i) + 2)
+                   input_tokens=n_in, ep=ep_flag, line=int(i) + 2)
         keep.append(row)
         dec.append(dw)
         pre.append(pw)
@@ -188,16 +204,47 @@ def holdout_mask(prob: MLEnergyProblem, holdout_models: tuple[str, ...]) -> np.n
 #: models held out of the fit to show that the calibration generalises (one per size class)
 DEFAULT_HOLDOUT = ("qwen3-14b", "llama-3.3-70b")
 
+#: MoE-only constants, fitted on the MoE rows AFTER the dense fit (they do not touch dense rows):
+#: the grouped-GEMM expert-weight stream fraction per weight format.
+MOE_FIT_PARAMS: tuple[str, ...] = (
+    "moe.weight_stream_fraction.bf16",
+    "moe.weight_stream_fraction.fp8",
+    "moe.weight_stream_fraction.fp4",
+)
+
+#: MoE models held out of the MoE fit (one per weight format; each format keeps another model)
+MOE_HOLDOUT = ("llama-4-maverick", "qwen3-coder-30b-a3b", "gpt-oss-20b")
+
+
+def _merge_fits(a, b):
+    from ..hardware.calibrate import FitResult
+    return FitResult(values={**a.values, **b.values}, start={**a.start, **b.start}, cost=a.cost + b.cost,
+                     nfev=a.nfev + b.nfev, success=a.success and b.success,
+                     message=f"{a.message}; {b.message}", at_bound=a.at_bound + b.at_bound)
+
 
 def calibrate(prob: MLEnergyProblem, *, params=DEFAULT_FIT_PARAMS, base: DeviceConstants | None = None,
-              holdout: tuple[str, ...] = DEFAULT_HOLDOUT) -> dict:
+              holdout: tuple[str, ...] = DEFAULT_HOLDOUT, moe_params=MOE_FIT_PARAMS,
+              moe_holdout: tuple[str, ...] = MOE_HOLDOUT) -> dict:
     """Fit on the dense rows (all of them, and separately without the held-out models) and report
-    median / p90 absolute percentage errors before and after, per task and overall; MoE apart."""
+    median / p90 absolute percentage errors before and after, per task and overall; MoE apart.
+
+    Then, starting from the dense-fitted constants, fit the MoE-only constants (``moe_params``,
+    which no dense row depends on) on the MoE rows, and again without ``moe_holdout`` to show
+    that they carry over to MoE models outside the fit."""
     base = base or load_device_constants(False)
     meas = prob.measured
     dense = prob.dense
     fit_metrics = ("energy_per_token_j", "output_throughput_tok_s")
-    fit = fit_constants(prob.predict, meas, base, params, metrics=fit_metrics, mask=dense)
+    fit_d = fit_constants(prob.predict, meas, base, params, metrics=fit_metrics, mask=dense)
+    moe = ~dense
+    moe_params = tuple(p for p in moe_params if base.get(p) is not None)
+    if moe.any() and moe_params:
+        fit_m = fit_constants(prob.predict, meas, fit_d.constants(base), moe_params, metrics=fit_metrics,
+                              mask=moe)
+        fit = _merge_fits(fit_d, fit_m)
+    else:
+        fit_m, fit = None, fit_d
     cal = fit.constants(base)
     p0, p1 = prob.predict(base), prob.predict(cal)
     ho = holdout_mask(prob, holdout) & dense
@@ -220,6 +267,16 @@ def calibrate(prob: MLEnergyProblem, *, params=DEFAULT_FIT_PARAMS, base: DeviceC
             "fitted_without_them": fit_h.values,
             "errors_on_heldout": error_summary(ph, meas, ho),
             "uncalibrated_on_heldout": error_summary(p0, meas, ho),
+        }
+    mho = holdout_mask(prob, moe_holdout) & moe
+    if fit_m is not None and mho.any() and (moe & ~mho).any():
+        dense_only = fit_d.constants(base)
+        fit_mh = fit_constants(prob.predict, meas, dense_only, moe_params, metrics=fit_metrics, mask=moe & ~mho)
+        report["moe_holdout"] = {
+            "models": list(moe_holdout), "rows": int(mho.sum()),
+            "fitted_without_them": fit_mh.values,
+            "errors_on_heldout": error_summary(prob.predict(fit_mh.constants(dense_only)), meas, mho),
+            "dense_fit_only_on_heldout": error_summary(prob.predict(dense_only), meas, mho),
         }
     report["_fit"] = fit
     return report

@@ -29,22 +29,32 @@ def _get_model(model):
 
 @lru_cache(maxsize=200_000)
 def decode_work(model_name: str, batch: int, total_context: float, precision: str, kv_precision: str,
-                tp: int) -> WorkArrays:
-    """One decode iteration of ``batch`` sequences holding ``total_context`` KV tokens together."""
+                tp: int, expert_parallel: bool = False, attention_dp: bool = False) -> WorkArrays:
+    """One decode iteration of ``batch`` sequences holding ``total_context`` KV tokens together
+    (``expert_parallel``: MoE experts split over the ``tp`` GPUs; ``attention_dp``: with
+    data-parallel attention over them instead of tensor-parallel attention)."""
     m = _get_model(model_name)
-    cost = _llm().decode_cost(m, int(batch), float(total_context), precision=precision,
-                              kv_precision=kv_precision, tp=int(tp))
-    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers), seqs=float(batch))
+    llm = _llm()
+    cost = llm.decode_cost(m, int(batch), float(total_context), precision=precision,
+                           kv_precision=kv_precision, tp=int(tp), expert_parallel=bool(expert_parallel),
+                           attention_dp=bool(attention_dp))
+    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers), seqs=float(batch),
+                                moe_layers=float(llm.architecture(m).n_moe_layers))
 
 
 @lru_cache(maxsize=50_000)
 def prefill_work(model_name: str, n_tokens: int, precision: str, kv_precision: str, tp: int,
-                 context_tokens: int = 0) -> WorkArrays:
-    """Prefill of one request of ``n_tokens`` new prompt tokens (after ``context_tokens`` cached)."""
+                 context_tokens: int = 0, expert_parallel: bool = False,
+                 attention_dp: bool = False) -> WorkArrays:
+    """Prefill of one request of ``n_tokens`` new prompt tokens (after ``context_tokens`` cached;
+    ``expert_parallel`` as in :func:`decode_work`)."""
     m = _get_model(model_name)
-    cost = _llm().prefill_cost(m, int(n_tokens), context_tokens=int(context_tokens), precision=precision,
-                               kv_precision=kv_precision, tp=int(tp))
-    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers), seqs=1.0)
+    llm = _llm()
+    cost = llm.prefill_cost(m, int(n_tokens), context_tokens=int(context_tokens), precision=precision,
+                            kv_precision=kv_precision, tp=int(tp), expert_parallel=bool(expert_parallel),
+                           attention_dp=bool(attention_dp))
+    return WorkArrays.from_cost(cost, steps=1.0, layers=float(m.layers), seqs=1.0,
+                                moe_layers=float(llm.architecture(m).n_moe_layers))
 
 
 def decode_grid(model_name: str, batches, contexts_per_seq, precision: str, kv_precision: str,

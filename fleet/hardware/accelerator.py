@@ -147,6 +147,15 @@ class Accelerator:
             k = c["memory.background_w_per_gbs.HBM3"]
         return k * float(self.spec.memory_bw_gbs)
 
+    def moe_weight_stream_fraction(self, weight_precision: str) -> float:
+        """Fraction of the attainable bandwidth at which MoE grouped-GEMM kernels stream expert
+        weights of ``weight_precision`` (device constant ``moe.weight_stream_fraction.<p>``, by
+        storage format: bf16/fp16 -> bf16, fp8/int8 -> fp8, mxfp4/fp4/int4 -> fp4; 1 if absent)."""
+        p = _canon_precision(weight_precision)
+        key = {"fp16": "bf16", "int8": "fp8", "int4": "fp4"}.get(p, p)
+        v = self.constants.get(f"moe.weight_stream_fraction.{key}")
+        return float(v) if v else 1.0
+
     # ----------------------------------------------------------------- links
     def link(self, gpus: int) -> tuple[float, float, float]:
         """(bandwidth B/s per GPU one direction, J/B, latency s) of a collective over ``gpus`` GPUs.

@@ -8,10 +8,12 @@ data set), so building a profile or fitting constants is a handful of array oper
 
 Time (per step, all GPUs of the replica work in parallel on their 1/tp share)::
 
-    t_linear  = max(F / (tp * F_att * x), B_lin / (tp * BW_att))   GEMMs: weights + activations
+    t_linear  = max(F / (tp * F_att * x), B_crit / (tp * BW_att))  GEMMs: weights + activations
+    B_crit    = B_lin + S + (B_exp + S) * (1/eta_moe - 1)          MoE: expert stream at eta_moe, EP skew S
     t_kv      = B_kv / (tp * BW_att)                                 attention reads/writes KV (memory-bound)
     t_comm    = B_comm / (tp * BW_link) + messages * latency         tensor-parallel collectives
-    t_ovh     = steps * (t_iter + layers * t_layer) + seqs * t_seq   scheduler, launches, sampling (framework)
+    t_ovh     = steps * (t_iter + layers * t_layer + moe_layers * t_moe) + seqs * t_seq
+                                                                     scheduler, launches, sampling (framework)
     t         = t_linear + t_kv + t_comm + t_ovh
 
 Attention and the GEMMs are separate kernels, so their times add; within the GEMMs compute and
@@ -54,16 +56,23 @@ class WorkArrays:
     steps: Any = 1.0            # framework iterations (each pays the per-step overhead)
     layers: Any = 0.0           # transformer layers (per-layer launch overhead)
     seqs: Any = 0.0             # sequences in the step (per-sequence scheduling/sampling overhead)
+    expert_bytes: Any = 0.0     # B: routed-expert weights among lin_bytes (grouped-GEMM stream)
+    expert_skew_bytes: Any = 0.0  # B: EP busiest-rank excess x ranks (critical path only, no energy)
+    moe_layers: Any = 0.0       # MoE layers (per-MoE-layer router/permute/quantise launches)
 
     @classmethod
-    def from_cost(cls, cost, *, steps: float = 1.0, layers: float = 0.0, seqs: float = 0.0) -> "WorkArrays":
+    def from_cost(cls, cost, *, steps: float = 1.0, layers: float = 0.0, seqs: float = 0.0,
+                  moe_layers: float = 0.0) -> "WorkArrays":
         """From a :class:`fleet.workload.llm.WorkCost`."""
         return cls(flops=float(cost.flops),
                    lin_bytes=float(cost.weight_bytes) + float(getattr(cost, "act_bytes", 0.0)),
                    kv_bytes=float(getattr(cost, "kv_read_bytes", 0.0)) + float(getattr(cost, "kv_write_bytes", 0.0)),
                    comm_bytes=float(getattr(cost, "comm_bytes", 0.0)),
                    comm_messages=float(getattr(cost, "comm_messages", 0.0)),
-                   steps=steps, layers=layers, seqs=seqs)
+                   steps=steps, layers=layers, seqs=seqs,
+                   expert_bytes=float(getattr(cost, "expert_bytes", 0.0)),
+                   expert_skew_bytes=float(getattr(cost, "expert_skew_bytes", 0.0)),
+                   moe_layers=moe_layers)
 
     @classmethod
     def stack(cls, works: list["WorkArrays"]) -> "WorkArrays":
@@ -100,6 +109,8 @@ class Device:
     power_max_w: Any = np.inf
     vf: VFCurve | None = None
     mem_bg_w: Any = 0.0  # W per GPU: active memory interface background (not DVFS-scaled)
+    moe_bw_fraction: Any = 1.0  # fraction of bw_att the MoE grouped-GEMM weight stream reaches
+    t_moe_layer: Any = 0.0      # s per MoE layer per step (router, top-k, permute, quantise)
 
     @classmethod
     def from_accelerator(cls, acc: Accelerator, precision: str = "bf16", tp: int = 1) -> "Device":
@@ -111,7 +122,9 @@ class Device:
                    t_iter=c["overhead.iteration_s"], t_layer=c["overhead.per_layer_s"],
                    t_seq=c["overhead.per_sequence_s"],
                    power_min_w=acc.power_min_w, power_max_w=acc.power_max_w,
-                   vf=VFCurve.from_constants(c), mem_bg_w=acc.memory_background_w)
+                   vf=VFCurve.from_constants(c), mem_bg_w=acc.memory_background_w,
+                   moe_bw_fraction=acc.moe_weight_stream_fraction(precision),
+                   t_moe_layer=c.get("overhead.per_moe_layer_s") or 0.0)
 
 
 @dataclass(frozen=True)
@@ -139,15 +152,23 @@ class OperatingPoint:
 def _parts(work: WorkArrays, dev: Device):
     tp = np.asarray(dev.tp, float)
     t_c1 = np.asarray(work.flops, float) / (tp * dev.f_att)          # compute time at x = 1
-    t_w = np.asarray(work.lin_bytes, float) / (tp * dev.bw_att)
+    # the grouped-GEMM expert stream runs at moe_bw_fraction of the streaming bandwidth, and
+    # under EP the busiest rank streams expert_skew_bytes (x ranks) more than the mean rank
+    exp_b = np.asarray(work.expert_bytes, float) + np.asarray(work.expert_skew_bytes, float)
+    t_w = (np.asarray(work.lin_bytes, float) + np.asarray(work.expert_skew_bytes, float)
+           + exp_b * (1.0 / np.asarray(dev.moe_bw_fraction, float) - 1.0)) / (tp * dev.bw_att)
     t_kv = np.asarray(work.kv_bytes, float) / (tp * dev.bw_att)
     t_comm = np.asarray(work.comm_bytes, float) / (tp * dev.link_bw) + np.asarray(work.comm_messages, float) * dev.link_lat
-    t_ovh = (np.asarray(work.steps, float) * (dev.t_iter + np.asarray(work.layers, float) * dev.t_layer)
+    t_ovh = (np.asarray(work.steps, float) * (dev.t_iter + np.asarray(work.layers, float) * dev.t_layer
+                                              + np.asarray(work.moe_layers, float) * dev.t_moe_layer)
              + np.asarray(work.seqs, float) * dev.t_seq)
     e_c1 = np.asarray(work.flops, float) * dev.j_flop
     e_m = (np.asarray(work.lin_bytes, float) + np.asarray(work.kv_bytes, float)) * dev.j_byte
     e_i = np.asarray(work.comm_bytes, float) * dev.j_link
-    return tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i
+    # the part of t_w that only the busiest EP rank spends streaming (the others wait for it)
+    t_skew = (np.asarray(work.expert_skew_bytes, float) / np.asarray(dev.moe_bw_fraction, float)
+              / (tp * dev.bw_att))
+    return tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i, t_skew
 
 
 def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> OperatingPoint:
@@ -157,15 +178,20 @@ def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Operat
     power cap in W (None: uncapped, max clock).  Both may be arrays.
     """
     vf = dev.vf or VFCurve(0.7, 0.55, 0.15, 0.3)
-    tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i = _parts(work, dev)
+    tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i, t_skew = _parts(work, dev)
+    idle_share = (tp - 1.0) / tp
     rest_t = t_kv + t_comm + t_ovh
     p_floor = tp * (np.asarray(dev.idle_w, float) + np.asarray(dev.mem_bg_w, float))
     p_base = tp * np.asarray(dev.base_w, float)
 
     def at(x):
-        t = np.maximum(t_c1 / x, t_w) + rest_t
+        t_lin = np.maximum(t_c1 / x, t_w)
+        t = t_lin + rest_t
         e_c = e_c1 * vf.dynamic_factor(x)
-        e_s = (p_floor + p_base * vf.baseline_factor(x)) * t
+        # EP imbalance: while the busiest rank streams its extra experts the other (tp-1) ranks
+        # wait at the idle floor, without the busy baseline
+        wait = np.clip(t_lin - np.maximum(t_c1 / x, t_w - t_skew), 0.0, None)
+        e_s = (p_floor + p_base * vf.baseline_factor(x)) * t - p_base * vf.baseline_factor(x) * wait * idle_share
         return t, e_c, e_s
 
     def power(x):

@@ -67,9 +67,22 @@ Interconnect (TP, Megatron style): per layer two all-reduces of ``T*h*act_bytes`
 for the vocab-parallel embedding; ring all-reduce puts ``2(tp-1)/tp * M`` on the link per GPU,
 i.e. ``2(tp-1) * M`` for the replica.  Logits are gathered to rank 0: ``(tp-1)/tp * T_out*V*act``.
 ``comm_messages`` counts the collectives of one forward pass (``2L + 2``), all on the critical
-path.  MoE experts are sharded like TP (vLLM's expert parallelism without DP-attention moves
-the same all-reduce volume); an all-to-all expert-parallel dispatch is not modelled.  K/V
-projection weights replicated when ``tp > kv_heads`` are not added to the weight reads.
+path.  K/V projection weights replicated when ``tp > kv_heads`` are not added to the weight reads.
+
+Expert parallelism (``expert_parallel=True``, MoE only; EP size = the replica's ``tp`` GPUs)
+    * Attention tensor-parallel (vLLM ``-tp N --enable-expert-parallel``, no DP): traffic as TP
+      (tokens are replicated after the attention all-reduce, each rank runs its local experts on
+      them, the MoE output is all-reduced), but each rank holds ``E/ep`` whole experts instead of
+      a 1/tp slice of each, so the step waits for the rank whose experts the step's tokens hit
+      most: :func:`ep_expert_load` (binomial mean + expected maximum over ranks).  The excess is
+      ``WorkCost.expert_skew_bytes`` (time only; the waiting ranks idle).
+    * Data-parallel attention (``attention_dp=True``; vLLM ``-dp N --enable-expert-parallel``,
+      DeepSeek-V3 style): non-routed weights are read by every rank, KV is not replicated, and
+      each MoE layer has a dispatch and a combine all-to-all: ``2 * T * h * act_bytes *
+      (ep-1)/ep`` bytes and 2 messages per MoE layer (:func:`ep_all_to_all_bytes`); no attention
+      all-reduce.
+    * ``WorkCost.expert_bytes``: the routed-expert weight bytes, which the energy model streams at
+      the grouped-GEMM efficiency (``moe.weight_stream_fraction.<format>``).
 
 Precision: FLOPs do not depend on precision; bytes do.  A sub-16-bit weight precision applies to
 the transformer's linear layers; embeddings, LM head, norms and routers stay in the activation
@@ -344,6 +357,52 @@ def expected_distinct_experts(experts: int, top_k: int, tokens: float) -> float:
     return experts * (1.0 - (1.0 - top_k / experts) ** tokens)
 
 
+def _blom_max_z(n: int) -> float:
+    """Expected maximum of ``n`` independent standard normal draws, Blom's approximation
+    ``Phi^-1((n - 0.375) / (n + 0.25))`` (Blom 1958; within 1% of the exact order-statistic
+    means for n = 2..64: 0.56 at n=2, 1.03 at 4, 1.42 at 8); 0 for n <= 1."""
+    if n <= 1:
+        return 0.0
+    from statistics import NormalDist
+    return NormalDist().inv_cdf((n - 0.375) / (n + 0.25))
+
+
+def ep_expert_load(experts: int, top_k: int, tokens: float, ep: int) -> tuple[float, float]:
+    """(mean, busiest) number of distinct local experts one expert-parallel rank runs in one
+    MoE layer when ``tokens`` tokens each pick ``top_k`` of ``experts`` uniformly and the experts
+    are split evenly over ``ep`` ranks (``E/ep`` each).
+
+    Each expert is hit with probability ``p = 1 - (1 - k/E)**T`` (see
+    :func:`expected_distinct_experts`), so a rank's count is about Binomial(E/ep, p): mean
+    ``E/ep * p``, standard deviation ``sqrt(E/ep * p (1-p))``.  The step waits for the busiest
+    rank: ``mean + z_ep * sd`` with ``z_ep`` the expected maximum of ``ep`` standard normals
+    (:func:`_blom_max_z`), capped at ``E/ep``.  Under tensor parallelism every rank holds a
+    1/tp slice of every expert, so there is no such imbalance (ep=1: busiest == mean)."""
+    if experts <= 0 or tokens <= 0:
+        return 0.0, 0.0
+    ep = max(1, int(ep))
+    local = experts / ep
+    p = 1.0 - (1.0 - top_k / experts) ** tokens
+    mean = local * p
+    if ep == 1:
+        return mean, mean
+    sd = math.sqrt(local * p * (1.0 - p))
+    return mean, min(local, mean + _blom_max_z(ep) * sd)
+
+
+def ep_all_to_all_bytes(tokens: float, hidden: int, act_bytes: float, ep: int,
+                        moe_layers: int = 1) -> float:
+    """Bytes all ``ep`` ranks put on the links for the expert-parallel dispatch and combine
+    all-to-alls of ``tokens`` tokens (counted once each, the DeepEP/pplx style where a token is
+    sent to each distinct remote rank that holds one of its experts; here the upper bound of
+    one copy per token per layer for dispatch and one for combine):
+    ``moe_layers * 2 * tokens * hidden * act_bytes * (ep - 1) / ep``.  A fraction ``(ep-1)/ep``
+    of the tokens live on another rank than their expert under uniform routing."""
+    if ep <= 1 or tokens <= 0:
+        return 0.0
+    return moe_layers * 2.0 * tokens * hidden * act_bytes * (ep - 1) / ep
+
+
 # --------------------------------------------------------------------------- bytes helpers
 def _weight_split(arch: Architecture, precision: str) -> tuple[float, float, float]:
     """Bytes per parameter for (linear layers, routed experts, embeddings/norms/routers)."""
@@ -438,7 +497,11 @@ class WorkCost:
     """Counts of one unit of work for a whole replica (all ``tp`` GPUs together).
 
     flops: floating-point operations (multiply-add = 2); *_bytes: bytes (B);
-    comm_messages: number of collective operations (for a latency term)."""
+    comm_messages: number of collective operations (for a latency term);
+    expert_bytes: the routed-expert share of ``weight_bytes`` (read by grouped-GEMM kernels);
+    expert_skew_bytes: under expert parallelism, how many more expert bytes the busiest rank
+    streams than the mean rank, times the rank count (so ``/(tp*BW)`` is its extra time; no
+    extra energy: the other ranks wait, which the static power already charges)."""
 
     flops: float = 0.0
     weight_bytes: float = 0.0
@@ -447,6 +510,8 @@ class WorkCost:
     act_bytes: float = 0.0
     comm_bytes: float = 0.0
     comm_messages: int = 0
+    expert_bytes: float = 0.0        # routed-expert weight bytes (part of weight_bytes)
+    expert_skew_bytes: float = 0.0   # EP: busiest rank's excess expert bytes x ep (time only)
 
     @property
     def hbm_bytes(self) -> float:
@@ -465,7 +530,9 @@ class WorkCost:
                         self.kv_read_bytes + other.kv_read_bytes,
                         self.kv_write_bytes + other.kv_write_bytes,
                         self.act_bytes + other.act_bytes, self.comm_bytes + other.comm_bytes,
-                        self.comm_messages + other.comm_messages)
+                        self.comm_messages + other.comm_messages,
+                        self.expert_bytes + other.expert_bytes,
+                        self.expert_skew_bytes + other.expert_skew_bytes)
 
     def __radd__(self, other: Any) -> "WorkCost":
         if other == 0:  # lets sum() start from 0
@@ -476,13 +543,15 @@ class WorkCost:
         """This cost ``factor`` times (messages rounded)."""
         return WorkCost(self.flops * factor, self.weight_bytes * factor, self.kv_read_bytes * factor,
                         self.kv_write_bytes * factor, self.act_bytes * factor,
-                        self.comm_bytes * factor, int(round(self.comm_messages * factor)))
+                        self.comm_bytes * factor, int(round(self.comm_messages * factor)),
+                        self.expert_bytes * factor, self.expert_skew_bytes * factor)
 
     def as_dict(self) -> dict[str, float]:
         return {"flops": self.flops, "weight_bytes": self.weight_bytes,
                 "kv_read_bytes": self.kv_read_bytes, "kv_write_bytes": self.kv_write_bytes,
                 "act_bytes": self.act_bytes, "hbm_bytes": self.hbm_bytes,
-                "comm_bytes": self.comm_bytes, "comm_messages": self.comm_messages}
+                "comm_bytes": self.comm_bytes, "comm_messages": self.comm_messages,
+                "expert_bytes": self.expert_bytes, "expert_skew_bytes": self.expert_skew_bytes}
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -499,6 +568,47 @@ def _weights_read(arch: Architecture, tokens: float, precision: str) -> float:
     routed = arch.n_moe_layers * expected_distinct_experts(arch.experts, arch.top_k, tokens) \
         * arch.expert_params
     return lin * b_lin + routed * b_exp + other * b_other
+
+
+def _expert_bytes(arch: Architecture, tokens: float, precision: str, ep: int) -> tuple[float, float]:
+    """(routed-expert bytes read by one forward pass over ``tokens`` tokens, EP skew bytes).
+
+    The first is the routed part of :func:`_weights_read`; the second is
+    ``n_moe * ep * (busiest - mean) * expert_params * b_exp`` from :func:`ep_expert_load`
+    (0 without expert parallelism)."""
+    if not arch.is_moe or tokens <= 0:
+        return 0.0, 0.0
+    _, b_exp, _ = _weight_split(arch, precision)
+    per = arch.n_moe_layers * arch.expert_params * b_exp
+    mean_bytes = per * expected_distinct_experts(arch.experts, arch.top_k, tokens)
+    if ep <= 1:
+        return mean_bytes, 0.0
+    mean, busiest = ep_expert_load(arch.experts, arch.top_k, tokens, ep)
+    return mean_bytes, per * ep * (busiest - mean)
+
+
+def _ep_degree(arch: Architecture, tp: int, expert_parallel: bool) -> int:
+    """EP ranks: vLLM's ``--enable-expert-parallel`` without data parallelism puts the experts
+    of a MoE model over the ``tp`` GPUs of the replica (EP size = TP size); 1 otherwise."""
+    return tp if (expert_parallel and arch.is_moe and tp > 1) else 1
+
+
+def _dp_attention(arch: Architecture, wbytes: float, expert_b: float, tokens: float, precision: str,
+                  act_b: float, ep: int) -> tuple[float, float, int]:
+    """(weight bytes, link bytes, messages) of one pass under data-parallel attention + EP
+    (vLLM ``--data-parallel-size ep --enable-expert-parallel``, tensor parallel 1; DeepSeek-V3
+    style): every rank holds and reads all non-routed weights (attention, dense FFN, shared
+    experts, norms, routers, LM head) for its own tokens, so those are read ``ep`` times; the
+    routed experts are read once, by their owner; the embedding gather is per token.  The MoE
+    layers exchange tokens with a dispatch and a combine all-to-all
+    (:func:`ep_all_to_all_bytes`, two messages per MoE layer); there is no attention all-reduce
+    and no logit gather (each rank samples its own sequences)."""
+    _, _, b_other = _weight_split(arch, precision)
+    gather = 0.0 if arch.tied else min(tokens, arch.vocab) * arch.hidden * b_other
+    replicated = max(0.0, wbytes - expert_b - gather)
+    w = replicated * ep + expert_b + gather
+    comm = ep_all_to_all_bytes(tokens, arch.hidden, act_b, ep, arch.n_moe_layers)
+    return w, comm, 2 * arch.n_moe_layers
 
 
 def _tp_comm(arch: Architecture, tokens: float, out_tokens: float, act_b: float,
@@ -527,14 +637,17 @@ def _attn_pair_flops(arch: Architecture, absorbed: bool) -> float:
 def prefill_cost(model: Any, n_tokens: int, *, context_tokens: int = 0,
                  tokens_sq: float | None = None, n_requests: int | None = None,
                  precision: str = "bf16", kv_precision: str | None = None,
-                 tp: int = 1) -> WorkCost:
+                 tp: int = 1, expert_parallel: bool = False,
+                 attention_dp: bool = False) -> WorkCost:
     """Counts of one prefill step over ``n_tokens`` new prompt tokens (summed over requests).
 
     ``context_tokens``: tokens already in the KV cache that the new tokens attend to (total over
     the step's requests; prefix caching / chunked prefill).  ``tokens_sq``: sum over requests of
     the squared new-token counts (default ``n_tokens**2 / n_requests``, equal lengths).
     ``n_requests``: prompts whose last token gets logits (default ``ceil(n**2/tokens_sq)``,
-    the fewest requests consistent with ``tokens_sq``; 1 for the defaults).  Formulas in the module docstring."""
+    the fewest requests consistent with ``tokens_sq``; 1 for the defaults).  Formulas in the module docstring.
+
+    ``expert_parallel``: MoE experts split over the ``tp`` GPUs (see :func:`ep_expert_load`)."""
     arch = architecture(model)
     _check_tp(tp)
     n = float(_check_nonneg("n_tokens", n_tokens))
@@ -558,7 +671,9 @@ def prefill_cost(model: Any, n_tokens: int, *, context_tokens: int = 0,
     kvp = _kv_prec(precision, kv_precision)
     act_b = precision_bytes(activation_precision(precision))
     kv_b = precision_bytes(kvp)
-    rep = kv_replication(arch, tp)
+    ep = _ep_degree(arch, tp, expert_parallel)
+    dp = ep > 1 and attention_dp
+    rep = 1.0 if dp else kv_replication(arch, tp)
 
     # FLOPs
     lin = 2.0 * (arch.active_linear_params() - arch.embed_params) * n + 2.0 * arch.embed_params * out
@@ -587,12 +702,17 @@ def prefill_cost(model: Any, n_tokens: int, *, context_tokens: int = 0,
                                + (arch.n_swa_layers * _reads(pairs_swa, swa_ctx) if arch.n_swa_layers else 0.0))
     act = _act_elems_per_token(arch) * act_b * n + 2 * arch.hidden * act_b * n \
         + out * arch.vocab * LOGIT_BYTES_PER_VOCAB
-    comm, msgs = _tp_comm(arch, n, out, act_b, tp)
-    return WorkCost(flops, wbytes, kv_read, kv_write, act, comm, msgs)
+    eb, skew = _expert_bytes(arch, n, precision, ep)
+    if dp:
+        wbytes, comm, msgs = _dp_attention(arch, wbytes, eb, n, precision, act_b, ep)
+    else:
+        comm, msgs = _tp_comm(arch, n, out, act_b, tp)
+    return WorkCost(flops, wbytes, kv_read, kv_write, act, comm, msgs, eb, skew)
 
 
 def decode_cost(model: Any, batch: int, context_tokens: float, *, precision: str = "bf16",
-                kv_precision: str | None = None, tp: int = 1) -> WorkCost:
+                kv_precision: str | None = None, tp: int = 1,
+                expert_parallel: bool = False, attention_dp: bool = False) -> WorkCost:
     """Counts of one decode iteration: ``batch`` sequences each produce one token while
     attending to ``context_tokens`` cached tokens in total (summed over the batch).
 
@@ -608,7 +728,9 @@ def decode_cost(model: Any, batch: int, context_tokens: float, *, precision: str
         return WorkCost()
     kvp = _kv_prec(precision, kv_precision)
     act_b = precision_bytes(activation_precision(precision))
-    rep = kv_replication(arch, tp)
+    ep = _ep_degree(arch, tp, expert_parallel)
+    dp = ep > 1 and attention_dp
+    rep = 1.0 if dp else kv_replication(arch, tp)
     per_tok_layer = arch.kv_elems_per_token_layer * precision_bytes(kvp) * rep
 
     swa_ctx = min(ctx, b * arch.sliding_window) if arch.n_swa_layers else 0.0
@@ -619,8 +741,12 @@ def decode_cost(model: Any, batch: int, context_tokens: float, *, precision: str
     kv_write = per_tok_layer * arch.layers * b
     act = _act_elems_per_token(arch) * act_b * b + 2 * arch.hidden * act_b * b \
         + b * arch.vocab * LOGIT_BYTES_PER_VOCAB
-    comm, msgs = _tp_comm(arch, b, b, act_b, tp)
-    return WorkCost(flops, wbytes, kv_read, kv_write, act, comm, msgs)
+    eb, skew = _expert_bytes(arch, b, precision, ep)
+    if dp:
+        wbytes, comm, msgs = _dp_attention(arch, wbytes, eb, b, precision, act_b, ep)
+    else:
+        comm, msgs = _tp_comm(arch, b, b, act_b, tp)
+    return WorkCost(flops, wbytes, kv_read, kv_write, act, comm, msgs, eb, skew)
 
 
 # --------------------------------------------------------------------------- serving memory
@@ -982,7 +1108,7 @@ def training_memory(model: Any, memory_bytes_per_gpu: float, *, tp: int = 1, pp:
 __all__ = [
     "PRECISION_BYTES", "Architecture", "MemoryPlan", "TrainCost", "TrainMemory", "WorkCost",
     "activation_precision", "architecture", "decode_cost", "default_activation_reserve",
-    "expected_distinct_experts", "kv_bytes_per_sequence", "kv_bytes_per_token", "kv_replication",
+    "ep_all_to_all_bytes", "ep_expert_load", "expected_distinct_experts", "kv_bytes_per_sequence", "kv_bytes_per_token", "kv_replication",
     "max_batch", "memory_plan", "precision_bytes", "prefill_cost", "training_activation_bytes_per_token",
     "training_forward_flops_per_token", "training_memory", "training_step_cost", "weight_bytes",
 ]
