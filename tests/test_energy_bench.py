@@ -82,6 +82,12 @@ def test_bench_mlenergy_accuracy(shared_data):
     h = rep["holdout"]
     cells = "  ".join(f"{names[m]} {e['median_ape_pct']:5.1f}/{e['p90_ape_pct']:5.1f}" for m, e in h["errors_on_heldout"].items())
     print(f"  held out {h['models']} (n={h['rows']}): {cells}")
+    mh = rep.get("moe_holdout")
+    if mh:
+        for tag, errs in (("MoE constants fitted without them", mh["errors_on_heldout"]),
+                          ("dense fit only (physical MoE constants)", mh["dense_fit_only_on_heldout"])):
+            cells = "  ".join(f"{names[m]} {e['median_ape_pct']:5.1f}/{e['p90_ape_pct']:5.1f}" for m, e in errs.items())
+            print(f"  MoE held out {mh['models']} (n={mh['rows']}), {tag}: {cells}")
 
 
 @pytest.mark.parametrize("calibrated", [False, True])

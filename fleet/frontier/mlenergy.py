@@ -17,7 +17,7 @@ Mapping and stated assumptions
   (``expert_parallel=True``: EP load imbalance, see :func:`fleet.workload.llm.ep_expert_load`).
   The table does not say how attention was parallelised: the benchmark's vLLM configs set
   ``enable-expert-parallel`` and no ``data-parallel-size`` (``data_parallel`` is 1 in every row),
-  i.e. attention tensor-parallel over the same GPUs (:data:`EP_ATTENTION_DP` False).  The
+  i.e. attention tensor-parallel over the same GPUs (``load_problem(ep_attention_dp=False)``).  The
   data-parallel-attention reading (all-to-all dispatch/combine, replicated attention weights)
   fits the throughput better but the energy worse (MoE calibrated median energy 17.6% vs 12.1%,
   throughput 8.0% vs 10.2%; measured per-GPU power of 230-250 W at small EP batches says the
@@ -56,10 +56,6 @@ from ..hardware.calibrate import DEFAULT_FIT_PARAMS, error_summary, fit_constant
 from ..hardware.energy import Device, WorkArrays, evaluate
 from .steady import combine
 from .work import decode_work, prefill_work
-
-#: expert-parallel rows (tensor_parallel 1, expert_parallel N): data-parallel attention (True)
-#: or attention tensor-parallel over the same GPUs (False); see the module docstring
-EP_ATTENTION_DP = False
 
 TASK_INPUT_TOKENS: dict[str, int] = {"lm-arena-chat": 350, "gpqa": 300, "sourcegraph-fim": 1500}
 TEXT_TASKS = tuple(TASK_INPUT_TOKENS)
@@ -116,8 +112,11 @@ class MLEnergyProblem:
 
 
 def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = None,
-                 gpu_model: str = "H100") -> MLEnergyProblem:
-    """Read the table, map rows to catalog models and precompute their work."""
+                 gpu_model: str = "H100", ep_attention_dp: bool = False) -> MLEnergyProblem:
+    """Read the table, map rows to catalog models and precompute their work.
+
+    ``ep_attention_dp``: read expert-parallel rows as data-parallel attention + EP (all-to-all)
+    instead of tensor-parallel attention + EP (module docstring)."""
     from ..catalog import get_model
     path = Path(path)
     if not path.exists():
@@ -168,9 +167,9 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
         n_in = int(tasks[r["task"]])
         n_out = float(r["avg_output_len"])
         try:
-            dw = decode_work(m.name, b, b * (n_in + 0.5 * n_out), prec, None, tp, ep_flag,
-                             ep_flag and EP_ATTENTION_DP)
-            pw = prefill_work(m.name, n_in, prec, None, tp, 0, ep_flag, ep_flag and EP_ATTENTION_DP)
+            dp_attn = ep_flag and bool(ep_attention_dp)
+            dw = decode_work(m.name, b, b * (n_in + 0.5 * n_out), prec, None, tp, ep_flag, dp_attn)
+            pw = prefill_work(m.name, n_in, prec, None, tp, 0, ep_flag, dp_attn)
         except ConfigurationError:
             skip("configuration not modelled")
             continue
