@@ -249,7 +249,10 @@ class Replica:
         return n * self.dt0[b] + self.dt1[b] * (n * c0 + b * n * (n - 1) * 0.5)
 
     def _iters_done(self, now: float) -> int:
-        """Whole decode iterations of the span in flight finished by ``now`` (clipped to the span)."""
+        """Whole decode iterations of the span in flight finished by ``now`` (clipped to the span).
+
+        The closed form of :meth:`ServingProfile.decode_iters_within`, inlined on the hot path
+        with the replica's own table references (the mode-agreement tests hold the two together)."""
         b = self.span_b
         c0 = self.span_C0
         el = now - self.t_phase
