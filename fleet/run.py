@@ -138,13 +138,13 @@ def whatif_profile_factory(sc: Scenario):
 
     calibrated = sc.simulation.constants == "calibrated"
 
-    def factory(*, model, accelerator, tp, precision, kv_precision, power_cap_w, max_batch):
+    def factory(*, model, accelerator, tp, precision, kv_precision, power_cap_w, max_batch, ep=None):
         if not _whatif_applies(sc, accelerator):
             return default_profile_factory(model=model, accelerator=accelerator, tp=tp, precision=precision,
                                            kv_precision=kv_precision, power_cap_w=power_cap_w,
-                                           max_batch=max_batch, calibrated=calibrated)
+                                           max_batch=max_batch, calibrated=calibrated, ep=ep)
         return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
-                                     power_cap_w=power_cap_w, max_batch=max_batch, constants=consts)
+                                     power_cap_w=power_cap_w, max_batch=max_batch, constants=consts, ep=ep)
 
     return factory
 

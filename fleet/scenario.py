@@ -141,6 +141,7 @@ class ServeSpec(Strict):
     max_batch: PosInt = 256
     chunked_prefill: bool = False
     max_prefill_tokens: PosInt | None = None
+    ep: PosInt | None = None                 # expert-parallel degree (MoE only; None/1: off; = tp)
 
 
 class PoolSpec(Strict):
@@ -634,6 +635,12 @@ def _check_scenario(sc: Scenario) -> None:
                 raise _err(sc, f"{sw}.tp", f"expected a divisor of gpus_per_server "
                                            f"({pool.gpus_per_server}) so a replica stays in one server, "
                                            f"got {s.tp}")
+            if s.ep is not None:
+                from .frontier.build import check_ep
+                try:
+                    check_ep(m, s.tp, s.ep)
+                except FleetError as exc:
+                    raise _err(sc, f"{sw}.ep", _strip_where(exc)) from None
             _check_fit(sc, sw, s, acc, m)
             if s.replicas is not None:
                 free -= s.replicas * s.tp

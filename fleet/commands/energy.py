@@ -36,6 +36,9 @@ def _add_replica_args(p, *, batch: bool = True) -> None:
     p.add_argument("--gpus", type=int, default=1, help="GPUs per replica (tensor parallel degree)")
     p.add_argument("--precision", default="bf16", help="weight precision: bf16, fp8, int8, int4, mxfp4 ...")
     p.add_argument("--kv-precision", default=None, help="KV-cache precision (default: activation dtype)")
+    p.add_argument("--ep", type=int, default=1,
+                   help="expert-parallel degree (MoE only; 1 = off, else equal to --gpus: the experts are split "
+                        "over the replica's GPUs, attention stays tensor-parallel, as vLLM --enable-expert-parallel)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--calibrated", dest="calibrated", action="store_true", default=None,
                    help="use the calibrated device constants (default when a calibration exists)")
@@ -48,6 +51,8 @@ def _estimate(args) -> int:
     cal = _use_calibrated(args)
     if args.train:
         from ..frontier.train_estimate import training_estimate
+        if args.ep != 1:
+            raise ConfigurationError("--ep is a serving option; training layouts are not expert-parallel here")
         if args.tokens is None:
             raise ConfigurationError("--train needs --tokens D (training tokens)")
         out = training_estimate(args.model, args.gpu, args.gpus, float(args.tokens),
@@ -71,7 +76,8 @@ def _estimate(args) -> int:
     from ..frontier.build import make_replica
     from ..frontier.steady import steady_state
     from ..frontier.work import _llm
-    rep = make_replica(args.model, args.gpu, args.gpus, args.precision, args.kv_precision, calibrated=cal)
+    rep = make_replica(args.model, args.gpu, args.gpus, args.precision, args.kv_precision, calibrated=cal,
+                       ep=args.ep)
     ctx_len = int(args.input_tokens + args.output_tokens)
     mb = int(_llm().max_batch(rep.model, rep.acc.memory_bytes, rep.tp, ctx_len, precision=rep.precision,
                               kv_precision=rep.kv_precision))
@@ -110,8 +116,11 @@ def _estimate(args) -> int:
         "kv_capacity_tokens": rep.kv_capacity_tokens,
         "idle_power_w": rep.tp * rep.acc.idle_w,
     }
+    if rep.ep > 1:
+        out["ep"] = rep.ep
     br = out["breakdown_j"]
-    text = (f"{out['model']} on {out['gpus']} x {out['gpu']} ({out['precision']}), batch {out['batch']}, "
+    text = (f"{out['model']} on {out['gpus']} x {out['gpu']} ({out['precision']}"
+            f"{'' if rep.ep == 1 else f', ep {rep.ep}'}), batch {out['batch']}, "
             f"{out['input_tokens']} in / {out['output_tokens']} out"
             f"{'' if args.power_cap is None else f', cap {args.power_cap:g} W'}"
             f" [{'calibrated' if out['calibrated'] else 'uncalibrated'}]\n"
@@ -131,7 +140,7 @@ def _frontier(args) -> int:
     from ..frontier.frontier import build_serving_frontier
     cal = _use_calibrated(args)
     fr = build_serving_frontier(args.model, args.gpu, args.gpus, args.precision, args.kv_precision,
-                                max_batch=max(args.batch, 1), n_caps=args.caps, calibrated=cal)
+                                max_batch=max(args.batch, 1), n_caps=args.caps, calibrated=cal, ep=args.ep)
     if args.phase == "decode" and (args.batch < 1 or args.batch > fr.max_batch):
         raise ConfigurationError(f"--batch must be in [1, {fr.max_batch}], got {args.batch}")
     if args.context < 0:
@@ -151,7 +160,9 @@ def _frontier(args) -> int:
            "phase": args.phase, "batch": args.batch, "context_per_seq": args.context,
            "calibrated": fr.profiles[0].calibrated,
            "pareto": [q for q in pts if q["pareto"]], "points": pts}
-    lines = [f"{out['model']} on {out['gpus']} x {out['gpu']}: {what}",
+    if args.ep > 1:
+        out["ep"] = int(args.ep)
+    lines = [f"{out['model']} on {out['gpus']} x {out['gpu']}{'' if args.ep == 1 else f' (ep {args.ep})'}: {what}",
              f"{'cap W':>7} {'time ms':>9} {'energy J':>9} {'power W':>8}  pareto"]
     lines += [f"{q['cap_w']:7.0f} {q['time_s'] * 1e3:9.3f} {q['energy_j']:9.3f} {q['power_w']:8.0f}  "
               f"{'*' if q['pareto'] else ''}" for q in pts]

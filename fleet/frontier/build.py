@@ -41,6 +41,7 @@ class Replica:
     device: Device
     kv_capacity_tokens: int
     weights_per_gpu_bytes: float
+    ep: int = 1              # expert-parallel degree: 1 (off) or tp (MoE experts split over the GPUs)
 
     @property
     def model_name(self) -> str:
@@ -54,12 +55,46 @@ def _norm_precision(p: str | None) -> str | None:
     return {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float8": "fp8"}.get(p, p)
 
 
+def check_ep(model, tp: int, ep: int | None) -> int:
+    """The expert-parallel degree ``ep`` of a replica of ``model`` on ``tp`` GPUs, checked.
+
+    ``None`` or 1: off.  Otherwise ``model`` must be MoE and ``ep`` must divide ``tp``; the work
+    model (:mod:`fleet.workload.llm`), like vLLM's ``--enable-expert-parallel`` without data
+    parallelism, splits the experts over ALL ``tp`` GPUs of the replica, so ``ep`` must equal
+    ``tp``.  This is how the ML.ENERGY calibration reads its expert-parallel rows."""
+    if ep is None:
+        return 1
+    if isinstance(ep, bool) or int(ep) != ep or int(ep) < 1:
+        raise ConfigurationError(f"expert parallel degree must be a positive integer, got {ep!r}")
+    ep, tp = int(ep), int(tp)
+    if ep == 1:
+        return 1
+    m = _get_model(model)
+    if not _llm().architecture(m).is_moe:
+        raise ConfigurationError(f"expert parallelism (ep={ep}) needs a mixture-of-experts model; "
+                                 f"{m.name} is dense: use ep=1")
+    if tp % ep:
+        raise ConfigurationError(f"expert parallel degree ep={ep} must divide the replica's GPU count "
+                                 f"tp={tp}")
+    if ep != tp:
+        raise ConfigurationError(f"expert parallel degree ep={ep} on tp={tp} GPUs is not modelled: the experts "
+                                 f"are split over all GPUs of the replica (vLLM --enable-expert-parallel); "
+                                 f"expected ep=1 or ep={tp}")
+    return ep
+
+
 def make_replica(model, gpu, tp: int = 1, precision: str = "bf16", kv_precision: str | None = None, *,
-                 calibrated: bool = False, constants: DeviceConstants | None = None) -> Replica:
-    """Resolve names, check the model fits, and build the device figures."""
+                 calibrated: bool = False, constants: DeviceConstants | None = None,
+                 ep: int | None = 1) -> Replica:
+    """Resolve names, check the model fits, and build the device figures.
+
+    ``ep``: expert-parallel degree (1 or None: off; MoE only, must equal ``tp``,
+    see :func:`check_ep`); attention stays tensor-parallel, as the ML.ENERGY calibration reads
+    its expert-parallel rows."""
     if int(tp) < 1:
         raise ConfigurationError(f"tensor parallel degree must be >= 1, got {tp}")
     m = _get_model(model)
+    ep = check_ep(m, int(tp), ep)
     consts = constants if constants is not None else load_device_constants(calibrated)
     acc = build_accelerator(gpu, constants=consts)
     precision = _norm_precision(precision) or "bf16"
@@ -71,7 +106,7 @@ def make_replica(model, gpu, tp: int = 1, precision: str = "bf16", kv_precision:
             f"{m.name} at {precision} does not fit on {tp} x {acc.name} "
             f"({acc.spec.memory_gb:g} GB each): no room for a KV cache; use more GPUs or a lower precision")
     dev = Device.from_accelerator(acc, precision, int(tp))
-    return Replica(m, acc, int(tp), precision, kvp, dev, int(kv_cap), float(weights))
+    return Replica(m, acc, int(tp), precision, kvp, dev, int(kv_cap), float(weights), ep)
 
 
 def _fit_affine(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -135,13 +170,14 @@ def _scalar(op: OperatingPoint) -> OperatingPoint:
 def decode_point(rep: Replica, batch: int, context_per_seq: float, *, power_cap_w=None, clock=None) -> OperatingPoint:
     """The direct model (no fit) for one decode iteration of ``batch`` sequences of
     ``context_per_seq`` cached tokens each (scalar fields)."""
-    w = decode_grid(rep.model_name, [batch], [context_per_seq], rep.precision, rep.kv_precision, rep.tp)
+    w = decode_grid(rep.model_name, [batch], [context_per_seq], rep.precision, rep.kv_precision, rep.tp,
+                    rep.ep > 1)
     return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
 
 
 def prefill_point(rep: Replica, n_tokens: int, *, power_cap_w=None, clock=None) -> OperatingPoint:
     """The direct model (no fit) for one prefill of ``n_tokens`` prompt tokens (scalar fields)."""
-    w = prefill_work(rep.model_name, int(n_tokens), rep.precision, rep.kv_precision, rep.tp)
+    w = prefill_work(rep.model_name, int(n_tokens), rep.precision, rep.kv_precision, rep.tp, 0, rep.ep > 1)
     return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
 
 
@@ -155,7 +191,7 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
     hi = max(min(float(hi), float(max_ctx)), float(lo) + 1.0)
     ctx = np.geomspace(max(float(lo), 1.0), hi, 7)
     batches = np.arange(1, max_batch + 1)
-    work = decode_grid(m.name, batches, ctx, rep.precision, rep.kv_precision, rep.tp)
+    work = decode_grid(m.name, batches, ctx, rep.precision, rep.kv_precision, rep.tp, rep.ep > 1)
     kw = _cap_args(rep, power_cap_w, clock)
     op = evaluate(work, rep.device, **kw)
     total_ctx = batches[:, None] * ctx[None, :]
@@ -168,7 +204,8 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
     plo, phi = prefill_range or DEFAULT_PREFILL_RANGE
     phi = max(min(float(phi), float(max_ctx)), float(plo) + 1.0)
     ns = np.unique(np.geomspace(plo, phi, 16).astype(int))
-    pw = WorkArrays.stack([prefill_work(m.name, int(n), rep.precision, rep.kv_precision, rep.tp) for n in ns])
+    pw = WorkArrays.stack([prefill_work(m.name, int(n), rep.precision, rep.kv_precision, rep.tp, 0, rep.ep > 1)
+                           for n in ns])
     pop = evaluate(pw, rep.device, **kw)
     pre_t, pt_err = _fit_quadratic(ns.astype(float), pop.time_s)
     pre_e, pe_err = _fit_quadratic(ns.astype(float), pop.energy_j)
@@ -186,6 +223,8 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
         "locked_clock": clock,
         "constants": "calibrated" if rep.acc.constants.calibrated else "physical",
     }
+    if rep.ep > 1:
+        meta["expert_parallel"] = rep.ep
     prof = ServingProfile(
         model=m.name, accelerator=rep.acc.name, tp=rep.tp, precision=rep.precision,
         kv_precision=rep.kv_precision, power_cap_w=cap, clock_fraction=clock_frac,
@@ -202,8 +241,9 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
 @lru_cache(maxsize=512)
 def _cached_profile(model: str, accelerator: str, tp: int, precision: str, kv_precision, power_cap_w,
                     max_batch, context_range, prefill_range, calibrated: bool, clock,
-                    constants: DeviceConstants | None = None) -> ServingProfile:
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants)
+                    constants: DeviceConstants | None = None, ep: int = 1) -> ServingProfile:
+    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants,
+                       ep=ep)
     return _profile(rep, power_cap_w, clock, max_batch, context_range, prefill_range)
 
 
@@ -213,7 +253,7 @@ def build_serving_profile(model, accelerator, tp: int = 1, precision: str = "bf1
                           context_range: tuple[float, float] = DEFAULT_CONTEXT_RANGE, *,
                           prefill_range: tuple[float, float] = DEFAULT_PREFILL_RANGE,
                           clock: float | None = None, calibrated: bool = False,
-                          constants: DeviceConstants | None = None) -> ServingProfile:
+                          constants: DeviceConstants | None = None, ep: int | None = 1) -> ServingProfile:
     """A :class:`ServingProfile` for ``model`` on ``tp`` x ``accelerator`` (names or specs).
 
     ``power_cap_w`` is per GPU (None: uncapped, the accelerator's max limit); ``clock`` locks the
@@ -222,12 +262,14 @@ def build_serving_profile(model, accelerator, tp: int = 1, precision: str = "bf1
     unknown names and :class:`~fleet.errors.ConfigurationError` for a model that does not fit or a
     cap outside ``[power_min_w, power_max_w]``.  ``constants`` replaces the device constants (a
     what-if part, e.g. ``load_device_constants().with_values({"memory.pj_per_bit.HBM3": 1.7})``);
-    ``calibrated`` is then ignored.  Cached on its arguments.
+    ``calibrated`` is then ignored.  ``ep``: expert-parallel degree (1 or None: off; MoE only,
+    equal to ``tp``; see :func:`make_replica`).  Cached on its arguments.
     """
     mname = model.name if hasattr(model, "name") and hasattr(model, "layers") else _get_model(model).name
     aname = accelerator.name if hasattr(accelerator, "memory_bw_gbs") else build_accelerator(accelerator).name
+    ep = check_ep(mname, int(tp), ep)
     return _cached_profile(mname, aname, int(tp), _norm_precision(precision) or "bf16",
                            _norm_precision(kv_precision), None if power_cap_w is None else float(power_cap_w),
                            None if max_batch is None else int(max_batch),
                            tuple(float(v) for v in context_range), tuple(float(v) for v in prefill_range),
-                           bool(calibrated), None if clock is None else float(clock), constants)
+                           bool(calibrated), None if clock is None else float(clock), constants, ep)

@@ -92,11 +92,13 @@ def pareto_mask(t: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 @lru_cache(maxsize=64)
 def _frontier(model: str, accelerator: str, tp: int, precision: str, kv_precision, max_batch, n_caps: int,
-              context_range: tuple, calibrated: bool, constants=None) -> ServingFrontier:
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants)
+              context_range: tuple, calibrated: bool, constants=None, ep: int = 1) -> ServingFrontier:
+    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants,
+                       ep=ep)
     caps = np.linspace(float(rep.device.power_min_w), float(rep.device.power_max_w), int(n_caps))
     profs = tuple(build_serving_profile(model, accelerator, tp, precision, kv_precision, float(c), max_batch,
-                                        context_range, calibrated=calibrated, constants=constants) for c in caps)
+                                        context_range, calibrated=calibrated, constants=constants, ep=ep)
+                  for c in caps)
     return ServingFrontier(
         caps_w=caps, profiles=profs,
         t0=np.stack([p.dec_t0 for p in profs]), t1=np.stack([p.dec_t1 for p in profs]),
@@ -107,25 +109,28 @@ def _frontier(model: str, accelerator: str, tp: int, precision: str, kv_precisio
 def build_serving_frontier(model, accelerator, tp: int = 1, precision: str = "bf16",
                            kv_precision: str | None = None, *, max_batch: int | None = None, n_caps: int = 11,
                            context_range=DEFAULT_CONTEXT_RANGE, calibrated: bool = False,
-                           constants=None) -> ServingFrontier:
+                           constants=None, ep: int | None = 1) -> ServingFrontier:
     """Profiles at ``n_caps`` caps from ``power_min_w`` to ``power_max_w`` (cached); ``constants``
-    as in :func:`~fleet.frontier.build.build_serving_profile` (what-if parts)."""
+    and ``ep`` (expert-parallel degree) as in :func:`~fleet.frontier.build.build_serving_profile`."""
     if int(n_caps) < 2:
         raise ConfigurationError(f"a frontier needs at least 2 caps, got {n_caps}")
     rep_name = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated,
-                            constants=constants)
+                            constants=constants, ep=ep)
     return _frontier(rep_name.model_name, rep_name.acc.name, int(tp), rep_name.precision, kv_precision,
                      None if max_batch is None else int(max_batch), int(n_caps),
-                     tuple(float(v) for v in context_range), bool(calibrated), constants)
+                     tuple(float(v) for v in context_range), bool(calibrated), constants, rep_name.ep)
 
 
 def operating_point_breakdown(model, accelerator, tp: int, batch: int, context_tokens: float, *,
                               precision: str = "bf16", kv_precision: str | None = None,
                               power_cap_w: float | None = None, clock: float | None = None,
-                              calibrated: bool = False, phase: str = "decode", constants=None) -> dict:
+                              calibrated: bool = False, phase: str = "decode", constants=None,
+                              ep: int | None = 1) -> dict:
     """Energy breakdown (J: compute, memory, interconnect, static), time and power of one decode
-    iteration (``context_tokens`` total over the batch) or one prefill of ``batch`` tokens."""
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants)
+    iteration (``context_tokens`` total over the batch) or one prefill of ``batch`` tokens
+    (``ep``: expert-parallel degree, as in :func:`~fleet.frontier.build.make_replica`)."""
+    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants,
+                       ep=ep)
     if phase == "decode":
         op = decode_point(rep, int(batch), float(context_tokens) / max(int(batch), 1),
                           power_cap_w=power_cap_w, clock=clock)

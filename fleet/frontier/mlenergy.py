@@ -15,6 +15,9 @@ Mapping and stated assumptions
 * Parallelism: ``tensor_parallel`` GPUs per replica.  Expert-parallel rows (tp=1, ep=N, all
   MoE) are one replica over ``num_gpus`` GPUs with the experts split over them
   (``expert_parallel=True``: EP load imbalance, see :func:`fleet.workload.llm.ep_expert_load`).
+  On the public path that is ``make_replica(model, gpu, N, ep=N)`` (``fleet estimate --gpus N
+  --ep N``, scenario ``serve: [{tp: N, ep: N}]``); both build their work with
+  :func:`fleet.frontier.steady.serving_works`, so they predict exactly what calibration fits.
   The table does not say how attention was parallelised: the benchmark's vLLM configs set
   ``enable-expert-parallel`` and no ``data-parallel-size`` (``data_parallel`` is 1 in every row),
   i.e. attention tensor-parallel over the same GPUs (``load_problem(ep_attention_dp=False)``).  The
@@ -54,8 +57,7 @@ from ..errors import CatalogError, ConfigurationError, InputError
 from ..hardware.accelerator import Accelerator
 from ..hardware.calibrate import DEFAULT_FIT_PARAMS, error_summary, fit_constants
 from ..hardware.energy import Device, WorkArrays, evaluate
-from .steady import combine
-from .work import decode_work, prefill_work
+from .steady import combine, serving_works
 
 TASK_INPUT_TOKENS: dict[str, int] = {"lm-arena-chat": 350, "gpqa": 300, "sourcegraph-fim": 1500}
 TEXT_TASKS = tuple(TASK_INPUT_TOKENS)
@@ -167,9 +169,8 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
         n_in = int(tasks[r["task"]])
         n_out = float(r["avg_output_len"])
         try:
-            dp_attn = ep_flag and bool(ep_attention_dp)
-            dw = decode_work(m.name, b, b * (n_in + 0.5 * n_out), prec, None, tp, ep_flag, dp_attn)
-            pw = prefill_work(m.name, n_in, prec, None, tp, 0, ep_flag, dp_attn)
+            # the same works as fleet.frontier.steady.steady_works on make_replica(..., tp, ep=tp)
+            dw, pw = serving_works(m.name, b, n_in, n_out, prec, None, tp, ep_flag, ep_attention_dp)
         except ConfigurationError:
             skip("configuration not modelled")
             continue

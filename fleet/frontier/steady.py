@@ -43,12 +43,29 @@ class SteadyState:
     prefill: OperatingPoint
 
 
-def steady_works(rep: Replica, batch: int, input_tokens: int, output_tokens: int) -> tuple[WorkArrays, WorkArrays]:
-    """(decode iteration work, one request's prefill work) of the steady state."""
+def serving_works(model_name: str, batch: float, input_tokens: float, output_tokens: float, precision: str,
+                  kv_precision: str | None, tp: int, expert_parallel: bool = False,
+                  attention_dp: bool = False) -> tuple[WorkArrays, WorkArrays]:
+    """(decode iteration work, one request's prefill work) of the steady state: the ONE place
+    that turns a deployment into work, shared by :func:`steady_works` (``fleet estimate``,
+    profiles) and the ML.ENERGY calibration (:func:`fleet.frontier.mlenergy.load_problem`).
+
+    ``expert_parallel``: MoE experts split over the ``tp`` GPUs (EP size = TP size, vLLM
+    ``--enable-expert-parallel``); ``attention_dp``: with data-parallel attention instead."""
     b = max(1, int(round(batch)))
     ctx = b * (float(input_tokens) + 0.5 * float(output_tokens))
-    return (decode_work(rep.model_name, b, ctx, rep.precision, rep.kv_precision, rep.tp),
-            prefill_work(rep.model_name, max(1, int(round(input_tokens))), rep.precision, rep.kv_precision, rep.tp))
+    xp = bool(expert_parallel)
+    dp = xp and bool(attention_dp)
+    return (decode_work(model_name, b, ctx, precision, kv_precision, tp, xp, dp),
+            prefill_work(model_name, max(1, int(round(input_tokens))), precision, kv_precision, tp, 0, xp, dp))
+
+
+def steady_works(rep: Replica, batch: int, input_tokens: int, output_tokens: int) -> tuple[WorkArrays, WorkArrays]:
+    """(decode iteration work, one request's prefill work) of the steady state on ``rep``
+    (expert-parallel when ``rep.ep > 1``, attention tensor-parallel as the calibration reads
+    the ML.ENERGY EP rows)."""
+    return serving_works(rep.model_name, batch, input_tokens, output_tokens, rep.precision, rep.kv_precision,
+                         rep.tp, rep.ep > 1)
 
 
 def combine(batch, output_tokens, dec: OperatingPoint, pre: OperatingPoint) -> SteadyState:

@@ -58,11 +58,13 @@ def prefill_work(model_name: str, n_tokens: int, precision: str, kv_precision: s
 
 
 def decode_grid(model_name: str, batches, contexts_per_seq, precision: str, kv_precision: str,
-                tp: int) -> WorkArrays:
-    """WorkArrays of shape (len(batches), len(contexts)) for per-sequence contexts."""
+                tp: int, expert_parallel: bool = False) -> WorkArrays:
+    """WorkArrays of shape (len(batches), len(contexts)) for per-sequence contexts
+    (``expert_parallel`` as in :func:`decode_work`, tensor-parallel attention)."""
     rows = []
     for b in batches:
-        rows.append([decode_work(model_name, int(b), float(c) * int(b), precision, kv_precision, tp)
+        rows.append([decode_work(model_name, int(b), float(c) * int(b), precision, kv_precision, tp,
+                                 bool(expert_parallel))
                      for c in contexts_per_seq])
     fields = WorkArrays.__dataclass_fields__
     return WorkArrays(**{f: np.array([[np.asarray(getattr(w, f), float) for w in r] for r in rows])

@@ -172,12 +172,13 @@ ProfileFactory = Callable[..., object]
 
 def default_profile_factory(*, model: str, accelerator: str, tp: int, precision: str,
                             kv_precision: str | None, power_cap_w: float | None, max_batch: int | None,
-                            calibrated: bool = True):
-    """Profiles from the energy model, with calibrated device constants unless told otherwise."""
+                            calibrated: bool = True, ep: int | None = None):
+    """Profiles from the energy model, with calibrated device constants unless told otherwise
+    (``ep``: the serve entry's expert-parallel degree; None: off)."""
     from ..frontier import build_serving_profile
 
     return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
-                                 power_cap_w=power_cap_w, max_batch=max_batch, calibrated=calibrated)
+                                 power_cap_w=power_cap_w, max_batch=max_batch, calibrated=calibrated, ep=ep)
 
 
 @dataclass
@@ -206,8 +207,10 @@ def _groups(sc, factory: ProfileFactory) -> list[_Group]:
             model = canonical_model(s.model)
             reps = s.replicas if s.replicas is not None else (pool.gpus - used) // s.tp
             try:
+                # ep only when set, so factories written before it (no ep keyword) keep working
                 prof = factory(model=model, accelerator=acc, tp=s.tp, precision=s.precision,
-                               kv_precision=s.kv_precision, power_cap_w=pool.power_cap_w, max_batch=s.max_batch)
+                               kv_precision=s.kv_precision, power_cap_w=pool.power_cap_w, max_batch=s.max_batch,
+                               **({} if getattr(s, "ep", None) is None else {"ep": s.ep}))
             except FleetError as exc:
                 if isinstance(exc, ScenarioError):
                     raise
