@@ -165,7 +165,7 @@ def build_frontiers(sc: Scenario) -> Frontiers:
                 kw = ({"constants": consts} if consts is not None and _whatif_applies(sc, p.accelerator)
                       else {"calibrated": sc.simulation.constants == "calibrated"})
                 out.replicas[(p.name, s.model)] = make_replica(s.model, p.accelerator, s.tp, s.precision,
-                                                               s.kv_precision, **kw)
+                                                               s.kv_precision, ep=s.ep or 1, **kw)
             except FleetError as exc:
                 out.errors[(p.name, s.model)] = str(exc)
     return out

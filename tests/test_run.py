@@ -189,3 +189,16 @@ def test_a_signal_file_with_a_gap_follows_the_stated_policy(tmp_path):
                                                   "price": 50})
     with pytest.raises(Exception, match=r"site\.carbon_intensity"):
         run_scenario(bad, None, quiet=True)
+
+
+def test_report_frontiers_follow_the_pools_expert_parallelism(tmp_path):
+    """The report's breakdown and frontier pages use the same work as the simulation: an
+    expert-parallel MoE pool gets an expert-parallel replica."""
+    fleet_spec = {"pools": [{"name": "moe", "accelerator": "H100-SXM", "gpus": 2, "gpus_per_server": 2,
+                             "serve": [{"model": "qwen3-30b-a3b", "tp": 2, "ep": 2}]}]}
+    demand = {"inference": [{"model": "qwen3-30b-a3b",
+                             "trace": {"path": str(REPO / "traces" / "poisson_1h.csv"), "window": [0, 60]}}]}
+    sc = load_scenario(small_scenario(tmp_path, "moe_ep", fleet=fleet_spec, demand=demand))
+    fr = build_frontiers(sc)
+    assert not fr.errors
+    assert fr.replicas[("moe", "qwen3-30b-a3b")].ep == 2
