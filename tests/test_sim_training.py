@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from fleet.frontier.profile import TrainingProfile
@@ -14,24 +13,14 @@ from fleet.scenario import parse_scenario
 from fleet.sim.power import bin_energy, build_tree, rollup
 from fleet.sim.training import plan_run, plan_segments, run_training
 
+from _jobs import jobs
+
 
 def prof(gpus, step=10.0, per_gpu_w=500.0, ck_steps=0, ck_s=0.0, f=0.0, pf=1.0) -> TrainingProfile:
     return TrainingProfile(model="m", accelerator="H100-SXM", gpus=gpus, precision="bf16", power_cap_w=700.0,
                            step_time_s=step, step_energy_j=step * per_gpu_w * gpus, tokens_per_step=1000,
                            comm_fraction=f, comm_power_fraction=pf, checkpoint_interval_steps=ck_steps,
                            checkpoint_time_s=ck_s, checkpoint_power_fraction=0.25, idle_power_w=70.0)
-
-
-def jobs(*rows) -> pd.DataFrame:
-    cols = ["job_id", "submit_s", "gpus", "model", "duration_s", "priority", "deferrable", "deadline_s",
-            "fail_at_s", "checkpoint_interval_s"]
-    recs = []
-    for r in rows:
-        d = {"priority": 0, "deferrable": False, "deadline_s": math.nan, "fail_at_s": math.nan,
-             "checkpoint_interval_s": 0.0, "model": "m"}
-        d.update(r)
-        recs.append(d)
-    return pd.DataFrame.from_records(recs, columns=cols)
 
 
 def run(js, servers=(8, 8), horizon=10_000.0, interval=1.0, factory=None, **kw):

@@ -16,6 +16,7 @@ from fleet.frontier.profile import TrainingProfile
 from fleet.sim.engine import Engine
 from fleet.sim.training import run_training
 
+from _jobs import jobs
 from _sim_profiles import toy_profile
 
 IDLE_W = 70.0
@@ -31,16 +32,6 @@ def prof(gpus, cap_w=None, ck_steps=0, ck_s=0.0, f=0.0, pf=1.0) -> TrainingProfi
                            step_energy_j=step * w * gpus, tokens_per_step=1000, comm_fraction=f,
                            comm_power_fraction=pf, checkpoint_interval_steps=ck_steps, checkpoint_time_s=ck_s,
                            checkpoint_power_fraction=0.25, idle_power_w=IDLE_W)
-
-
-def jobs(*rows) -> pd.DataFrame:
-    recs = []
-    for r in rows:
-        d = {"priority": 0, "deferrable": False, "deadline_s": math.nan, "fail_at_s": math.nan,
-             "checkpoint_interval_s": 0.0, "model": "m"}
-        d.update(r)
-        recs.append(d)
-    return pd.DataFrame.from_records(recs)
 
 
 def factory(ck_steps=0, ck_s=0.0, f=0.0, pf=1.0):
