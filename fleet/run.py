@@ -190,9 +190,6 @@ def plan_step(scenario: Scenario, frontiers: Frontiers) -> PlanDecisions:
     """PLANNER HOOK (a later issue fills this with OR-Tools): choose the GPU mix, power caps and
     oversubscription from the frontiers, and return decisions to apply to ``scenario`` before the
     simulation (which then verifies them).  Today it is a deliberate no-op."""
-    if scenario.plan.enabled:
-        return PlanDecisions(enabled=True, note="plan.enabled is set, but the planner is not built yet: "
-                                                "the fleet is simulated as written")
     return PlanDecisions()
 
 

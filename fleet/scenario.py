@@ -14,6 +14,7 @@ Sections (each a pydantic model below, owned by the layer it configures):
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -427,10 +428,41 @@ class WhatIfSpec(Strict):
     accelerators: list[str] | None = None
 
 
-class PlanSpec(Strict):
-    """Reserved for the OR-Tools planner (a later issue): ``fleet.run.plan_step`` reads it."""
+class OperatePlanSpec(Strict):
+    """``plan.operate``: per serving pool one power cap and, per hour, how many replicas are active
+    (:mod:`fleet.plan.operate`).  ``objective``: energy (facility kWh), cost (energy at hourly
+    prices, with the hardware cost as a constant), carbon (operational, hourly intensity) or
+    weighted (``weights``: a sum of the three, each in its unit: kWh, USD, kgCO2e).
+    ``slo_target``: the share of requests of each model that must meet its TTFT and TPOT SLO in
+    every hour of the simulation (the SLO percentile).  ``caps``: candidate caps as fractions of
+    the accelerator's maximum power limit (clipped to its range).  ``utilisation``: the share of a
+    replica's SLO-bound throughput that the plan loads it to (queueing margin before the
+    simulation calibrates it).  ``rounds``: most verification rounds (plan, simulate, derate)."""
 
-    enabled: bool = False
+    objective: Literal["energy", "cost", "carbon", "weighted"] = "energy"
+    weights: dict[Literal["energy", "cost", "carbon"], NonNegFloat] = Field(default_factory=dict)
+    slo_target: Annotated[float, Field(gt=0, le=1)] = 0.99
+    caps: list[Fraction] = Field(default_factory=lambda: [0.5, 0.6, 0.7, 0.8, 0.9, 1.0])
+    utilisation: Fraction = 0.85
+    time_limit_s: PosFloat = 20.0
+    rounds: Annotated[int, Field(strict=True, ge=1, le=10)] = 4
+    derate: Annotated[float, Field(gt=0, lt=1)] = 0.85
+    #: budgets the plan must keep: peak power as planned (cap x GPUs of active replicas + idle of
+    #: the rest + server overhead) within site and row budgets
+    keep_budgets: bool = True
+
+
+class PlanSpec(Strict):
+    """What the OR-Tools planner decides before the simulation (each section optional):
+    ``operate`` (caps and active replicas per hour).  ``fleet run`` plans, applies the decisions
+    as a re-validated scenario, simulates and verifies it, and reports it against the scenario as
+    written."""
+
+    operate: OperatePlanSpec | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return any(getattr(self, k) is not None for k in type(self).model_fields)
 
 
 def _default_start() -> _dt.datetime:
@@ -456,6 +488,9 @@ class Scenario(Strict):
 
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict | None = PrivateAttr(default=None)
+    _derived_from: str | None = PrivateAttr(default=None)
+    _updates: dict | None = PrivateAttr(default=None)
+    _update_note: str = PrivateAttr(default="")
 
     @field_validator("start_utc")
     @classmethod
@@ -480,6 +515,90 @@ class Scenario(Strict):
 
     def training_pools(self) -> list[PoolSpec]:
         return [p for p in self.fleet.pools if p.role == "training"]
+
+    def content(self) -> dict:
+        """The scenario's content as a plain mapping (as written, or as dumped when built in code)."""
+        import copy
+
+        return copy.deepcopy(self._raw) if self._raw is not None else self.model_dump(mode="json", exclude_none=True)
+
+    def with_updates(self, updates: dict[str, Any], *, note: str = "") -> "Scenario":
+        """A new scenario: this one's content with ``updates`` applied and everything validated and
+        checked again, exactly as a hand-written file would be.  Keys are scenario paths
+        (``fleet.pools[h100].power_cap_w``: a list item by its index or by its ``name``;
+        ``schedule.h100``: a mapping key); a value of None removes the key.  The result records
+        where it came from (``derived_from``: this scenario's hash; ``updates``), so a report can
+        show both identities.  This scenario is left unchanged (it is never edited in place)."""
+        data = self.content()
+        for key, value in updates.items():
+            set_path(data, key, value)
+        new = parse_scenario(data, path=self._path)
+        new._derived_from = self.hash()
+        new._updates = dict(updates)
+        new._update_note = note
+        return new
+
+    @property
+    def derived_from(self) -> str | None:
+        """The hash of the scenario this one was planned from (None if written by hand)."""
+        return self._derived_from
+
+
+# ------------------------------------------------------------------ paths
+_PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
+
+
+def parse_path(path: str) -> list[str | int]:
+    """``fleet.pools[h100].power_cap_w`` -> ``['fleet', 'pools', 'h100', 'power_cap_w']`` (an index in
+    brackets becomes an int; a name in brackets stays a string and selects by ``name``)."""
+    out: list[str | int] = []
+    pos = 0
+    for m in _PATH_TOKEN.finditer(path):
+        if m.start() != pos and path[pos:m.start()] != ".":
+            raise ScenarioError(f"bad scenario path {path!r} near {path[pos:]!r}")
+        pos = m.end()
+        if m.group(1) is not None:
+            out.append(m.group(1))
+        else:
+            tok = m.group(2)
+            out.append(int(tok) if tok.lstrip("-").isdigit() else tok)
+    if pos != len(path) or not out:
+        raise ScenarioError(f"bad scenario path {path!r}")
+    return out
+
+
+def set_path(data: dict, path: str, value: Any) -> None:
+    """Set (or with ``value=None`` remove) the item at scenario ``path`` in a raw mapping, creating
+    mappings on the way.  A list item is found by index or by its ``name`` key."""
+    keys = parse_path(path)
+    node: Any = data
+    for i, k in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if isinstance(k, str):
+                hits = [j for j, item in enumerate(node) if isinstance(item, dict) and item.get("name") == k]
+                if not hits:
+                    raise ScenarioError(f"no item named {k!r}", field=path)
+                k = hits[0]
+            if not -len(node) <= k < len(node):
+                raise ScenarioError(f"index {k} out of range (the list has {len(node)} items)", field=path)
+            if last:
+                node[k] = value
+                return
+            node = node[k]
+        elif isinstance(node, dict):
+            if last:
+                if value is None:
+                    node.pop(k, None)
+                else:
+                    node[k] = value
+                return
+            if node.get(k) is None:
+                node[k] = {}
+            node = node[k]
+        else:
+            raise ScenarioError(f"cannot set {path!r}: {'.'.join(map(str, keys[:i]))} is not a mapping or a list",
+                                field=path)
 
 
 # ------------------------------------------------------------------ loading

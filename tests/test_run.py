@@ -75,8 +75,6 @@ def test_plan_step_is_a_stated_no_op(small_run):
     sc = load_scenario(path)
     d = plan_step(sc, build_frontiers(sc))
     assert isinstance(d, PlanDecisions) and not d.applied and d.decisions == []
-    sc.plan.enabled = True
-    assert "not built yet" in plan_step(sc, build_frontiers(sc)).note
 
 
 def test_progress_is_quiet_in_ci_and_with_quiet(monkeypatch):
