@@ -69,6 +69,7 @@ class Constraint:
     show: float = 1.0
     shown_unit: str | None = None
     elastic: bool = True
+    offset: float = 0.0      # added to the row and its bounds when shown (a constant moved to the right-hand side)
 
     def lhs(self, values: np.ndarray) -> float:
         return float(np.dot(self.coef, values[self.idx].astype(float)))
@@ -204,7 +205,7 @@ class PlanModel:
     # ------------------------------------------------------------------ constraints
     def add(self, group: str, name: str, idx: Sequence[int] | np.ndarray, coef: Sequence[float] | np.ndarray,
             lo: float = -math.inf, hi: float = math.inf, desc: str = "", *, unit: str = "", show: float = 1.0,
-            shown_unit: str | None = None, elastic: bool = True) -> Constraint:
+            shown_unit: str | None = None, elastic: bool = True, offset: float = 0.0) -> Constraint:
         idx_a = np.asarray(idx, dtype=np.int64)
         coef_a = np.asarray(coef, dtype=float)
         if idx_a.shape != coef_a.shape:
@@ -214,7 +215,7 @@ class PlanModel:
         if math.isnan(lo) or math.isnan(hi) or lo > hi:
             raise ValueError(f"constraint {name!r}: bounds [{lo}, {hi}]")
         c = Constraint(group, name, idx_a, coef_a, float(lo), float(hi), desc or name, unit, show, shown_unit,
-                       elastic)
+                       elastic, float(offset))
         self.constraints.append(c)
         return c
 
@@ -258,8 +259,10 @@ class PlanModel:
     # ------------------------------------------------------------------ solve
     def solve(self, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, workers: int = 1, seed: int = 0,
               hint: np.ndarray | None = None, drop: Iterable[str] = (), log: Callable[[str], None] | None = None,
-              ) -> Solution:
-        """Solve with CP-SAT.  ``drop``: names of constraints to leave out (used by explain)."""
+              first_solution: bool = False) -> Solution:
+        """Solve with CP-SAT.  ``drop``: names of constraints to leave out (used by explain);
+        ``first_solution``: stop at the first solution found (the time-limit path, made
+        deterministic for tests: the result is FEASIBLE with its bound and gap)."""
         from ortools.sat.python import cp_model
 
         if time_limit_s <= 0 or not math.isfinite(time_limit_s):
@@ -294,6 +297,8 @@ class PlanModel:
         solver.parameters.max_time_in_seconds = float(time_limit_s)
         solver.parameters.num_workers = int(workers)
         solver.parameters.random_seed = int(seed)
+        if first_solution:
+            solver.parameters.stop_after_first_solution = True
         st = solver.solve(cp)
         wall = time.perf_counter() - t0
         status = solver.status_name(st)
@@ -320,18 +325,20 @@ class PlanModel:
                         self.objective_unit, resolution, None, None, rounding, [], list(self.names))
 
     def _var_bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return np.asarray(self.lb, dtype=float)[idx], np.asarray(self.ub, dtype=float)[idx]
+        n = len(self.lb)
+        if getattr(self, "_bounds_cache", (None, -1))[1] != n:
+            self._bounds_cache = ((np.asarray(self.lb, dtype=float), np.asarray(self.ub, dtype=float)), n)
+        lb, ub = self._bounds_cache[0]
+        return lb[idx], ub[idx]
 
     # ------------------------------------------------------------------ explain
     def explain(self, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, workers: int = 1, seed: int = 0) -> Explanation:
         """Why the model is infeasible, in its constraints' words (see the module docstring)."""
-        from ortools.sat.python import cp_model
 
         el = PlanModel(self.name + " (elastic)", "violations")
         el.names, el.lb, el.ub = list(self.names), list(self.lb), list(self.ub)
         el._by_name = dict(self._by_name)
         slack_of: list[tuple[Constraint, int, int, float]] = []
-        big = 10 ** 7
         for c in self.constraints:
             if not c.elastic:
                 el.constraints.append(c)
@@ -356,11 +363,22 @@ class PlanModel:
                                                  np.concatenate([c.coef, [1.0 / unit_step]]), c.lo, math.inf,
                                                  c.desc, c.unit, elastic=False))
             slack_of.append((c, s, z, unit_step))
-        # first as few relaxed constraints as possible, then the smallest relative amount
-        el.minimize([z for _, _, z, _ in slack_of], [float(big)] * len(slack_of))
-        el.minimize([s for _, s, _, _ in slack_of],
-                    [1.0 / max(1.0, _rhs_steps(c, st)) for c, _, _, st in slack_of])
+        # lexicographic: first as few relaxed constraints as possible, then (with that many) the
+        # smallest total relative violation (two solves: one weighted sum would lose the second
+        # term to the integer scaling of the objective)
+        zs = [z for _, _, z, _ in slack_of]
+        el.minimize(zs, [1.0] * len(zs))
         sol = el.solve(time_limit_s=time_limit_s, workers=workers, seed=seed)
+        if sol.ok:
+            count = int(round(sum(sol.values[z] for z in zs)))
+            el.add("elastic", "fewest relaxed", zs, [1.0] * len(zs), hi=count, desc="fewest relaxed",
+                   elastic=False)
+            el._obj_idx, el._obj_coef = [], []
+            el.minimize([s for _, s, _, _ in slack_of],
+                        [1.0 / max(1.0, _rhs_steps(c, st)) for c, _, _, st in slack_of])
+            sol2 = el.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=sol.values)
+            if sol2.ok:
+                sol = sol2
         if not sol.ok:
             return Explanation([], False, f"the elastic model did not solve ({sol.status}): even relaxing every "
                                           "constraint group leaves no solution (check variable bounds)")
@@ -370,15 +388,42 @@ class PlanModel:
                 continue
             amount = float(sol.values[s]) / step
             lhs = c.lhs(sol.values)
+            o = c.offset
             if math.isfinite(c.hi) and lhs > c.hi:
-                text = f"{c.desc}: needs {c.fmt(lhs)}, {c.fmt(lhs - c.hi)} over the limit of {c.fmt(c.hi)}"
+                text = (f"{c.desc}: needs {c.fmt(lhs + o)}, {c.fmt(lhs - c.hi)} over the limit of "
+                        f"{c.fmt(c.hi + o)}")
                 amount = lhs - c.hi
             elif math.isfinite(c.lo) and lhs < c.lo:
-                text = f"{c.desc}: reaches only {c.fmt(lhs)} of the {c.fmt(c.lo)} required ({c.fmt(c.lo - lhs)} short)"
+                text = (f"{c.desc}: reaches only {c.fmt(lhs + o)} of the {c.fmt(c.lo + o)} required "
+                        f"({c.fmt(c.lo - lhs)} short)")
                 amount = c.lo - lhs
             else:
                 continue
             conflicts.append(Conflict(c.group, c.name, c.desc, amount, text))
+        # the other side of each conflict: constraints at their limit in the elastic solution that
+        # share variables with a relaxed one (what the relaxed constraint runs into)
+        relaxed = {c.name for c in conflicts}
+        touched = set()
+        for c, _, _, _ in slack_of:
+            if c.name in relaxed:
+                touched.update(int(i) for i in c.idx)
+        for k, conf in enumerate(conflicts):
+            against = []
+            for c, _, _, _ in slack_of:
+                if c.name in relaxed or not touched.intersection(int(i) for i in c.idx):
+                    continue
+                lhs = c.lhs(sol.values)
+                nz = np.abs(c.coef[c.coef != 0])
+                step = float(nz.min()) if len(nz) else 0.0    # one more unit of the smallest term
+                tight = [t for t in (c.hi, c.lo) if math.isfinite(t)]
+                for t in tight:
+                    if abs(lhs - t) < max(step, 1e-9 * max(1.0, abs(t))):
+                        against.append(f"{c.desc} (at its limit of {c.fmt(t + c.offset)})")
+                        break
+            if against:
+                shown = against[:3] + ([f"{len(against) - 3} more"] if len(against) > 3 else [])
+                conflicts[k] = Conflict(conf.group, conf.name, conf.desc, conf.amount,
+                                        conf.text + "; it runs into " + "; ".join(shown))
         if not conflicts:
             return Explanation([], False, "the elastic model needs no relaxation: the infeasibility comes from "
                                           "variable bounds or non-elastic constraints")
