@@ -367,8 +367,10 @@ class Engine:
         if self._frames:
             df = pd.concat(self._frames, ignore_index=True) if len(self._frames) > 1 else self._frames[0]
         else:
+            # no requests (e.g. a training-only demand on a fleet serving several models)
             df = pd.DataFrame({"request_id": np.zeros(0, np.int64), "arrival_s": np.zeros(0),
-                               "input_tokens": np.zeros(0, np.int64), "output_tokens": np.zeros(0, np.int64)})
+                               "input_tokens": np.zeros(0, np.int64), "output_tokens": np.zeros(0, np.int64),
+                               "model": np.zeros(0, dtype=object)})
         df = df.sort_values("arrival_s", kind="stable") if not df["arrival_s"].is_monotonic_increasing else df
         arr = df["arrival_s"].to_numpy(dtype=np.float64)
         if len(arr) and (not np.all(np.isfinite(arr)) or arr[0] < 0):
@@ -715,14 +717,24 @@ def tag_origin(exc: BaseException) -> None:
     one.  The scenario level maps it to the YAML field."""
     if getattr(exc, "sim_origin", None) is not None:
         return
-    tb = exc.__traceback__
     found = None
-    while tb is not None:
-        obj = tb.tb_frame.f_locals.get("self")
-        origin = getattr(obj, "sim_origin", None) if obj is not None else None
-        if isinstance(origin, tuple):
-            found = origin
-        tb = tb.tb_next
+    seen = set()
+    e = exc
+    while e is not None and id(e) not in seen:      # SimPy re-raises a process's error as a copy
+        seen.add(id(e))                             # whose __cause__ is the original
+        if isinstance(getattr(e, "sim_origin", None), tuple):
+            found = e.sim_origin
+            break
+        tb = e.__traceback__
+        while tb is not None:
+            obj = tb.tb_frame.f_locals.get("self")
+            origin = getattr(obj, "sim_origin", None) if obj is not None else None
+            if isinstance(origin, tuple):
+                found = origin
+            tb = tb.tb_next
+        if found is not None:
+            break
+        e = e.__cause__ or e.__context__
     if found is not None:
         try:
             exc.sim_origin = found
