@@ -48,7 +48,8 @@ _LAZY = {
     "Signal": "fleet.grid", "read_signal": "fleet.grid", "load_region_signals": "fleet.grid", "PUE": "fleet.grid",
     # scenario, simulation, main job
     "Scenario": "fleet.scenario", "load_scenario": "fleet.scenario",
-    "SimResult": "fleet.sim", "Engine": "fleet.sim.engine",
+    "SimResult": "fleet.sim", "Engine": "fleet.sim.engine", "SimInput": "fleet.sim.input",
+    "sim_input": "fleet.siminput",
     "account": "fleet.account", "Accounts": "fleet.account", "Metric": "fleet.account",
     "run_scenario": "fleet.run", "plan_step": "fleet.run", "write_report": "fleet.report",
     "check_scenario": "fleet.regress",
@@ -56,14 +57,20 @@ _LAZY = {
 
 
 def simulate(scenario, **kwargs):
-    """Simulate a scenario, given as a path to its YAML or as a loaded :class:`Scenario`, and
-    return a :class:`SimResult` of DataFrames (see :func:`fleet.sim.assemble.simulate`)."""
+    """Simulate a scenario, given as a path to its YAML, a loaded :class:`Scenario` or its typed
+    :class:`~fleet.sim.input.SimInput`, and return a :class:`SimResult` of DataFrames (see
+    :func:`fleet.sim.assemble.simulate`)."""
     from .scenario import load_scenario
     from .sim import simulate as _simulate
 
+    from .sim.input import SimInput
+    from .siminput import sim_input
+
+    if isinstance(scenario, SimInput):
+        return _simulate(scenario, **kwargs)
     if not hasattr(scenario, "fleet"):
         scenario = load_scenario(scenario)
-    return _simulate(scenario, **kwargs)
+    return _simulate(sim_input(scenario), **kwargs)
 
 
 def __getattr__(name: str):

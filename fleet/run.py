@@ -201,7 +201,9 @@ def simulate_step(scenario: Scenario, *, quiet: bool = False):
         kw["profile_factory"] = factory
     if not progress_enabled(quiet):
         kw["progress"] = False
-    return simulate(scenario, **kw)
+    from .siminput import sim_input
+
+    return simulate(sim_input(scenario), **kw)
 
 
 # ------------------------------------------------------------------------------ accounting inputs

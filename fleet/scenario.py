@@ -304,6 +304,10 @@ class SimulationSpec(Strict):
     #: device constants of the energy model: 'calibrated' (fitted to ML.ENERGY H100 and Zeus
     #: measurements, fleet/catalog/device_energy_calibrated.yaml) or 'physical' (the sourced values)
     constants: Literal["calibrated", "physical"] = "calibrated"
+    #: what a replica switched off by the replica schedule draws once it has drained: 'idle' (the
+    #: accelerator's idle power, catalog idle_w, measured) or 'off' (powered down: catalog
+    #: standby_w per GPU, modelled)
+    inactive: Literal["idle", "off"] = "idle"
 
 
 # =====================================================================================
@@ -485,6 +489,12 @@ class Scenario(Strict):
     expectations: list[Expectation] = Field(default_factory=list)  # issue 5 section
     plan: PlanSpec = Field(default_factory=lambda: PlanSpec())  # issue 5 section
     whatif: WhatIfSpec | None = None  # issue 5 section: a what-if part (device constants)
+    #: replica schedule: serving pool (``POOL``, or ``POOL:MODEL`` for a pool serving several
+    #: models) -> active replicas in each hour from the start (entry h covers [3600 h, 3600 (h+1)) s;
+    #: the list repeats over longer horizons, so 24 entries are a daily profile).  Replicas beyond
+    #: the hour's count drain (finish what they hold, take nothing new) and then draw their inactive
+    #: power (``simulation.inactive``); pools without an entry keep every replica active.
+    schedule: dict[str, list[NonNegInt]] = Field(default_factory=dict)
 
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict | None = PrivateAttr(default=None)
@@ -542,6 +552,12 @@ class Scenario(Strict):
     def derived_from(self) -> str | None:
         """The hash of the scenario this one was planned from (None if written by hand)."""
         return self._derived_from
+
+    def sim_input(self):
+        """The typed :class:`fleet.sim.input.SimInput` the simulation reads (see :mod:`fleet.siminput`)."""
+        from .siminput import sim_input
+
+        return sim_input(self)
 
 
 # ------------------------------------------------------------------ paths
@@ -790,6 +806,7 @@ def _check_scenario(sc: Scenario) -> None:
                                              f"(pools: {pools})")
         if d.trace is not None and not d.trace.path.is_file():
             raise _err(sc, f"{where}.trace.path", f"no such trace file: {d.trace.path}")
+    _check_schedule(sc)
     tr = sc.demand.training
     if tr is not None:
         tpools = sc.training_pools()
@@ -876,3 +893,69 @@ def _what_fits(model, acc, s: ServeSpec) -> str:
                 options.append(f"tp={tp} at {prec}")
                 break
     return f"; it would fit with {' or '.join(options)}" if options else "; it fits no tp up to 8"
+
+
+# ------------------------------------------------------------------ replica schedule
+def _schedule_target(sc: Scenario, key: str) -> tuple[PoolSpec, int]:
+    """The pool and the index of its serve entry that the schedule key ``POOL`` or
+    ``POOL:MODEL`` names (MODEL as written in serve[].model, or its canonical name)."""
+    from .errors import FleetError
+
+    field = f"schedule.{key}"
+    name, _, model = key.partition(":")
+    pools = {p.name: p for p in sc.fleet.pools}
+    pool = pools.get(name)
+    if pool is None:
+        raise _err(sc, field, f"unknown pool {name!r}; the fleet's pools are {sorted(pools)}")
+    if pool.role != "serving":
+        raise _err(sc, field, f"pool {name!r} is a training pool; a replica schedule applies to serving pools")
+    models = [s.model for s in pool.serve]
+    if not model:
+        if len(pool.serve) != 1:
+            raise _err(sc, field, f"pool {name!r} serves several models ({', '.join(models)}): key the schedule "
+                                  f"by POOL:MODEL, e.g. '{name}:{models[0]}'")
+        return pool, 0
+    for j, s in enumerate(pool.serve):
+        if model == s.model:
+            return pool, j
+    try:
+        canon = _canon(resolve_model(model), model)
+    except FleetError:
+        canon = None
+    for j, s in enumerate(pool.serve):
+        try:
+            if canon is not None and _canon(resolve_model(s.model), s.model) == canon:
+                return pool, j
+        except FleetError:
+            continue
+    raise _err(sc, field, f"pool {name!r} does not serve {model!r}; it serves {', '.join(models)}")
+
+
+def schedule_targets(sc: Scenario) -> dict[str, tuple[PoolSpec, int]]:
+    """Every key of the scenario's ``schedule`` with the pool and serve index it names."""
+    return {key: _schedule_target(sc, key) for key in sc.schedule}
+
+
+def _check_schedule(sc: Scenario) -> None:
+    seen: dict[tuple[str, int], str] = {}
+    for key, hours in sc.schedule.items():
+        field = f"schedule.{key}"
+        pool, j = _schedule_target(sc, key)
+        if (pool.name, j) in seen:
+            raise _err(sc, field, f"the same serving pool as schedule.{seen[(pool.name, j)]}")
+        seen[(pool.name, j)] = key
+        if not hours:
+            raise _err(sc, field, "expected at least one hour (a list of active replicas per hour)")
+        s = pool.serve[j]
+        if s.replicas is not None:
+            reps = s.replicas
+        else:
+            used = sum(x.replicas * x.tp for x in pool.serve if x.replicas is not None)
+            reps = (pool.gpus - used) // s.tp
+        what = "the pool has" if len(pool.serve) == 1 else f"{pool.name} serves {s.model} on"
+        for h, n in enumerate(hours):
+            if n > reps:
+                raise _err(sc, f"{field}[{h}]", f"{n} active replicas, but {what} {reps}")
+    if sc.schedule and sc.simulation.mode == "fluid":
+        raise _err(sc, "simulation.mode", "a replica schedule is simulated at request level only: "
+                                          "use mode coalesced or iteration, or remove 'schedule'")

@@ -25,12 +25,12 @@ def fleet_spec(**power):
             {"name": "t", "accelerator": "H100-SXM", "gpus": 16, "role": "training", "row": "row1"},
         ], "power": power},
     }, check=False)
-    return sc.fleet
+    return sc.sim_input()
 
 
 def make_tree(**power):
     fl = fleet_spec(**power)
-    tree = build_tree(fl, {"a": [Placement("a/r", 9, 2, idle_w=200.0)],   # 18 of 20 GPUs
+    tree = build_tree(fl.pools, fl.power, {"a": [Placement("a/r", 9, 2, idle_w=200.0)],   # 18 of 20 GPUs
                            "b": [Placement("b/r", 6, 1, idle_w=60.0)]},
                       tdp_w={"a": 700.0, "b": 400.0, "t": 700.0}, spare_idle_w={"a": 70.0, "b": 50.0})
     return tree

@@ -28,8 +28,8 @@ def test_bench_telemetry_800_replicas():
     from fleet.sim.power import Placement, bin_energy, build_tree, telemetry
 
     fl = parse_scenario({"name": "b", "fleet": {"pools": [{"name": "h", "accelerator": "H100-SXM", "gpus": 800,
-                                                          "serve": [{"model": "llama-3.1-8b"}]}]}}, check=False).fleet
-    tree = build_tree(fl, {"h": [Placement("h/r", 800, 1, 72.0)]}, tdp_w={"h": 700.0})
+                                                          "serve": [{"model": "llama-3.1-8b"}]}]}}, check=False).sim_input()
+    tree = build_tree(fl.pools, fl.power, {"h": [Placement("h/r", 800, 1, 72.0)]}, tdp_w={"h": 700.0})
     rng = np.random.default_rng(0)
     n, H = 5_800_000, 3624.0          # about 3 segments per request of the 1.9 M-request target
     t0 = np.sort(rng.uniform(0, H - 1, n))

@@ -112,8 +112,11 @@ def test_invariants(sc):
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("chunked", [False, True])
-def test_coalesced_equals_iteration_mode(seed, chunked):
-    """The closed-form spans reproduce the step-by-step run (same scheduler, same decisions)."""
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_coalesced_equals_iteration_mode(seed, chunked, scheduled):
+    """The closed-form spans reproduce the step-by-step run (same scheduler, same decisions),
+    also under a replica schedule (replicas deactivated mid-span drain, a step with no active
+    replica of pool b, pool a's requests wait in step 2 of b... and powered-down replicas)."""
     rng = np.random.default_rng(seed)
     n = 300
     df = pd.DataFrame({"request_id": np.arange(n),
@@ -127,6 +130,9 @@ def test_coalesced_equals_iteration_mode(seed, chunked):
                              chunked_prefill=chunked)
         eng.add_serving_pool("b", toy_profile(max_batch=32, kv_tokens=8_000, speed=0.6), 1, MODEL,
                              chunked_prefill=chunked)
+        if scheduled:
+            eng.set_schedule("a", [2, 1, 0, 2], step_s=2.0, inactive_w=5.0)
+            eng.set_schedule("b", [1, 1, 0, 1], step_s=2.0)
         eng.add_requests(df)
         res[mode] = eng.run()
     c, it = res["coalesced"], res["iteration"]

@@ -132,8 +132,8 @@ def test_comm_dips_visible_and_segments_coalesced():
     t0, t1, e = plan_segments(p, plan, 40.0, 1.0)
     assert len(t0) == 20 and e.sum() == pytest.approx(10 * p.step_energy_j)
     fl = parse_scenario({"name": "x", "fleet": {"pools": [
-        {"name": "t", "accelerator": "H100-SXM", "gpus": 8, "role": "training"}]}}, check=False).fleet
-    tree = build_tree(fl, {}, tdp_w={"t": 700.0})
+        {"name": "t", "accelerator": "H100-SXM", "gpus": 8, "role": "training"}]}}, check=False).sim_input()
+    tree = build_tree(fl.pools, fl.power, {}, tdp_w={"t": 700.0})
     seg = {"node": np.full(len(t0), "t/s0", dtype=object), "t0": t0, "t1": t1, "energy_j": e}
     g = rollup(bin_energy(seg, tree, 1.0, 40.0), tree)["gpu"][1][0]
     assert g.max() == pytest.approx(p.compute_power_w) and g.min() == pytest.approx(p.comm_power_w)

@@ -143,8 +143,8 @@ def test_set_cap_mid_run_lowers_power_and_energy_is_the_integral():
     from fleet.scenario import parse_scenario
     from fleet.sim.power import bin_energy, build_tree, rollup
     fl = parse_scenario({"name": "x", "fleet": {"pools": [
-        {"name": "t", "accelerator": "H100-SXM", "gpus": 8, "role": "training"}]}}, check=False).fleet
-    tree = build_tree(fl, {}, tdp_w={"t": 700.0})
+        {"name": "t", "accelerator": "H100-SXM", "gpus": 8, "role": "training"}]}}, check=False).sim_input()
+    tree = build_tree(fl.pools, fl.power, {}, tdp_w={"t": 700.0})
     e_bin = rollup(bin_energy(seg, tree, 60.0, 3000.0), tree)["gpu"][1][0]     # J per 60 s bin
     assert e_bin.sum() == pytest.approx(seg["energy_j"].sum(), rel=1e-12)
     assert e_bin[4] / 60.0 == pytest.approx(8 * 500.0) and e_bin[6] / 60.0 == pytest.approx(8 * 300.0)

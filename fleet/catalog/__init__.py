@@ -255,6 +255,7 @@ class AcceleratorSpec:
     price_usd_per_gpu_hour: float | None
     purchase_usd: float | None
     embodied_kgco2e: float | None
+    standby_w: float | None = None      # W per GPU powered down (modelled; schema.yaml methods.standby)
     notes: str | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 

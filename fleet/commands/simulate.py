@@ -35,7 +35,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     quiet = getattr(args, "quiet", False)
     progress = (not quiet) and sys.stderr.isatty()
     log.info("simulating %s (%s mode)", sc.name, args.mode or sc.simulation.mode)
-    res = simulate(sc, mode=args.mode, progress=progress)
+    from ..siminput import sim_input
+
+    res = simulate(sim_input(sc), mode=args.mode, progress=progress)
     out = save_result(res, args.output, args.format)
     req = res.requests
     summary = {

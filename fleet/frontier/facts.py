@@ -19,6 +19,9 @@ class AcceleratorPower:
     idle_w: float        # model loaded, nothing running (W)
     power_min_w: float   # lowest settable power limit (W)
     power_max_w: float   # highest settable power limit (W)
+    #: a GPU powered down in a running server (W; MODELLED, catalog standby_w, schema.yaml
+    #: methods.standby); what an inactive replica draws under simulation.inactive: off
+    standby_w: float = float("nan")
 
 
 @lru_cache(maxsize=256)
@@ -27,8 +30,9 @@ def accelerator_power(name: str) -> AcceleratorPower:
     from ..hardware.accelerator import build_accelerator
 
     acc = build_accelerator(name)
+    sb = getattr(acc.spec, "standby_w", None)
     return AcceleratorPower(acc.name, float(acc.tdp_w), float(acc.idle_w), float(acc.power_min_w),
-                            float(acc.power_max_w))
+                            float(acc.power_max_w), float("nan") if sb is None else float(sb))
 
 
 @lru_cache(maxsize=1024)

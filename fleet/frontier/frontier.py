@@ -34,6 +34,12 @@ class ServingFrontier:
     pre_e: np.ndarray                   # (n, 3)
 
     def __post_init__(self) -> None:
+        # read-only (cached and shared, like its profiles): in-place writes raise ValueError
+        from .profile import read_only_array
+
+        for name in ("caps_w", "t0", "t1", "e0", "e1", "pre_t", "pre_e"):
+            object.__setattr__(self, name, read_only_array(getattr(self, name)))
+        object.__setattr__(self, "profiles", tuple(self.profiles))
         object.__setattr__(self, "_caps_list", [float(c) for c in self.caps_w])
 
     @property

@@ -40,8 +40,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import numpy as np
+
+
+def read_only_array(a) -> np.ndarray:
+    """A non-writeable copy of ``a`` (same dtype and values): profiles are cached and shared by
+    every run of the process, so their tables must not be mutable through a caller's reference."""
+    out = np.array(a, copy=True)
+    out.setflags(write=False)
+    return out
 
 
 @dataclass(frozen=True)
@@ -67,6 +76,15 @@ class ServingProfile:
     prefill_fit_max_rel_err: float = 0.0
     calibrated: bool = False
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        # read-only: a cached profile is shared by every later run in the process (a caller that
+        # mutated dec_t0 in place would silently corrupt them all); writes raise ValueError
+        for name in ("dec_t0", "dec_t1", "dec_e0", "dec_e1"):
+            object.__setattr__(self, name, read_only_array(getattr(self, name)))
+        object.__setattr__(self, "pre_t", tuple(self.pre_t))
+        object.__setattr__(self, "pre_e", tuple(self.pre_e))
+        object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
     # ---------------------------------------------------------------- decode
     def decode_iter(self, batch: int, context_tokens: float) -> tuple[float, float]:

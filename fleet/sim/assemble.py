@@ -1,6 +1,12 @@
-"""Wiring: a :class:`~fleet.scenario.Scenario` in, a :class:`~fleet.sim.result.SimResult` out.
+"""Wiring: a :class:`~fleet.sim.input.SimInput` in, a :class:`~fleet.sim.result.SimResult` out.
 
-``simulate(scenario)``:
+``simulate(x)`` takes the typed input (:func:`fleet.siminput.sim_input` builds it from a
+scenario; for convenience anything with a ``sim_input()`` method, such as a loaded
+:class:`~fleet.scenario.Scenario`, is converted).  Errors are :class:`~fleet.errors.ScenarioError`
+naming the YAML field of the item that caused them (``fleet.pools[i].serve[j]``,
+``demand.inference[k].trace``, ``demand.training``, ``schedule.<pool>``), carried by the input.
+
+Steps:
 
 1. demand: every inference demand's trace (read, windowed, rate-scaled, time-shifted) or
    synthetic stream, labelled with its model and merged into one request table;
@@ -15,11 +21,18 @@
    ``Engine.record`` (nodes ``f"{pool}/s{k}"``, one per server), so serving and training power
    share one clock (a power-capping controller registered with ``on_engine`` sees and acts on
    both; a training-only fleet runs on an engine without serving pools);
-5. the power tree and telemetry (:mod:`fleet.sim.power`), and the pool table.
+5. the power tree and telemetry (:mod:`fleet.sim.power`), and the pool table;
+6. the replica schedule (``schedule`` of the input), applied by the engine at each hour
+   boundary (:meth:`fleet.sim.engine.Engine.set_schedule`); the active replicas per hour and
+   engine pool are the ``schedule`` table of the result (every pool, scheduled or not).
+   Inactive replicas draw ``simulation.inactive``: 'idle' (the profile's idle power, i.e. the
+   catalog's measured idle_w per GPU) or 'off' (the catalog's modelled standby_w per GPU); the
+   server overhead is unchanged (a server with powered-down GPUs is still on).
 
 ``simulation.mode: fluid`` replaces step 3 by :func:`fleet.sim.fluid.run_fluid` (hourly steps,
 calibrated per group on request-level windows) and skips generating the requests; training then
-runs on an engine of its own (no serving pools).
+runs on an engine of its own (no serving pools).  Fluid mode refuses a replica schedule (the
+fluid model is calibrated for a fixed replica count): simulate it at request level.
 
 Horizon: ``simulation.horizon_s``, or the end of the demand (the last synthetic hour, the last
 trace arrival, the last training submission) plus :data:`DRAIN_S` for requests in flight; always
@@ -40,8 +53,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import FleetError, ScenarioError
+from .input import SCHEDULE_STEP_S, InferenceInput, SimInput, TraceInput
 from .power import Placement, bin_energy, build_tree, telemetry
-from .result import POOL_COLUMNS, JOB_COLUMNS, SimResult
+from .result import POOL_COLUMNS, JOB_COLUMNS, SCHEDULE_COLUMNS, SimResult
 
 #: seconds added after the end of the demand when no horizon is given (requests in flight finish)
 DRAIN_S = 120.0
@@ -56,7 +70,14 @@ def _sub_seed(seed: int, *key: int) -> int:
 
 
 # ---------------------------------------------------------------------- demand
-def trace_demand(sc, k: int, tr) -> tuple[pd.DataFrame, float]:
+def _scenario_error(x: SimInput, exc: FleetError, field: str) -> ScenarioError:
+    """``exc`` as a ScenarioError naming ``field`` of the scenario (a ScenarioError is kept)."""
+    if isinstance(exc, ScenarioError):
+        return exc
+    return ScenarioError(str(exc), path=x.path, field=field)
+
+
+def trace_demand(x: SimInput, k: int, tr: TraceInput) -> tuple[pd.DataFrame, float]:
     """The requests of ``demand.inference[k].trace`` (read, windowed, rate-scaled, shifted) and
     the end of that demand (s).  Shared by the request-level and the fluid simulation."""
     from ..workload import traces
@@ -66,43 +87,53 @@ def trace_demand(sc, k: int, tr) -> tuple[pd.DataFrame, float]:
         if tr.window is not None:
             df = traces.window(df, tr.window[0], tr.window[1])
         if tr.rate_scale != 1.0:
-            df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(sc.seed, 1, k))
+            df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(x.seed, 1, k))
         if tr.time_shift_s:
             df = traces.time_shift(df, tr.time_shift_s)
+        _check_requests(df)
     except FleetError as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise ScenarioError(str(exc), path=sc.path, field=f"demand.inference[{k}].trace") from None
+        raise _scenario_error(x, exc, tr.field) from None
     end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
     if tr.window is not None:
         end = max(end, tr.window[1] - tr.window[0] + tr.time_shift_s)
     return df, end
 
 
-def build_requests(sc) -> tuple[pd.DataFrame, float]:
+def _check_requests(df: pd.DataFrame) -> None:
+    """What the engine requires of a request table, checked per demand so that an error names it."""
+    from ..errors import InputError
+
+    if not len(df):
+        return
+    arr = df["arrival_s"].to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(arr)) or arr.min() < 0:
+        raise InputError("arrival_s must be finite and >= 0", expected="seconds from the start")
+    for c in ("input_tokens", "output_tokens"):
+        v = df[c].to_numpy()
+        if v.min() < 1:
+            raise InputError(f"{c} must be >= 1 (row {int(np.argmin(v))})", expected="a positive integer")
+
+
+def build_requests(x: SimInput) -> tuple[pd.DataFrame, float]:
     """The merged request table of every inference demand and the end of the demand (s)."""
-    from ..frontier import canonical_model
     from ..workload import synth, traces
 
     frames, end = [], 0.0
-    for k, d in enumerate(sc.demand.inference):
-        where = f"demand.inference[{k}]"
-        model = canonical_model(d.model)
+    for k, d in enumerate(x.inference):
+        model = d.model
         if d.trace is not None:
-            df, d_end = trace_demand(sc, k, d.trace)
+            df, d_end = trace_demand(x, k, d.trace)
         else:
             sy = d.synth
             try:
                 tokens = _synth_tokens(sy)
-                seed = sy.seed if sy.seed is not None else _sub_seed(sc.seed, 2, k)
+                seed = sy.seed if sy.seed is not None else _sub_seed(x.seed, 2, k)
                 duration = sy.hours * 3600.0
                 df = synth.synth_trace(sy.profile, sy.rate, duration, seed, cv=sy.cv, tokens=tokens,
                                        peak_to_trough=sy.peak_to_trough, peak_hour=sy.peak_hour,
                                        servegen_model=sy.servegen_model)
             except FleetError as exc:
-                if isinstance(exc, ScenarioError):
-                    raise
-                raise ScenarioError(str(exc), path=sc.path, field=f"{where}.synth") from None
+                raise _scenario_error(x, exc, sy.field) from None
             d_end = duration
         df = df.copy()
         df["model"] = model
@@ -135,16 +166,12 @@ def _synth_tokens(sy):
                                  source=f"lognormal means {mi:g}/{mo:g}, cv {sy.tokens_cv:g}")
 
 
-def build_jobs(sc, pool) -> pd.DataFrame:
+def build_jobs(x: SimInput, pool) -> pd.DataFrame:
     """The training job table of a training pool (empty if the demand has none for it)."""
     from ..workload import jobs as wjobs
 
-    tr = sc.demand.training
-    tpools = sc.training_pools()
-    target = None
-    if tr is not None:
-        target = tr.pool or (tpools[0].name if len(tpools) == 1 else None)
-    if tr is None or target != pool.name:
+    tr = x.training
+    if tr is None or tr.pool != pool.name:
         return pd.DataFrame(columns=list(wjobs.JOB_COLUMNS))
     try:
         if tr.jobs is not None:
@@ -152,14 +179,12 @@ def build_jobs(sc, pool) -> pd.DataFrame:
         else:
             s = tr.synth
             df = wjobs.generate_jobs(n=s.jobs, horizon_s=s.hours * 3600.0,
-                                     seed=s.seed if s.seed is not None else _sub_seed(sc.seed, 3),
+                                     seed=s.seed if s.seed is not None else _sub_seed(x.seed, 3),
                                      deferrable_frac=s.deferrable_fraction,
                                      max_gpus=min(pool.gpus, s.max_gpus or pool.gpus),
                                      model=s.model or tr.model)
     except FleetError as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+        raise _scenario_error(x, exc, tr.field) from None
     df = df.copy()
     default = tr.model or DEFAULT_TRAINING_MODEL
     df["model"] = [m if isinstance(m, str) and m else default for m in df["model"]]
@@ -191,54 +216,47 @@ class _Group:
     replicas: int
     tp: int
     profile: object
-    serve: object = None     # the scenario's ServeSpec
+    serve: object = None     # the input's ServeInput (its ``field`` names it in the scenario)
+    pool_in: object = None   # the input's PoolInput
 
 
-def _groups(sc, factory: ProfileFactory) -> list[_Group]:
-    from ..frontier import accelerator_power, canonical_model
-
+def _groups(x: SimInput, factory: ProfileFactory) -> list[_Group]:
     out = []
-    for i, pool in enumerate(sc.fleet.pools):
+    for pool in x.pools:
         if pool.role != "serving":
             continue
-        acc = accelerator_power(pool.accelerator).name
-        used = sum(s.replicas * s.tp for s in pool.serve if s.replicas is not None)
-        for j, s in enumerate(pool.serve):
-            model = canonical_model(s.model)
-            reps = s.replicas if s.replicas is not None else (pool.gpus - used) // s.tp
+        for s in pool.serve:
             try:
                 # ep only when set, so factories written before it (no ep keyword) keep working
-                prof = factory(model=model, accelerator=acc, tp=s.tp, precision=s.precision,
+                prof = factory(model=s.model, accelerator=pool.accelerator, tp=s.tp, precision=s.precision,
                                kv_precision=s.kv_precision, power_cap_w=pool.power_cap_w, max_batch=s.max_batch,
-                               **({} if getattr(s, "ep", None) is None else {"ep": s.ep}))
+                               **({} if s.ep is None else {"ep": s.ep}))
             except FleetError as exc:
-                if isinstance(exc, ScenarioError):
-                    raise
-                raise ScenarioError(str(exc), path=sc.path, field=f"fleet.pools[{i}].serve[{j}]") from None
-            name = pool.name if len(pool.serve) == 1 else f"{pool.name}:{model}"
-            out.append(_Group(pool.name, name, model, int(reps), s.tp, prof, s))
+                raise _scenario_error(x, exc, s.field) from None
+            out.append(_Group(pool.name, s.engine_pool, s.model, int(s.replicas), s.tp, prof, s, pool))
     return out
 
 
 # ---------------------------------------------------------------------- simulate
-def _horizon(sc, demand_end: float, jobs_end: float, dt: float, drain: bool = True) -> float:
-    h = sc.simulation.horizon_s
+def _horizon(x: SimInput, demand_end: float, jobs_end: float, dt: float, drain: bool = True) -> float:
+    h = x.simulation.horizon_s
     if h is None:
         end = max(demand_end, jobs_end)
         if end <= 0:
             raise ScenarioError("no demand to simulate and no horizon: give simulation.horizon_s",
-                                path=sc.path, field="simulation.horizon_s")
+                                path=x.path, field=f"{x.simulation.field}.horizon_s")
         h = end + (DRAIN_S if drain else 0.0)
     return math.ceil(h / dt - 1e-9) * dt
 
 
-def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
+def simulate(x, *, mode: str | None = None, progress: bool | None = None,
              profile_factory: ProfileFactory | None = None,
              requests: pd.DataFrame | None = None,
              release_signal: Callable[[float], bool] | None = None,
              release_check_s: float = 3600.0,
              on_engine: Callable[..., None] | None = None) -> SimResult:
-    """Simulate ``scenario`` (a :class:`~fleet.scenario.Scenario` or a path to one).
+    """Simulate ``x``, a :class:`~fleet.sim.input.SimInput` (or anything with a ``sim_input()``
+    method, such as a loaded :class:`~fleet.scenario.Scenario`; ``fleet.simulate`` also takes a path).
 
     ``mode`` overrides ``simulation.mode``; ``progress`` shows a progress bar; ``requests``
     replaces the scenario's inference demand (a canonical table with a ``model`` column);
@@ -252,15 +270,16 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     ``training[pool].set_cap(w)``, ``training[pool].power_w()``); in fluid mode the engine
     carries the training pools only.
     """
-    from ..frontier import accelerator_power
     from ..frontier.training import training_profile_for_job
     from .engine import Engine
     from .training import TrainingScheduler
 
-    sc = scenario
-    if not hasattr(sc, "fleet"):
-        raise TypeError("simulate() takes a loaded scenario (fleet.load_scenario(path)); "
-                        "fleet.simulate(path) loads one for you")
+    if not isinstance(x, SimInput):
+        conv = getattr(x, "sim_input", None)
+        if not callable(conv):
+            raise TypeError("simulate() takes a SimInput (fleet.siminput.sim_input(scenario)) or a loaded "
+                            "scenario; fleet.simulate(path) loads one for you")
+        x = conv()
     wall0 = time.perf_counter()
     stages: dict[str, float] = {}
     lap = [wall0]
@@ -270,7 +289,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
         stages[name] = round(now - lap[0], 4)
         lap[0] = now
 
-    sim = sc.simulation
+    sim = x.simulation
     mode = mode or sim.mode
     progress = sim.progress if progress is None else progress
     dt = sim.telemetry_interval_s
@@ -278,24 +297,28 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
                                                    calibrated=sim.constants == "calibrated")
 
     fluid = mode == "fluid"
+    if fluid and x.schedule:
+        raise ScenarioError("a replica schedule is simulated at request level only (the fluid model is "
+                            "calibrated for a fixed replica count): use mode coalesced or iteration, "
+                            "or remove 'schedule'", path=x.path, field=x.schedule[0].field)
     if fluid:
         # hourly steps; the telemetry interval is the step (at least an hour)
         from .fluid import hourly_demand
 
         dt = max(dt, 3600.0)
-        demand = hourly_demand(sc, dt)
+        demand = hourly_demand(x, dt)
         req, demand_end = None, max([d.end_s for d in demand.values()] or [0.0])
     elif requests is None:
-        req, demand_end = build_requests(sc)
+        req, demand_end = build_requests(x)
     else:
         req = requests
         demand_end = float(req["arrival_s"].max()) if len(req) else 0.0
-    tpools = sc.training_pools()
-    job_tables = {p.name: build_jobs(sc, p) for p in tpools}
+    tpools = x.training_pools()
+    job_tables = {p.name: build_jobs(x, p) for p in tpools}
     jobs_end = max([float(j["submit_s"].max()) for j in job_tables.values() if len(j)] or [0.0])
-    horizon = _horizon(sc, demand_end, jobs_end, dt, drain=not fluid)
+    horizon = _horizon(x, demand_end, jobs_end, dt, drain=not fluid)
     mark("demand_s")
-    groups = _groups(sc, factory)
+    groups = _groups(x, factory)
     mark("profiles_s")
 
     # ---------------------------------------------------------------- power tree
@@ -303,51 +326,47 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     for g in groups:
         placements.setdefault(g.pool, []).append(
             Placement(f"{g.engine_pool}/r", g.replicas, g.tp, idle_w=float(g.profile.idle_power_w)))
-    tdp = {p.name: accelerator_power(p.accelerator).tdp_w for p in sc.fleet.pools}
-    spare = {p.name: accelerator_power(p.accelerator).idle_w for p in sc.fleet.pools}
-    tree = build_tree(sc.fleet, placements, tdp_w=tdp, spare_idle_w=spare)
+    tree = build_tree(x.pools, x.power, placements)
     cells = len(tree.gpu_nodes) * round(horizon / dt)
     if cells > MAX_TELEMETRY_CELLS:
         raise ScenarioError(
             f"telemetry of {len(tree.gpu_nodes)} GPU nodes x {round(horizon / dt):,} intervals "
             f"({cells:,} cells) would not fit in memory; expected at most {MAX_TELEMETRY_CELLS:,}: use a "
             f"telemetry interval of at least {math.ceil(len(tree.gpu_nodes) * horizon / MAX_TELEMETRY_CELLS)} s "
-            f"or simulation.mode: fluid", path=sc.path, field="simulation.telemetry_interval_s")
+            f"or simulation.mode: fluid", path=x.path, field=f"{sim.field}.telemetry_interval_s")
 
     # ---------------------------------------------------------------- serving
     fluid_info, fluid_run, bar = None, None, None
     if fluid:
         from .fluid import run_fluid
 
-        fluid_run, fluid_info = run_fluid(sc, groups, demand, horizon, dt)
-        eng = Engine(horizon, seed=sc.seed)          # the training pools' clock
+        fluid_run, fluid_info = run_fluid(x, groups, demand, horizon, dt)
+        eng = Engine(horizon, seed=x.seed)          # the training pools' clock
     else:
-        eng, bar = _build_engine(sc, groups, req if groups else None, horizon, dt, mode, progress)
+        eng, bar = _build_engine(x, groups, req if groups else None, horizon, dt, mode, progress)
     mark("serving_s")
 
     # ---------------------------------------------------------------- training (same engine)
     training: dict[str, TrainingScheduler] = {}
     for pool in tpools:
-        acc = accelerator_power(pool.accelerator)
         cap = pool.power_cap_w
 
-        def prof_for(model, gpus, ci, power_cap_w=None, _acc=acc.name, _cap=cap):
+        def prof_for(model, gpus, ci, power_cap_w=None, _acc=pool.accelerator, _cap=cap):
             return training_profile_for_job(model, _acc, gpus,
                                             power_cap_w=_cap if power_cap_w is None else power_cap_w,
                                             checkpoint_interval_s=ci if ci and ci > 0 else 3600.0,
                                             calibrated=sim.constants == "calibrated")
 
         servers = [min(pool.gpus_per_server, pool.gpus - k * pool.gpus_per_server) for k in range(pool.servers)]
-        tr = sc.demand.training
+        tr = x.training
         try:
             sched = TrainingScheduler(eng, pool.name, servers, job_tables[pool.name], prof_for,
-                                      idle_w_per_gpu=acc.idle_w, interval_s=dt, horizon_s=horizon,
-                                      release_times=(tr.release_times if tr is not None else None),
+                                      idle_w_per_gpu=pool.idle_w, interval_s=dt, horizon_s=horizon,
+                                      release_times=(dict(tr.release_times) if tr is not None and
+                                                     tr.release_times is not None else None),
                                       release_signal=release_signal, release_check_s=release_check_s)
         except FleetError as exc:
-            if isinstance(exc, ScenarioError):
-                raise
-            raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+            raise _scenario_error(x, exc, tr.field if tr is not None else pool.field) from None
         sched.start()
         training[pool.name] = sched
     if on_engine is not None:
@@ -357,9 +376,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     try:
         run = eng.run()
     except FleetError as exc:
-        if isinstance(exc, ScenarioError):
-            raise
-        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+        raise _scenario_error(x, exc, _field_of(x, groups, getattr(exc, "sim_origin", None))) from None
     finally:
         if bar is not None:
             bar.n = round(horizon)
@@ -399,13 +416,14 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     if len(requests_df):
         requests_df["engine_pool"] = requests_df["pool"]
         requests_df["pool"] = requests_df["pool"].map(lambda p: to_pool.get(p, p))
-    pools = _pool_table(sc, groups, run.pools, tree, binned, horizon, busy_gpu_s, job_frames)
+    pools = _pool_table(x, groups, run.pools, tree, binned, horizon, busy_gpu_s, job_frames)
+    schedule = _schedule_table(groups, eng if not fluid else None, horizon)
     jobs = pd.concat(job_frames, ignore_index=True) if job_frames else \
         pd.DataFrame({c: pd.Series(dtype=_JOB_DTYPES.get(c, "object")) for c in JOB_COLUMNS})
     meta = {
-        "scenario": sc.name, "scenario_hash": sc.hash(), "scenario_path": str(sc.path) if sc.path else None,
-        "seed": sc.seed, "horizon_s": horizon, "telemetry_interval_s": dt,
-        "start_utc": sc.start_utc.isoformat(), "mode": mode, "router": sim.router,
+        "scenario": x.name, "scenario_hash": x.scenario_hash, "scenario_path": str(x.path) if x.path else None,
+        "seed": x.seed, "horizon_s": horizon, "telemetry_interval_s": dt,
+        "start_utc": x.start_utc.isoformat(), "mode": mode, "router": sim.router,
         # events of the engine loop (serving and training processes on one clock), plus the fluid
         # steps; training_events: the training schedulers' decisions
         "events": engine_events + (int(fluid_run.meta.get("events", 0)) if fluid_run is not None else 0),
@@ -421,36 +439,53 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     }
     if fluid_info is not None:
         meta["fluid"] = fluid_info
+    if x.schedule:
+        meta["schedule"] = {"step_s": SCHEDULE_STEP_S, "inactive": sim.inactive,
+                            "pools": {s.engine_pool: list(s.active) for s in x.schedule},
+                            "waiting_at_end": int(run.meta.get("waiting_at_end", 0))}
     mark("tables_s")
     meta["stages"] = stages
     meta["wall_s"] = time.perf_counter() - wall0
     return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
-                     meta=meta, series=run.series)
+                     meta=meta, series=run.series, schedule=schedule)
 
 
-def _build_engine(sc, groups, req, horizon: float, dt: float, mode: str, progress: bool):
+def _build_engine(x: SimInput, groups, req, horizon: float, dt: float, mode: str, progress: bool):
     """The request-level serving simulation (sim-core's :class:`~fleet.sim.engine.Engine`), set
     up but not run (training pools join it), and the progress bar, if any."""
     from .engine import Engine
 
-    sim = sc.simulation
-    eng = Engine(horizon, seed=sc.seed, mode=mode, series_interval_s=dt if "series" in sim.record else None)
+    sim = x.simulation
+    eng = Engine(horizon, seed=x.seed, mode=mode, series_interval_s=dt if "series" in sim.record else None)
     models = []
     for g in groups:
         s = g.serve
-        eng.add_serving_pool(g.engine_pool, g.profile, g.replicas, g.model, max_batch=s.max_batch,
-                             chunked_prefill=s.chunked_prefill, max_prefill_tokens=s.max_prefill_tokens)
+        try:
+            eng.add_serving_pool(g.engine_pool, g.profile, g.replicas, g.model, max_batch=s.max_batch,
+                                 chunked_prefill=s.chunked_prefill, max_prefill_tokens=s.max_prefill_tokens)
+        except FleetError as exc:
+            raise _scenario_error(x, exc, s.field) from None
         if g.model not in models:
             models.append(g.model)
     for model in models:
         eng.set_router(model, sim.router)
+    by_engine_pool = {g.engine_pool: g for g in groups}
+    for sch in x.schedule:
+        g = by_engine_pool[sch.engine_pool]
+        # inactive power of a whole replica: its profile's idle power ('idle'), or its GPUs'
+        # standby power ('off'; catalog standby_w, modelled)
+        off_w = None if sim.inactive == "idle" else g.tp * float(g.pool_in.standby_w)
+        try:
+            eng.set_schedule(sch.engine_pool, sch.active, step_s=SCHEDULE_STEP_S, inactive_w=off_w)
+        except FleetError as exc:
+            raise _scenario_error(x, exc, sch.field) from None
     if req is not None and len(req):
         eng.add_requests(req)
     bar = None
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=round(horizon), unit="sim-s", desc=f"simulate {sc.name}", leave=False)
+        bar = tqdm(total=round(horizon), unit="sim-s", desc=f"simulate {x.name}", leave=False)
 
         def _tick(e, now, _bar=bar):
             _bar.n = round(now)
@@ -460,24 +495,70 @@ def _build_engine(sc, groups, req, horizon: float, dt: float, mode: str, progres
     return eng, bar
 
 
+def _field_of(x: SimInput, groups, origin) -> str:
+    """The YAML field an engine error comes from (``origin``: see fleet.sim.engine.tag_origin)."""
+    kind, name = origin if isinstance(origin, tuple) and len(origin) == 2 else (None, None)
+    if kind == "serving":
+        for g in groups:
+            if g.engine_pool == name:
+                return g.serve.field
+    if kind == "router":
+        return f"{x.simulation.field}.router"
+    if kind == "training":
+        if x.training is not None and x.training.pool == name:
+            return x.training.field
+        for p in x.pools:
+            if p.name == name:
+                return p.field
+    if kind == "schedule":
+        for sch in x.schedule:
+            if sch.engine_pool == name:
+                return sch.field
+    return x.simulation.field
+
+
+def _schedule_table(groups, eng, horizon: float) -> pd.DataFrame:
+    """Active replicas per hour (from the start) and engine pool, as the engine set them (every
+    replica active in fluid mode and for pools without a schedule)."""
+    n_hours = max(1, int(math.ceil(horizon / SCHEDULE_STEP_S - 1e-9)))
+    log = eng.active_log() if eng is not None else []
+    changes: dict[str, list[tuple[float, int]]] = {}
+    for t, pool, n in log:
+        changes.setdefault(pool, []).append((t, n))
+    hours = np.arange(n_hours, dtype=np.int64)
+    parts = []
+    for g in groups:
+        active = np.full(n_hours, g.replicas, dtype=np.int64)
+        for t, n in changes.get(g.engine_pool, []):
+            active[hours * SCHEDULE_STEP_S >= t - 1e-9] = n
+        parts.append(pd.DataFrame({"hour": hours, "time_s": hours * SCHEDULE_STEP_S,
+                                   "pool": g.pool, "engine_pool": g.engine_pool, "model": g.model,
+                                   "replicas": np.int64(g.replicas), "active": active}))
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=("int64" if c in ("hour", "replicas", "active") else
+                                                 "float64" if c == "time_s" else "object"))
+                             for c in SCHEDULE_COLUMNS})
+    df = pd.concat(parts, ignore_index=True)
+    return df.astype({"hour": "int64", "time_s": "float64", "replicas": "int64", "active": "int64"})
+
+
 _JOB_DTYPES = {"job_id": "int64", "gpus": "int64", "steps": "int64", "restarts": "int64", "submit_s": "float64",
                "start_s": "float64", "end_s": "float64", "energy_j": "float64", "pool": "object", "status": "object"}
 
 
-def _pool_table(sc, groups, serving: pd.DataFrame, tree, binned, horizon, busy_gpu_s, job_frames) -> pd.DataFrame:
-    from ..frontier import accelerator_power
-
+def _pool_table(x: SimInput, groups, serving: pd.DataFrame, tree, binned, horizon, busy_gpu_s,
+                job_frames) -> pd.DataFrame:
     rolled_gpu = binned.gpu.sum(axis=1)
     over = binned.overhead.sum(axis=1)
     rows = []
-    for pool in sc.fleet.pools:
+    for pool in x.pools:
         gi = [i for i, g in enumerate(tree.gpu_nodes) if g.pool == pool.name]
         si = tree.pool_servers(pool.name)
         gpu_e = float(rolled_gpu[gi].sum())
         ovh_e = float(over[si].sum())
         mine = [g for g in groups if g.pool == pool.name]
         st = serving[serving["pool"].isin([g.engine_pool for g in mine])] if len(serving) else serving
-        row = {"pool": pool.name, "role": pool.role, "accelerator": accelerator_power(pool.accelerator).name,
+        row = {"pool": pool.name, "role": pool.role, "accelerator": pool.accelerator,
                "models": ";".join(g.model for g in mine), "gpus": pool.gpus, "servers": pool.servers,
                "replicas": sum(g.replicas for g in mine), "tp": max([g.tp for g in mine] or [0]),
                "power_cap_w": float(pool.power_cap_w) if pool.power_cap_w is not None else math.nan,
@@ -516,6 +597,8 @@ def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") ->
               "pools": result.pools, "jobs": result.jobs}
     if result.series is not None:
         tables["series"] = result.series
+    if getattr(result, "schedule", None) is not None:
+        tables["schedule"] = result.schedule
     with atomic_dir(out_dir) as tmp:
         for name, df in tables.items():
             df = df.copy()

@@ -21,6 +21,15 @@ SimPy events; among heap events, insertion order.  An idle replica wakes through
 heap event, so requests arriving at the same instant are batched into one prefill step.  Runs
 are deterministic.
 
+Replica schedule (:meth:`Engine.set_schedule`): per pool, the number of active replicas in each
+step (an hour in the scenario).  At each step boundary replicas ``0 .. n-1`` of the pool are
+active, the others inactive: the routers see only active replicas (JSQ and least-KV read an
+inactive replica's load as +inf, round-robin skips it, a custom router is offered active ones
+only); an inactive replica drains (finishes its running and queued requests, takes nothing new)
+and then draws its inactive power.  Activated replicas are available immediately.  A request
+of a model with no active replica (that can hold it) waits, in arrival order, in a queue of its
+model and is routed when one activates; it is never dropped for that.
+
 Horizon: arrivals at or after ``horizon_s`` never enter the system (status ``dropped``,
 ``drop_reason`` ``after_horizon``); events at or before the horizon run; work in flight at the
 horizon is closed with the exact energy up to it (status ``running``).  ``horizon_s=math.inf``
@@ -31,6 +40,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+from collections import deque
 import math
 import time
 from array import array
@@ -120,6 +130,56 @@ class _Periodic:
         heappush(eng._heap, (nxt, next(eng._counter), self, 0))
 
 
+class _Schedule:
+    """The replica schedules of an engine, as one heap event per step boundary where a count
+    changes (none at all when nothing ever changes: an all-max schedule costs nothing)."""
+
+    __slots__ = ("eng", "step", "pools", "period")
+
+    def __init__(self, eng: "Engine", step: float, pools: list) -> None:
+        self.eng = eng
+        self.step = step
+        self.pools = pools           # [(ServingPool, counts tuple)]
+        period = 1
+        for _, c in pools:
+            period = math.lcm(period, len(c))
+        self.period = min(period, 1_000_000)
+
+    def counts(self, h: int) -> list[int]:
+        return [c[h % len(c)] for _, c in self.pools]
+
+    def apply(self, h: int, now: float) -> None:
+        eng = self.eng
+        for (pool, _), n in zip(self.pools, self.counts(h)):
+            eng._set_active(pool, n, now)
+
+    def next_change(self, h: int) -> int | None:
+        """The first step after ``h`` whose counts differ from the step before it."""
+        prev = self.counts(h)
+        for k in range(h + 1, h + self.period + 1):
+            cur = self.counts(k)
+            if cur != prev:
+                return k
+        return None
+
+    def push_after(self, h: int) -> None:
+        eng = self.eng
+        k = self.next_change(h)
+        if k is None:
+            return
+        t = k * self.step
+        if t >= eng.horizon_s:
+            return
+        heappush(eng._heap, (t, next(eng._counter), self, k))
+
+    def _fire(self, now: float, k: int) -> None:
+        self.apply(k, now)
+        eng = self.eng
+        if eng.horizon_s == INF and eng._ai >= eng._n and eng._busy == 0 and not any(eng._waiting):
+            return               # drained: no more steps needed
+        self.push_after(k)
+
+
 class Engine:
     """Discrete-event engine for serving pools (and a SimPy clock for everything else).
 
@@ -164,6 +224,13 @@ class Engine:
         self._series: list[tuple] | None = None
         self._series_interval = series_interval_s
         self._at_end: list[Callable] = []
+        self._schedules: dict[str, tuple[tuple[int, ...], float | None]] = {}
+        self._schedule_step = 3600.0
+        self._sched: _Schedule | None = None
+        self._waiting: list = []                 # per model code: requests waiting for an active replica
+        self._model_active: list[int] = []       # per model code: active replicas
+        self._sched_model: list[bool] = []       # per model code: has a pool with a schedule
+        self._active_log: list[tuple[float, str, int]] = []   # (time s, pool, active replicas) as set
         self.events = 0
 
     # ------------------------------------------------------------------ building
@@ -209,6 +276,39 @@ class Engine:
         """Router over all replicas of all pools serving ``model``: ``"round_robin"`` | ``"jsq"``
         | ``"least_kv"`` | an object with ``choose(request, replicas) -> replica``."""
         self._routers[model] = make_router(router)
+
+    def set_schedule(self, pool: str, active: "list[int] | tuple[int, ...]", *, step_s: float = 3600.0,
+                     inactive_w: float | None = None) -> None:
+        """Replica schedule of ``pool``: ``active[k % len(active)]`` replicas active over
+        ``[k * step_s, (k + 1) * step_s)`` (the list repeats).  Replicas ``0 .. n-1`` are the
+        active ones; the others drain and then draw ``inactive_w`` W each (whole replica; None:
+        the profile's idle power).  Every pool with a schedule must use the same ``step_s``."""
+        if self._ran:
+            raise ConfigurationError("set schedules before run()")
+        p = self._pool_by_name.get(pool)
+        if p is None:
+            raise ConfigurationError(f"no serving pool {pool!r} to schedule; pools: {list(self._pool_by_name)}")
+        counts = tuple(int(x) for x in active)
+        if not counts:
+            raise ConfigurationError(f"pool {pool!r}: a schedule needs at least one step")
+        bad = [k for k, x in enumerate(counts) if not 0 <= x <= len(p.replicas)]
+        if bad:
+            raise ConfigurationError(f"pool {pool!r}: step {bad[0]} has {counts[bad[0]]} active replicas, "
+                                     f"expected 0 to {len(p.replicas)}")
+        if not (step_s > 0):
+            raise ConfigurationError(f"schedule step must be positive, got {step_s}")
+        if self._schedules and step_s != self._schedule_step:
+            raise ConfigurationError("every pool's schedule must use the same step")
+        if inactive_w is not None and not (inactive_w >= 0):
+            raise ConfigurationError(f"pool {pool!r}: inactive power must be >= 0 W, got {inactive_w}")
+        self._schedule_step = float(step_s)
+        self._schedules[pool] = (counts, None if inactive_w is None else float(inactive_w))
+        for r in p.replicas:
+            r.inactive_w = None if inactive_w is None else float(inactive_w)
+
+    def active_log(self) -> list[tuple[float, str, int]]:
+        """(time s, pool, active replicas) each time a schedule set a pool's count (from t = 0)."""
+        return list(self._active_log)
 
     def add_requests(self, df: pd.DataFrame) -> None:
         """Add requests (canonical table: request_id, arrival_s, input_tokens, output_tokens,
@@ -259,7 +359,7 @@ class Engine:
         return self.env.now
 
     def _drained(self) -> bool:
-        return self._ai >= self._n and self._busy == 0 and not self.env._queue and \
+        return self._ai >= self._n and self._busy == 0 and not self.env._queue and not any(self._waiting) and \
             all(not isinstance(e[2], Replica) or e[3] != e[2].gen for e in self._heap)
 
     # ------------------------------------------------------------------ setup at run()
@@ -267,8 +367,10 @@ class Engine:
         if self._frames:
             df = pd.concat(self._frames, ignore_index=True) if len(self._frames) > 1 else self._frames[0]
         else:
+            # no requests (e.g. a training-only demand on a fleet serving several models)
             df = pd.DataFrame({"request_id": np.zeros(0, np.int64), "arrival_s": np.zeros(0),
-                               "input_tokens": np.zeros(0, np.int64), "output_tokens": np.zeros(0, np.int64)})
+                               "input_tokens": np.zeros(0, np.int64), "output_tokens": np.zeros(0, np.int64),
+                               "model": np.zeros(0, dtype=object)})
         df = df.sort_values("arrival_s", kind="stable") if not df["arrival_s"].is_monotonic_increasing else df
         arr = df["arrival_s"].to_numpy(dtype=np.float64)
         if len(arr) and (not np.all(np.isfinite(arr)) or arr[0] < 0):
@@ -306,6 +408,22 @@ class Engine:
             ctx = [int(r.profile.max_context_tokens) for r in reps]
             kv = [r.cap for r in reps]
             self._limits.append((min(ctx), max(ctx), min(kv), max(kv)))
+        nm = len(S.model_names)
+        self._waiting = [deque() for _ in range(nm)]
+        self._model_active = [len(reps) for reps in self._model_reps]
+        self._sched_model = [False] * nm
+        code = {name: k for k, name in enumerate(S.model_names)}
+        for p in self._pools:
+            p.mcode = code.get(p.model, -1)
+        if self._schedules:
+            for name in self._schedules:
+                m = self._pool_by_name[name].mcode
+                if m >= 0:
+                    self._sched_model[m] = True
+            self._sched = _Schedule(self, self._schedule_step,
+                                    [(self._pool_by_name[n], c) for n, (c, _) in self._schedules.items()])
+            self._sched.apply(0, 0.0)            # step 0 from the start (replicas are idle)
+            self._sched.push_after(0)
         if self._series_interval:
             self._series = []
             self.every(self._series_interval, Engine._sample_series)
@@ -314,6 +432,37 @@ class Engine:
         s = self._series
         for r in self._replicas:
             s.append((now, r.pool.code, r.index, len(r.queue), r.running, r.kv_used_tokens))
+
+    # ------------------------------------------------------------------ replica schedule
+    def _set_active(self, pool: ServingPool, n: int, now: float) -> None:
+        """Replicas 0 .. n-1 of ``pool`` active, the rest inactive (draining, then off)."""
+        self._active_log.append((now, pool.name, int(n)))
+        delta = 0
+        for k, r in enumerate(pool.replicas):
+            on = k < n
+            if r.active != on:
+                r.set_active(on, now)
+                delta += 1 if on else -1
+        m = pool.mcode
+        if m < 0 or not delta:
+            return
+        self._model_active[m] += delta
+        if delta > 0 and self._waiting[m]:
+            self._dispatch_waiting(m, now)
+
+    def _dispatch_waiting(self, m: int, now: float) -> None:
+        """Route the requests of model ``m`` that waited for an active replica, in arrival order;
+        replicas woken by them batch them into one step (zero-delay wake, as for simultaneous
+        arrivals).  Requests no active replica can hold keep waiting."""
+        q = self._waiting[m]
+        self._waiting[m] = deque()
+        saved = self._ta_next
+        self._ta_next = now
+        try:
+            for i in q:
+                self._route_slow(i, now)
+        finally:
+            self._ta_next = saved
 
     # ------------------------------------------------------------------ the loop
     def _route_slow(self, i: int, now: float) -> None:
@@ -327,6 +476,9 @@ class Engine:
             S.drop[i] = DROP_NO_POOL
             return
         size = S.inp[i] + S.out[i]
+        if self._sched_model[m]:
+            self._route_scheduled(i, m, size, now)
+            return
         ok = [r for r in reps if size <= r.profile.max_context_tokens and size <= r.cap]
         if not ok:
             S.status[i] = ST_DROPPED
@@ -339,9 +491,48 @@ class Engine:
             info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
             rep = router.choose(info, ok)
             if rep not in ok:
-                raise ConfigurationError(
+                exc = ConfigurationError(
                     f"router {type(router).__name__} returned {getattr(rep, 'node', rep)!r} for request "
                     f"{int(S.rid[i])}, which is not one of the replicas it was offered")
+                exc.sim_origin = ("router", S.model_names[m])
+                raise exc
+        self._deliver(rep, i, now)
+
+    def _route_scheduled(self, i: int, m: int, size: int, now: float) -> None:
+        """Routing for a model with a replica schedule: active replicas only; wait if none."""
+        S = self._store
+        reps = self._model_reps[m]
+        lim = self._limits[m]
+        router = self._route[m]
+        if size <= min(lim[0], lim[2]):          # fits every replica of the model
+            if self._model_active[m] == 0:
+                self._waiting[m].append(i)
+                return
+            if isinstance(router, BuiltinRouter):
+                self._deliver(router._pick_active(), i, now)
+                return
+            ok = [r for r in reps if r.active]
+        else:
+            fit = [r for r in reps if size <= r.profile.max_context_tokens and size <= r.cap]
+            if not fit:
+                S.status[i] = ST_DROPPED
+                S.drop[i] = DROP_CONTEXT if all(size > r.profile.max_context_tokens for r in reps) else DROP_KV
+                return
+            ok = [r for r in fit if r.active]
+            if not ok:
+                self._waiting[m].append(i)
+                return
+        if isinstance(router, BuiltinRouter):
+            rep = router._pick_among(ok)
+        else:
+            info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
+            rep = router.choose(info, ok)
+            if rep not in ok:
+                exc = ConfigurationError(
+                    f"router {type(router).__name__} returned {getattr(rep, 'node', rep)!r} for request "
+                    f"{int(S.rid[i])}, which is not one of the active replicas it was offered")
+                exc.sim_origin = ("router", S.model_names[m])
+                raise exc
         self._deliver(rep, i, now)
 
     def _deliver(self, rep: Replica, i: int, now: float) -> None:
@@ -361,10 +552,11 @@ class Engine:
         S = self._store
         n = S.n
         # fast path per model: a built-in router, and every request fits every replica
+        # (a model with a replica schedule always takes the slow path: active replicas only)
         fast = []
         for m, router in enumerate(self._route):
             lim = self._limits[m]
-            fast.append((router._pick if isinstance(router, BuiltinRouter) else None,
+            fast.append((router._pick if isinstance(router, BuiltinRouter) and not self._sched_model[m] else None,
                          min(lim[0], lim[2]) if router is not None else -1))
         # the loop allocates millions of short-lived tuples and no reference cycles: the cyclic
         # garbage collector would only rescan the live objects again and again
@@ -372,6 +564,9 @@ class Engine:
         gc.disable()
         try:
             events, ai = self._loop(S, fast)
+        except Exception as exc:
+            tag_origin(exc)
+            raise
         finally:
             if gc_was_enabled:
                 gc.enable()
@@ -510,4 +705,38 @@ class Engine:
         meta = {"mode": self.mode, "horizon_s": self.horizon_s, "t_end_s": t_end, "seed": self.seed,
                 "requests": S.n, "replicas": len(self._replicas),
                 "routers": {m: getattr(r, "name", type(r).__name__) for m, r in self._routers.items()}}
+        if self._schedules:
+            meta["waiting_at_end"] = int(sum(len(q) for q in self._waiting))
         return ServingRun(requests=req, segments=seg, pools=pools, replicas=reps, series=series, meta=meta)
+
+
+def tag_origin(exc: BaseException) -> None:
+    """Attach ``exc.sim_origin``, the component an error raised while simulating comes from
+    (``("serving", engine_pool)``, ``("training", pool)``, ``("router", model)``, ...): the
+    innermost frame of its traceback whose ``self`` has a ``sim_origin``, unless the raiser set
+    one.  The scenario level maps it to the YAML field."""
+    if getattr(exc, "sim_origin", None) is not None:
+        return
+    found = None
+    seen = set()
+    e = exc
+    while e is not None and id(e) not in seen:      # SimPy re-raises a process's error as a copy
+        seen.add(id(e))                             # whose __cause__ is the original
+        if isinstance(getattr(e, "sim_origin", None), tuple):
+            found = e.sim_origin
+            break
+        tb = e.__traceback__
+        while tb is not None:
+            obj = tb.tb_frame.f_locals.get("self")
+            origin = getattr(obj, "sim_origin", None) if obj is not None else None
+            if isinstance(origin, tuple):
+                found = origin
+            tb = tb.tb_next
+        if found is not None:
+            break
+        e = e.__cause__ or e.__context__
+    if found is not None:
+        try:
+            exc.sim_origin = found
+        except AttributeError:        # pragma: no cover - exceptions with __slots__
+            pass

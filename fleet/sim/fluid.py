@@ -337,18 +337,17 @@ class _Demand:
     make_window: object      # (rate_rps, duration_s, seed) -> canonical request table
 
 
-def hourly_demand(sc, step_s: float) -> dict[str, _Demand]:
-    """Per model: the load per step (LOAD_COLUMNS) of the scenario's inference demand, without
-    generating the requests of long synthetic demands."""
-    from ..frontier import canonical_model
+def hourly_demand(x, step_s: float) -> dict[str, _Demand]:
+    """Per model: the load per step (LOAD_COLUMNS) of the inference demand of ``x`` (a
+    :class:`~fleet.sim.input.SimInput`), without generating the requests of long synthetic demands."""
     from ..workload import synth, traces
     from .assemble import _sub_seed, _synth_tokens, trace_demand
 
     out: dict[str, list[tuple[pd.DataFrame, float, object]]] = {}
-    for k, d in enumerate(sc.demand.inference):
-        model = canonical_model(d.model)
+    for k, d in enumerate(x.inference):
+        model = d.model
         if d.trace is not None:
-            df, end = trace_demand(sc, k, d.trace)
+            df, end = trace_demand(x, k, d.trace)
             load = load_from_requests(df, step_s)
             base = df[df["arrival_s"] < df["arrival_s"].iloc[0] + CALIBRATION_WINDOW_S].copy() if len(df) else df
             base["arrival_s"] -= base["arrival_s"].iloc[0] if len(base) else 0.0
@@ -371,7 +370,7 @@ def hourly_demand(sc, step_s: float) -> dict[str, _Demand]:
             edges = np.minimum(np.arange(n + 1) * step_s, dur)
             cum = prof.cumulative(edges)
             durs = np.diff(edges)
-            inp, outp = tokens.sample(200_000, _sub_seed(sc.seed, 4, k))
+            inp, outp = tokens.sample(200_000, _sub_seed(x.seed, 4, k))
             inp = inp.astype(float)
             load = pd.DataFrame({"time_s": edges[:-1], "duration_s": durs, "rate_rps": np.diff(cum) / durs,
                                  "input_mean": inp.mean(), "input_sq_mean": (inp * inp).mean(),
@@ -424,8 +423,10 @@ def _fit_load(load: pd.DataFrame, horizon_s: float, step_s: float) -> pd.DataFra
     return load
 
 
-def run_fluid(sc, groups, demand: dict[str, _Demand], horizon_s: float, step_s: float):
-    """Calibrate a :class:`FluidModel` per serving group and step it over the horizon.
+def run_fluid(x, groups, demand: dict[str, _Demand], horizon_s: float, step_s: float):
+    """Calibrate a :class:`FluidModel` per serving group and step it over the horizon
+    (``x``: the :class:`~fleet.sim.input.SimInput`; a replica schedule is refused before this:
+    the model is calibrated for the group's fixed replica count).
 
     Returns a :class:`fleet.sim.engine.ServingRun` (empty request table, one segment per replica
     and step) and a dict of calibration figures for ``meta["fluid"]``.  Load is split over the
@@ -462,11 +463,11 @@ def run_fluid(sc, groups, demand: dict[str, _Demand], horizon_s: float, step_s: 
             rates = np.geomspace(lo, hi, CALIBRATION_WINDOWS)
             wins = []
             for k, r in enumerate(rates):
-                req = d.make_window(r * R_cal, CALIBRATION_WINDOW_S, _sub_seed(sc.seed, 5, gi, k))
+                req = d.make_window(r * R_cal, CALIBRATION_WINDOW_S, _sub_seed(x.seed, 5, gi, k))
                 if len(req) == 0:
                     continue
-                wins.append(run_window(g.profile, R_cal, req, CALIBRATION_WINDOW_S, seed=sc.seed,
-                                       router=sc.simulation.router))
+                wins.append(run_window(g.profile, R_cal, req, CALIBRATION_WINDOW_S, seed=x.seed,
+                                       router=x.simulation.router))
             if wins:
                 cal = fit_fluid(g.profile, R_cal, wins)
                 model.idle_coef, model.dyn_coef = cal.idle_coef, cal.dyn_coef

@@ -127,23 +127,26 @@ class Placement:
     idle_w: float = math.nan
 
 
-def build_tree(fleet, placements: dict[str, list[Placement]], *, tdp_w: dict[str, float],
+def build_tree(pools, power, placements: dict[str, list[Placement]], *,
+               tdp_w: dict[str, float] | None = None,
                spare_idle_w: dict[str, float] | None = None) -> PowerTree:
-    """Build the tree of a :class:`fleet.scenario.FleetSpec`.
+    """Build the tree of a fleet: ``pools`` (:class:`fleet.sim.input.PoolInput`, in scenario
+    order) and ``power`` (:class:`fleet.sim.input.PowerBudgets`) of a :class:`SimInput`.
 
     ``placements[pool]`` lists the replica groups of a serving pool in GPU order; GPUs of a
     serving pool left over become one ``{pool}/spare{k}`` node per server that has any, idle at
-    ``spare_idle_w[pool]`` per GPU.  A training pool gets one ``{pool}/s{k}`` node per server.
-    ``tdp_w[pool]`` is the per-GPU TDP that scales the load-proportional server overhead.
+    ``spare_idle_w[pool]`` per GPU (default: the pool's ``idle_w``).  A training pool gets one
+    ``{pool}/s{k}`` node per server.  ``tdp_w[pool]`` (default: the pool's ``tdp_w``) is the
+    per-GPU TDP that scales the load-proportional server overhead.
     """
-    power = fleet.power
-    spare_idle_w = spare_idle_w or {}
+    tdp_w = {p.name: p.tdp_w for p in pools} if tdp_w is None else tdp_w
+    spare_idle_w = {p.name: p.idle_w for p in pools} if spare_idle_w is None else spare_idle_w
     servers: list[ServerNode] = []
     gpu_nodes: list[GpuNode] = []
     racks: dict[str, tuple[str, str, float]] = {}
     rows: dict[str, float] = {}
     next_rack: dict[str, int] = {}
-    for pool in fleet.pools:
+    for pool in pools:
         row = pool.row
         rows.setdefault(row, float(power.rows.get(row, math.nan)))
         n_srv = pool.servers
@@ -158,7 +161,7 @@ def build_tree(fleet, placements: dict[str, list[Placement]], *, tdp_w: dict[str
             g = min(pool.gpus_per_server, pool.gpus - k * pool.gpus_per_server)
             servers.append(ServerNode(
                 node=f"{rack}/srv{k % pool.servers_per_rack}", pool=pool.name, rack=rack, gpus=g,
-                static_w=pool.static_w, per_gpu_w=pool.server.per_gpu_w, tdp_w=float(tdp_w[pool.name]),
+                static_w=pool.static_w, per_gpu_w=pool.per_gpu_w, tdp_w=float(tdp_w[pool.name]),
                 budget_w=float(math.nan if power.server_budget_w is None else power.server_budget_w)))
         next_rack[row] = next_rack.get(row, 0) + math.ceil(n_srv / pool.servers_per_rack)
         gps = pool.gpus_per_server
@@ -185,7 +188,7 @@ def build_tree(fleet, placements: dict[str, list[Placement]], *, tdp_w: dict[str
             gpu += n
     return PowerTree(gpu_nodes=gpu_nodes, servers=servers, racks=racks, rows=rows,
                      site_budget_w=float(math.nan if power.site_budget_w is None else power.site_budget_w),
-                     pools=[p.name for p in fleet.pools])
+                     pools=[p.name for p in pools])
 
 
 # ---------------------------------------------------------------------- binning

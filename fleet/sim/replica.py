@@ -77,6 +77,17 @@ if TYPE_CHECKING:  # pragma: no cover
     from .engine import Engine
     from .serving import ServingPool
 
+class _Sink:
+    """Where an inactive replica writes its router load (the router must not see it)."""
+
+    __slots__ = ()
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+_SINK = _Sink()
+
 IDLE, PREFILL, DECODE, WAKE = 0, 1, 2, 3
 PHASE_NAMES = ("idle", "prefill", "decode", "idle")
 KV_WATERMARK = 0.01     # vLLM's default block watermark, as a fraction of the KV cache
@@ -97,6 +108,7 @@ class Replica:
         "pf_reserved", "pf_done", "pf_sum", "pf_sq", "pf_rec", "just_preempted", "seg", "_heap", "_cnt", "S", "n_in",
         "load_arr", "load_idx", "load_inv", "kv_arr", "q_tokens", "busy_s", "batch_s", "tokens_in",
         "tokens_out", "recomputed_tokens", "completed", "preemptions", "capacity", "idle_j",
+        "active", "off", "inactive_w", "_router_slots",
     )
 
     def __init__(self, eng: "Engine", pool: "ServingPool", index: int, node_id: int,
@@ -111,6 +123,13 @@ class Replica:
         self.mpt = int(pool.max_prefill_tokens)
         self.iteration = bool(iteration)
         self._pending_profile = None
+        # replica schedule (Engine.set_schedule): ``active`` replicas are offered to the router;
+        # an inactive one drains and, once idle, is ``off``: it draws ``inactive_w`` (W, whole
+        # replica; None: its profile's idle power) until it is activated again
+        self.active = True
+        self.off = False
+        self.inactive_w: float | None = None
+        self._router_slots = None
         self._load_profile(profile)
         self.queue: deque[int] = deque()
         self.run: dict[int, int] = {}        # row -> finish iteration (insertion order = admission order)
@@ -172,7 +191,7 @@ class Replica:
         self.dt0, self.dt1, self.de0, self.de1 = tab[1], tab[2], tab[3], tab[4]
         self.pt0, self.pt1, self.pt2 = (float(x) for x in p.pre_t)
         self.pe0, self.pe1, self.pe2 = (float(x) for x in p.pre_e)
-        self.idle_w = float(p.idle_power_w)
+        self.idle_w = float(p.idle_power_w) if not (self.off and self.inactive_w is not None) else self.inactive_w
         # relative serving capacity used by load-aware routers: decode tokens/s at the largest
         # batch whose sequences (1 k prompt + 1 k context on average) fit in the KV cache
         b = max(1, min(self.B, self.cap // 2048))
@@ -203,6 +222,56 @@ class Replica:
             self.load_arr[self.load_idx] = self.n_in * self.load_inv
         if self.kv_arr is not None:
             self.kv_arr[self.load_idx] = (self.C + len(self.run) + self.pf_reserved + self.q_tokens) / self.cap
+
+    # ------------------------------------------------------------------ replica schedule
+    @property
+    def sim_origin(self) -> tuple[str, str]:
+        """Where an error raised by this replica comes from (the engine pool)."""
+        return ("serving", self.pool.name)
+
+    def set_active(self, on: bool, now: float) -> None:
+        """Activate or deactivate (the engine's replica schedule does this at hour boundaries).
+
+        Deactivated: the router no longer sees the replica (its load slots read +inf); it
+        finishes what it holds (running and queued requests) and, once idle, powers down to
+        ``inactive_w``.  Activated: available immediately (no warm-up is modelled), at its
+        profile's idle power until work arrives."""
+        if on == self.active:
+            return
+        self.active = on
+        if on:
+            if self.off:
+                self.off = False
+                if self.inactive_w is not None:
+                    self._close_idle(now)
+                    self.t_phase = now
+                    self.idle_w = float(self.profile.idle_power_w)
+            slots = self._router_slots
+            if slots is not None:
+                self._router_slots = None
+                self.load_arr, self.kv_arr = slots
+                self._update_load()
+            return
+        la, ka = self.load_arr, self.kv_arr
+        if la is not None or ka is not None:
+            self._router_slots = (la, ka)
+            if la is not None:
+                la[self.load_idx] = math.inf
+                self.load_arr = _SINK
+            if ka is not None:
+                ka[self.load_idx] = math.inf
+                self.kv_arr = _SINK
+        if self.phase == IDLE:
+            self._power_down(now)
+
+    def _power_down(self, now: float) -> None:
+        """An inactive replica with nothing left to do: draw the inactive power from ``now``."""
+        self.off = True
+        w = self.inactive_w
+        if w is not None and w != self.idle_w:
+            self._close_idle(now)
+            self.t_phase = now
+            self.idle_w = w
 
     # ------------------------------------------------------------------ public state
     @property
@@ -389,6 +458,8 @@ class Replica:
             self.phase = IDLE
             self.t_phase = now
             self.eng._busy -= 1
+            if not self.active:
+                self._power_down(now)
 
     def _start_prefill(self, now: float) -> bool:
         S = self.S
@@ -701,6 +772,8 @@ class Replica:
                 self.phase = IDLE
                 self.t_phase = now
                 self.eng._busy -= 1
+                if not self.active:
+                    self._power_down(now)
             return
         self.just_preempted = False
         b = len(run)

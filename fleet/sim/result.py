@@ -65,6 +65,18 @@ JOB_COLUMNS = {
 }
 
 
+#: Replica schedule as applied: one row per hour from the start (the last may be partial) and
+#: engine pool (a served model of a pool), every serving pool, scheduled or not.
+SCHEDULE_COLUMNS = {
+    "hour": "int64: hour from the simulation start (row covers [3600 hour, 3600 (hour + 1)) s)",
+    "time_s": "float64 s, start of the hour",
+    "pool": "str: the scenario pool", "engine_pool": "str: the pool, or 'pool:model' when it serves several",
+    "model": "str", "replicas": "int64: replicas of the engine pool",
+    "active": "int64: replicas the schedule keeps active in that hour (the others drain, then draw their "
+              "inactive power)",
+}
+
+
 @dataclass
 class SimResult:
     requests: pd.DataFrame
@@ -77,3 +89,5 @@ class SimResult:
     meta: dict = field(default_factory=dict)
     #: optional extra time series (queue length, running batch, KV use): long form time_s, pool, replica, metric, value
     series: pd.DataFrame | None = None
+    #: active replicas per hour and engine pool (SCHEDULE_COLUMNS); None from code that predates it
+    schedule: pd.DataFrame | None = None

@@ -12,6 +12,9 @@ Built-ins:
   coalesced decode span the growth is not seen until the span ends; a real router also sees a
   lagged metric).
 
+Replica schedules: only active replicas are routed to (JSQ and least-KV read an inactive
+replica's load as +inf, round-robin skips it, a custom router is offered the active ones only).
+
 Custom routers implement the :class:`Router` protocol: ``choose(request, replicas) -> Replica``
 where ``request`` is a :class:`RequestInfo` and ``replicas`` the model's replicas that can hold
 the request.  The built-ins have a fast internal path (``_pick``) that the engine uses instead of
@@ -68,6 +71,11 @@ class BuiltinRouter:
     def _pick_among(self, replicas: Sequence["Replica"]) -> "Replica":
         return replicas[0]
 
+    def _pick_active(self) -> "Replica":
+        """The pick among the active replicas (a replica schedule is in force; at least one is
+        active).  Load-based routers read an inactive replica's load as +inf, so ``_pick`` is it."""
+        return self._pick()
+
 
 class RoundRobin(BuiltinRouter):
     name = "round_robin"
@@ -85,6 +93,19 @@ class RoundRobin(BuiltinRouter):
         r = replicas[self._next % len(replicas)]
         self._next = (self._next + 1) % len(self.replicas)
         return r
+
+    def _pick_active(self) -> "Replica":
+        """The next active replica in turn (inactive ones are skipped, not counted)."""
+        reps = self.replicas
+        n = len(reps)
+        k = self._next
+        for _ in range(n):
+            r = reps[k]
+            k = (k + 1) % n
+            if r.active:
+                self._next = k
+                return r
+        raise ConfigurationError("round_robin: no active replica")   # the engine checks first
 
 
 class JoinShortestQueue(BuiltinRouter):

@@ -138,6 +138,7 @@ class ServingPool:
     chunked_prefill: bool
     max_prefill_tokens: int
     replicas: list["Replica"] = field(default_factory=list)
+    mcode: int = -1              # the engine's code of ``model`` (set at run; -1: no request asks for it)
 
     @property
     def accelerator(self) -> str:

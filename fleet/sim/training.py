@@ -306,6 +306,11 @@ class TrainingScheduler:
         self.run_result = None   # the engine's ServingRun, when run by run_training
 
     # ------------------------------------------------------------------ public
+    @property
+    def sim_origin(self) -> tuple[str, str]:
+        """Where an error raised by this scheduler comes from (its training pool)."""
+        return ("training", self.pool)
+
     def start(self) -> None:
         """Register the jobs' processes on the engine's clock (before ``eng.run()``)."""
         for job in self.jobs:
