@@ -40,6 +40,8 @@ from ..errors import FleetError, InfeasibleError
 #: integer coefficients are scaled so that the largest one in a row is about this large (the
 #: relative rounding of any coefficient is then at most 1 / (2 x this) of the row's largest)
 COEF_TARGET = 1_000_000
+#: HiGHS's relative MIP gap tolerance: a solve stops as OPTIMAL once proven within it
+HIGHS_GAP = 1e-4
 #: default solver time limit (s)
 DEFAULT_TIME_LIMIT_S = 30.0
 
@@ -259,14 +261,21 @@ class PlanModel:
     # ------------------------------------------------------------------ solve
     def solve(self, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, workers: int = 1, seed: int = 0,
               hint: np.ndarray | None = None, drop: Iterable[str] = (), log: Callable[[str], None] | None = None,
-              first_solution: bool = False) -> Solution:
-        """Solve with CP-SAT.  ``drop``: names of constraints to leave out (used by explain);
-        ``first_solution``: stop at the first solution found (the time-limit path, made
-        deterministic for tests: the result is FEASIBLE with its bound and gap)."""
-        from ortools.sat.python import cp_model
-
+              first_solution: bool = False, backend: str = "cp-sat") -> Solution:
+        """Solve with CP-SAT (``backend='cp-sat'``: integer coefficients at a stated resolution)
+        or HiGHS through MathOpt (``'highs'``: branch and cut on the floating-point rows, one
+        thread, relative gap tolerance :data:`HIGHS_GAP`).  ``drop``: names of constraints to
+        leave out (used by explain); ``first_solution``: stop at the first solution found (the
+        time-limit path, made deterministic for tests: the result is FEASIBLE with its bound and
+        gap)."""
         if time_limit_s <= 0 or not math.isfinite(time_limit_s):
             raise PlanError(f"expected a positive time limit, got {time_limit_s}")
+        if backend == "highs":
+            return self._solve_highs(time_limit_s, set(drop), first_solution)
+        if backend != "cp-sat":
+            raise PlanError(f"unknown solver backend {backend!r}; expected cp-sat or highs")
+        from ortools.sat.python import cp_model
+
         t0 = time.perf_counter()
         dropped = set(drop)
         cp = cp_model.CpModel()
@@ -323,6 +332,45 @@ class PlanModel:
             return sol
         return Solution(status, math.nan, math.nan, math.nan, wall, np.zeros(self.n_vars, np.int64), info,
                         self.objective_unit, resolution, None, None, rounding, [], list(self.names))
+
+    def _solve_highs(self, time_limit_s: float, dropped: set[str], first_solution: bool) -> Solution:
+        from datetime import timedelta
+
+        from ortools.math_opt.python import mathopt
+
+        t0 = time.perf_counter()
+        mdl = mathopt.Model(name=self.name)
+        x = [mdl.add_integer_variable(lb=float(lo), ub=float(hi), name=n)
+             for n, lo, hi in zip(self.names, self.lb, self.ub)]
+        for c in self.constraints:
+            if c.name in dropped:
+                continue
+            expr = mathopt.fast_sum(float(a) * x[int(i)] for i, a in zip(c.idx, c.coef))
+            mdl.add_linear_constraint(lb=c.lo, ub=c.hi, expr=expr, name=c.name)
+        oidx, ocoef = self.objective_terms()
+        mdl.minimize(mathopt.fast_sum(float(a) * x[int(i)] for i, a in zip(oidx, ocoef)))
+        params = mathopt.SolveParameters(time_limit=timedelta(seconds=float(time_limit_s)),
+                                         relative_gap_tolerance=HIGHS_GAP, random_seed=0)
+        if first_solution:
+            params.solution_limit = 1
+        res = mathopt.solve(mdl, mathopt.SolverType.HIGHS, params=params)
+        wall = time.perf_counter() - t0
+        reason = res.termination.reason
+        info = SolverInfo("HiGHS (MathOpt)", _ortools_version(), 1, 0, float(time_limit_s))
+        R = mathopt.TerminationReason
+        if res.has_primal_feasible_solution():
+            vals = np.array([round(res.variable_values(v)) for v in x], dtype=np.int64)
+            obj = self.objective_value(vals)
+            dual = res.termination.objective_bounds.dual_bound + self.objective_offset
+            status = "OPTIMAL" if reason == R.OPTIMAL else "FEASIBLE"
+            bound = min(obj, dual) if math.isfinite(dual) else -math.inf
+            gap = _gap(obj, bound) if status == "FEASIBLE" else _gap(obj, bound) if obj != bound else 0.0
+            sol = Solution(status, obj, bound, gap, wall, vals, info, self.objective_unit, 0.0, None, None, {},
+                           self.check(vals) if not dropped else [], list(self.names))
+            return sol
+        status = "INFEASIBLE" if reason in (R.INFEASIBLE,) else "UNKNOWN"
+        return Solution(status, math.nan, math.nan, math.nan, wall, np.zeros(self.n_vars, np.int64), info,
+                        self.objective_unit, 0.0, None, None, {}, [], list(self.names))
 
     def _var_bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = len(self.lb)

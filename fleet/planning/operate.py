@@ -104,7 +104,7 @@ def build_problem(sc, spec, *, derate: dict[tuple[str, int], float] | None = Non
     if sc.simulation.mode == "fluid":
         raise ScenarioError("the operate planner needs the request-level simulation to verify its plan; "
                             "use simulation.mode: coalesced", path=sc.path, field="simulation.mode")
-    req, end = build_requests(sc)
+    req, end = build_requests(sc.sim_input())
     horizon = float(sc.simulation.horizon_s or (end + 120.0))
     hours = max(1, math.ceil(horizon / 3600.0 - 1e-9))
     if not len(req):
@@ -185,7 +185,9 @@ def build_problem(sc, spec, *, derate: dict[tuple[str, int], float] | None = Non
                 rps = cap.rps_model * util
                 lp = tuple(cap.power_at(u * rps) for u in levels)
                 opts.append(op.CapOption(c, rps, lp, c * s.tp))
-            inactive = float(profiles[-1].idle_power_w)
+            # an inactive replica draws its idle power, or its GPUs' standby power when switched off
+            inactive = (float(profiles[-1].idle_power_w) if sc.simulation.inactive == "idle"
+                        else float(acc.standby_w) * s.tp)
             ovh = float(pool.server.per_gpu_w) / float(acc.tdp_w)
             d = tuple(float(derate.get((key, h), 1.0)) for h in range(hours))
             groups.append(op.Group(key, pool.name, model, int(reps), s.tp, pool.row, tuple(opts), inactive, ovh, d))
