@@ -37,6 +37,7 @@ _LAZY = {
     "training_lower_bound_j": "fleet.hardware.bounds", "gap_orders_of_magnitude": "fleet.hardware.bounds",
     # hardware and the narrow waist
     "build_accelerator": "fleet.hardware", "load_device_constants": "fleet.catalog.device_energy",
+    "OperatingPoint": "fleet.frontier", "normalize_precision": "fleet.catalog.precision",
     "ServingProfile": "fleet.frontier", "ServingFrontier": "fleet.frontier",
     "build_serving_profile": "fleet.frontier", "build_serving_frontier": "fleet.frontier",
     "operating_point_breakdown": "fleet.frontier",

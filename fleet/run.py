@@ -91,59 +91,36 @@ class Frontiers:
 
 
 def whatif_constants(sc: Scenario):
-    """The device constants of the scenario's what-if part (None without one)."""
-    if sc.whatif is None:
-        return None
-    from .catalog.device_energy import load_device_constants
+    """The device constants of the scenario's what-if part (None without one);
+    :func:`fleet.scenario.whatif_constants`."""
+    from .scenario import whatif_constants as _wc
 
-    try:
-        return load_device_constants(sc.simulation.constants == "calibrated").with_values(dict(sc.whatif.device_constants), kind="what-if",
-                                                   source=f"what-if: {sc.whatif.label}", check_range=False)
-    except FleetError as exc:
-        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from None
+    return _wc(sc)
 
 
 def _whatif_applies(sc: Scenario, accelerator: str) -> bool:
-    if sc.whatif is None:
-        return False
-    if sc.whatif.accelerators is None:
-        return True
-    from .catalog import get_accelerator
+    from .scenario import whatif_applies
 
-    names = set()
-    for i, a in enumerate(sc.whatif.accelerators):
-        try:
-            names.add(get_accelerator(a).name)
-        except FleetError as exc:
-            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from None
-    return get_accelerator(accelerator).name in names
+    return whatif_applies(sc, accelerator)
 
 
 def whatif_profile_factory(sc: Scenario):
-    """A ``profile_factory`` for :func:`fleet.sim.simulate` that builds the what-if part's
-    profiles for the pools it applies to (None without a what-if)."""
-    consts = whatif_constants(sc)
-    if consts is None:
+    """A ``profile_factory`` for :func:`fleet.sim.simulate` for a scenario with a what-if part
+    (None without one).  The scenario's operating points already carry the what-if constants
+    where they apply (:func:`fleet.scenario.serve_operating_point`), so this is the default
+    factory; kept for callers that pass it explicitly."""
+    if sc.whatif is None:
         return None
-    from .frontier import build_serving_profile
     from .sim.assemble import default_profile_factory
 
-    calibrated = sc.simulation.constants == "calibrated"
-
-    def factory(*, model, accelerator, tp, precision, kv_precision, power_cap_w, max_batch, ep=None):
-        if not _whatif_applies(sc, accelerator):
-            return default_profile_factory(model=model, accelerator=accelerator, tp=tp, precision=precision,
-                                           kv_precision=kv_precision, power_cap_w=power_cap_w,
-                                           max_batch=max_batch, calibrated=calibrated, ep=ep)
-        return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
-                                     power_cap_w=power_cap_w, max_batch=max_batch, constants=consts, ep=ep)
-
-    return factory
+    return default_profile_factory
 
 
 def build_frontiers(sc: Scenario) -> Frontiers:
+    """The energy model of each (serving pool, model), built at the scenario's operating point
+    (:meth:`fleet.scenario.Scenario.operating_point`: its cap, precisions, constants, what-if)."""
     out = Frontiers()
-    consts = whatif_constants(sc)
+    whatif_constants(sc)          # a bad what-if part is the scenario's error, not one pool's
     try:
         from .frontier import make_replica
     except ImportError as exc:   # pragma: no cover - the energy model is part of the package
@@ -151,13 +128,10 @@ def build_frontiers(sc: Scenario) -> Frontiers:
             for s in p.serve:
                 out.errors[(p.name, s.model)] = f"energy model unavailable ({exc})"
         return out
-    for p in sc.fleet.pools:
-        for s in p.serve:
+    for i, p in enumerate(sc.fleet.pools):
+        for j, s in enumerate(p.serve):
             try:
-                kw = ({"constants": consts} if consts is not None and _whatif_applies(sc, p.accelerator)
-                      else {"calibrated": sc.simulation.constants == "calibrated"})
-                out.replicas[(p.name, s.model)] = make_replica(s.model, p.accelerator, s.tp, s.precision,
-                                                               s.kv_precision, ep=s.ep or 1, **kw)
+                out.replicas[(p.name, s.model)] = make_replica(sc.operating_point(i, j))
             except FleetError as exc:
                 out.errors[(p.name, s.model)] = str(exc)
     return out

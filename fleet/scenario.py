@@ -136,13 +136,28 @@ class ServeSpec(Strict):
 
     model: str
     tp: PosInt = 1
+    #: weight precision, a name of the one vocabulary (fleet.catalog.precision; aliases such as
+    #: bfloat16 are accepted and stored canonical)
     precision: str = "bf16"
-    kv_precision: str | None = None          # None: same as ``precision``
+    kv_precision: str | None = None          # None: the activation dtype (bf16; fp32/fp16 stay)
     replicas: PosInt | None = None           # None: the pool's remaining GPUs // tp
     max_batch: PosInt = 256
     chunked_prefill: bool = False
     max_prefill_tokens: PosInt | None = None
     ep: PosInt | None = None                 # expert-parallel degree (MoE only; None/1: off; = tp)
+
+    @field_validator("precision", "kv_precision")
+    @classmethod
+    def _precision(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        from .catalog.precision import normalize_precision
+        from .errors import FleetError
+
+        try:
+            return normalize_precision(v)
+        except FleetError as exc:
+            raise ValueError(str(exc)) from None
 
 
 class PoolSpec(Strict):
@@ -559,6 +574,17 @@ class Scenario(Strict):
 
         return sim_input(self)
 
+    def operating_point(self, pool: int | str, serve: int = 0):
+        """The :class:`~fleet.frontier.OperatingPoint` of ``fleet.pools[pool].serve[serve]``
+        (``pool``: index or name); see :func:`serve_operating_point`."""
+        if isinstance(pool, str):
+            names = [p.name for p in self.fleet.pools]
+            if pool not in names:
+                raise ScenarioError(f"no pool named {pool!r}; the pools are {names}", path=self.path,
+                                    field="fleet.pools")
+            pool = names.index(pool)
+        return serve_operating_point(self, pool, serve)
+
 
 # ------------------------------------------------------------------ paths
 _PATH_TOKEN = re.compile(r"([^.\[\]]+)|\[([^\]]*)\]")
@@ -849,7 +875,7 @@ def _check_fit(sc: Scenario, where: str, s: ServeSpec, acc, model) -> None:
     from .errors import FleetError
 
     try:
-        fits = _fits(model, acc, s.tp, s.precision, s.kv_precision or s.precision)
+        fits = _fits(model, acc, s.tp, s.precision, s.kv_precision)
     except FleetError as exc:
         raise _err(sc, where, _strip_where(exc)) from None
     if not fits:
@@ -858,27 +884,14 @@ def _check_fit(sc: Scenario, where: str, s: ServeSpec, acc, model) -> None:
                                       f"{acc.name}{hint}")
 
 
-_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
-          "int4": 0.5, "fp4": 0.5}
-
-
-def _fits(model, acc, tp: int, precision: str, kv_precision: str) -> bool:
+def _fits(model, acc, tp: int, precision: str, kv_precision: str | None) -> bool:
     """Whether the weights leave room for a KV cache on ``tp`` GPUs (fleet.workload.llm's
-    memory plan; weights <= 90 % of HBM as a stated fallback if that layer is absent)."""
-    try:
-        from .workload.llm import memory_plan
-    except ImportError:
-        memory_plan = None
-    if memory_plan is None:
-        if precision not in _BYTES:
-            from .errors import ConfigurationError
-            raise ConfigurationError(f"unknown precision {precision!r}; expected one of {sorted(_BYTES)}")
-        weights = float(model.params_b) * 1e9 * _BYTES[precision] / tp
-        return weights < 0.9 * float(acc.memory_bytes)
+    memory plan, the one the profiles use; ``kv_precision`` None: the activation dtype)."""
+    from .workload.llm import memory_plan
+
     plan = memory_plan(model, float(acc.memory_bytes), tp, precision=precision,
                        kv_precision=kv_precision, gpu_name=acc.name, strict=False)
-    fits = plan.fits
-    return bool(fits)
+    return bool(plan.fits)
 
 
 def _what_fits(model, acc, s: ServeSpec) -> str:
@@ -886,7 +899,7 @@ def _what_fits(model, acc, s: ServeSpec) -> str:
     for prec in dict.fromkeys([s.precision, "fp8", "int4"]):
         for tp in (1, 2, 4, 8):
             try:
-                ok = _fits(model, acc, tp, prec, prec)
+                ok = _fits(model, acc, tp, prec, s.kv_precision)
             except Exception:  # noqa: BLE001 - a precision the model layer does not know
                 continue
             if ok:
@@ -959,3 +972,62 @@ def _check_schedule(sc: Scenario) -> None:
     if sc.schedule and sc.simulation.mode == "fluid":
         raise _err(sc, "simulation.mode", "a replica schedule is simulated at request level only: "
                                           "use mode coalesced or iteration, or remove 'schedule'")
+
+
+# ------------------------------------------------------------------ operating points
+def whatif_constants(sc: Scenario):
+    """The device constants of the scenario's what-if part (None without one): the scenario's
+    constant set (``simulation.constants``) with ``whatif.device_constants`` replaced."""
+    if sc.whatif is None:
+        return None
+    from .catalog.device_energy import load_device_constants
+    from .errors import FleetError
+
+    try:
+        return load_device_constants(sc.simulation.constants == "calibrated").with_values(
+            dict(sc.whatif.device_constants), kind="what-if", source=f"what-if: {sc.whatif.label}",
+            check_range=False)
+    except FleetError as exc:
+        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from None
+
+
+def whatif_applies(sc: Scenario, accelerator: str) -> bool:
+    """Whether the what-if part replaces the constants of pools of ``accelerator`` (any alias)."""
+    if sc.whatif is None:
+        return False
+    if sc.whatif.accelerators is None:
+        return True
+    from .catalog import get_accelerator
+    from .errors import FleetError
+
+    names = set()
+    for i, a in enumerate(sc.whatif.accelerators):
+        try:
+            names.add(get_accelerator(a).name)
+        except FleetError as exc:
+            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from None
+    return get_accelerator(accelerator).name in names
+
+
+def serve_operating_point(sc: Scenario, pool: int, serve: int):
+    """The :class:`~fleet.frontier.OperatingPoint` of ``fleet.pools[pool].serve[serve]`` as
+    written: its model on ``tp`` GPUs of the pool's accelerator at the pool's power cap, with the
+    scenario's device constants (``simulation.constants``, or the what-if set where it applies,
+    labelled ``what-if: <label>``).  An invalid point is a ScenarioError naming that entry."""
+    from .errors import FleetError
+    from .frontier.operating_point import OperatingPoint
+
+    p = sc.fleet.pools[pool]
+    s = p.serve[serve]
+    where = f"fleet.pools[{pool}].serve[{serve}]"
+    consts = whatif_constants(sc) if whatif_applies(sc, p.accelerator) else None
+    try:
+        return OperatingPoint(
+            s.model, p.accelerator, tp=s.tp, ep=s.ep or 1, precision=s.precision, kv_precision=s.kv_precision,
+            power_cap_w=p.power_cap_w, max_batch=s.max_batch,
+            constants=f"what-if: {sc.whatif.label}" if consts is not None else sc.simulation.constants,
+            device_constants=consts)
+    except FleetError as exc:
+        if isinstance(exc, ScenarioError):
+            raise
+        raise ScenarioError(str(exc), path=sc.path, field=where) from None

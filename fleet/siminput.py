@@ -18,7 +18,7 @@ def engine_pool_name(pool_name: str, n_models: int, model: str) -> str:
     return pool_name if n_models == 1 else f"{pool_name}:{model}"
 
 
-def _serves(i: int, pool) -> tuple[ServeInput, ...]:
+def _serves(sc, i: int, pool) -> tuple[ServeInput, ...]:
     from .frontier import canonical_model
 
     if pool.role != "serving":
@@ -32,7 +32,8 @@ def _serves(i: int, pool) -> tuple[ServeInput, ...]:
             field=f"fleet.pools[{i}].serve[{j}]", model=model, model_as_written=s.model,
             engine_pool=engine_pool_name(pool.name, len(pool.serve), model), replicas=int(reps), tp=int(s.tp),
             precision=s.precision, kv_precision=s.kv_precision, max_batch=s.max_batch,
-            chunked_prefill=bool(s.chunked_prefill), max_prefill_tokens=s.max_prefill_tokens, ep=s.ep))
+            chunked_prefill=bool(s.chunked_prefill), max_prefill_tokens=s.max_prefill_tokens, ep=s.ep,
+            op=sc.operating_point(i, j)))
     return tuple(out)
 
 
@@ -48,7 +49,7 @@ def _pools(sc) -> tuple[PoolInput, ...]:
             static_w=float(p.static_w), per_gpu_w=float(p.server.per_gpu_w),
             power_cap_w=None if p.power_cap_w is None else float(p.power_cap_w),
             tdp_w=float(acc.tdp_w), idle_w=float(acc.idle_w), standby_w=float(acc.standby_w),
-            serve=_serves(i, p)))
+            serve=_serves(sc, i, p)))
     return tuple(out)
 
 

@@ -225,9 +225,9 @@ def _scen(**serve):
 def test_scenario_ep_reaches_the_profile_and_the_simulation(tmp_path):
     seen: dict = {}
 
-    def recorder(**kw):
-        prof = default_profile_factory(**kw, calibrated=True)
-        seen[kw.get("ep")] = prof
+    def recorder(op):
+        prof = default_profile_factory(op)
+        seen[op.ep] = prof
         return prof
 
     sc_ep = load_scenario(_write(tmp_path, _scen(), "ep.yaml"))
@@ -235,9 +235,9 @@ def test_scenario_ep_reaches_the_profile_and_the_simulation(tmp_path):
     assert sc_ep.fleet.pools[0].serve[0].ep == 2 and sc_tp.fleet.pools[0].serve[0].ep is None
     r_ep = simulate(sc_ep, profile_factory=recorder)
     simulate(sc_tp, profile_factory=recorder)
-    assert set(seen) == {2, None}
-    assert seen[2].meta.get("expert_parallel") == 2 and "expert_parallel" not in seen[None].meta
-    assert not np.allclose(seen[2].dec_t0, seen[None].dec_t0)
+    assert set(seen) == {2, 1}
+    assert seen[2].meta.get("expert_parallel") == 2 and "expert_parallel" not in seen[1].meta
+    assert not np.allclose(seen[2].dec_t0, seen[1].dec_t0)
     # the default factory (no hook) gets ep too: same profile, same simulation
     r_default = simulate(sc_ep)
     assert len(r_ep.requests) > 0
@@ -247,14 +247,21 @@ def test_scenario_ep_reaches_the_profile_and_the_simulation(tmp_path):
     assert e_ep > 0 and e_tp > 0 and e_ep != pytest.approx(e_tp, rel=1e-9)
 
 
-def test_old_factories_without_ep_keep_working(tmp_path):
-    """A profile factory written before ``ep`` (no such keyword) is still called for ep=None."""
-    def old(*, model, accelerator, tp, precision, kv_precision, power_cap_w, max_batch):
-        return default_profile_factory(model=model, accelerator=accelerator, tp=tp, precision=precision,
-                                       kv_precision=kv_precision, power_cap_w=power_cap_w, max_batch=max_batch)
+def test_factories_take_the_operating_point(tmp_path):
+    """A profile factory gets the serve entry's OperatingPoint, ep and constants resolved."""
+    from fleet.frontier import OperatingPoint
 
-    res = simulate(load_scenario(_write(tmp_path, _scen(ep=None))), profile_factory=old)
+    got = []
+
+    def factory(op):
+        got.append(op)
+        return default_profile_factory(op)
+
+    sc = load_scenario(_write(tmp_path, _scen(ep=None)))
+    res = simulate(sc, profile_factory=factory)
     assert len(res.requests) > 0
+    assert got == [OperatingPoint("qwen3-30b-a3b", "H100-SXM", tp=2, ep=1, max_batch=32, constants="calibrated")]
+    assert got[0] == sc.operating_point("h100") and got[0].kv_precision == "bf16"
 
 
 @pytest.mark.parametrize("serve,check,words", [
@@ -279,8 +286,9 @@ def test_whatif_factory_takes_ep(repo_root):
     from fleet.run import whatif_profile_factory
     sc = load_scenario(repo_root / "scenarios" / "whatif_hbm_half.yaml")
     f = whatif_profile_factory(sc)
-    kw = dict(model="qwen3-30b-a3b", accelerator="H100-SXM", tp=2, precision="bf16", kv_precision=None,
-              power_cap_w=None, max_batch=16)
-    a, b = f(**kw), f(**kw, ep=2)
+    op = sc.operating_point(0, 0)
+    assert op.is_whatif and op.constants.startswith("what-if")
+    qwen = op.replace(model="qwen3-30b-a3b", tp=2, ep=1, max_batch=16)
+    a, b = f(qwen), f(qwen.replace(ep=2))
     assert b.meta.get("expert_parallel") == 2 and not np.allclose(a.dec_t0, b.dec_t0)
-    assert f(**kw, ep=None) is a
+    assert f(qwen.replace(ep=1)) is a

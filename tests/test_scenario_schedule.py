@@ -152,11 +152,11 @@ def test_inactive_off_draws_the_catalog_standby_power(runs):
 def test_a_profile_error_names_the_serve_entry():
     sc = parse_scenario(sc_with())
 
-    def factory(**kw):
-        if kw["model"] == "qwen3-8b":
+    def factory(op):
+        if op.model == "qwen3-8b":
             raise ConfigurationError("no profile for this one")
         from fleet.sim.assemble import default_profile_factory
-        return default_profile_factory(**kw)
+        return default_profile_factory(op)
 
     with pytest.raises(ScenarioError) as e:
         simulate(sc, profile_factory=factory)

@@ -30,8 +30,9 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
-from ..errors import CatalogError
+from ..errors import CatalogError, ConfigurationError
 from ..paths import CATALOG_DIR
+from .precision import COMPUTE_FORMATS, compute_format, normalize_precision
 
 __all__ = [
     "AcceleratorSpec",
@@ -48,10 +49,12 @@ __all__ = [
     "load_models",
     "catalog_dir",
     "normalize_name",
+    "normalize_precision",
 ]
 
-#: Precisions that :meth:`AcceleratorSpec.peak_tflops` understands.
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16", "fp8", "int8", "int4", "fp4")
+#: Precisions that :meth:`AcceleratorSpec.peak_tflops` understands: the tensor-core formats of
+#: the one precision vocabulary (:mod:`fleet.catalog.precision`).
+PRECISIONS = COMPUTE_FORMATS
 
 _SOURCE_SUFFIX = "_source"
 
@@ -293,10 +296,10 @@ class AcceleratorSpec:
         fp16).  Anything else undefined raises :class:`CatalogError` naming the GPU and the
         precisions it supports.
         """
-        p = str(precision).strip().lower()
-        aliases = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "half": "fp16",
-                   "mxfp4": "fp4", "nvfp4": "fp4", "w4a16": "int4", "awq": "int4", "gptq": "int4"}
-        p = aliases.get(p, p)
+        try:
+            p = compute_format(precision)
+        except ConfigurationError:
+            p = None
         if p not in PRECISIONS:
             raise CatalogError(f"unknown precision {precision!r}", expected="one of " + ", ".join(PRECISIONS))
         v = self._direct(p)

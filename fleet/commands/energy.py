@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from ..catalog.device_energy import has_calibration
+from ..catalog.precision import STORAGE
 from ..errors import ConfigurationError
 from ._common import add_json_flag, emit
 
@@ -30,11 +31,22 @@ def _use_calibrated(args) -> bool:
     return bool(args.calibrated)
 
 
+def _operating_point(args, calibrated: bool, *, power_cap_w: float | None = None, max_batch: int | None = None):
+    """The :class:`~fleet.frontier.OperatingPoint` the replica flags name (the same value and
+    the same precision vocabulary as the Python API and a scenario's serve entry)."""
+    from ..frontier import DEFAULT_MAX_BATCH, OperatingPoint
+    return OperatingPoint(args.model, args.gpu, tp=args.gpus, ep=args.ep, precision=args.precision,
+                          kv_precision=args.kv_precision, power_cap_w=power_cap_w,
+                          max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
+                          constants="calibrated" if calibrated else "physical")
+
+
 def _add_replica_args(p, *, batch: bool = True) -> None:
     p.add_argument("--model", required=True, help="model name or Hugging Face id (fleet models list)")
     p.add_argument("--gpu", required=True, help="accelerator name (fleet hardware list)")
     p.add_argument("--gpus", type=int, default=1, help="GPUs per replica (tensor parallel degree)")
-    p.add_argument("--precision", default="bf16", help="weight precision: bf16, fp8, int8, int4, mxfp4 ...")
+    p.add_argument("--precision", default="bf16",
+                   help="weight precision: " + ", ".join(STORAGE) + " (or an alias: bfloat16, float16, e4m3, awq ...)")
     p.add_argument("--kv-precision", default=None, help="KV-cache precision (default: activation dtype)")
     p.add_argument("--ep", type=int, default=1,
                    help="expert-parallel degree (MoE only; 1 = off, else equal to --gpus: the experts are split "
@@ -76,8 +88,10 @@ def _estimate(args) -> int:
     from ..frontier.build import make_replica
     from ..frontier.steady import steady_state
     from ..frontier.work import _llm
-    rep = make_replica(args.model, args.gpu, args.gpus, args.precision, args.kv_precision, calibrated=cal,
-                       ep=args.ep)
+    op = _operating_point(args, cal, power_cap_w=args.power_cap)
+    rep = make_replica(op)                    # checks the fit and the cap's range
+    if args.sm_clock is not None:             # --sm-clock overrides --power-cap
+        rep = make_replica(op.with_clock(args.sm_clock))
     ctx_len = int(args.input_tokens + args.output_tokens)
     mb = int(_llm().max_batch(rep.model, rep.acc.memory_bytes, rep.tp, ctx_len, precision=rep.precision,
                               kv_precision=rep.kv_precision))
@@ -85,18 +99,8 @@ def _estimate(args) -> int:
         raise ConfigurationError(
             f"--batch {args.batch} does not fit: the KV cache of {rep.tp} x {rep.acc.name} holds at most {mb} "
             f"sequences of {ctx_len} tokens (max_batch); lower --batch, add GPUs or use a lower --kv-precision")
-    if args.power_cap is not None:
-        from ..hardware.energy import check_cap
-        check_cap(rep.device, args.power_cap, rep.acc.name)
-    clock = None
-    if args.sm_clock is not None:
-        fmax = float(getattr(rep.acc.spec, "max_clock_mhz", 0) or 0)
-        if fmax <= 0:
-            raise ConfigurationError(f"{rep.acc.name} has no max_clock_mhz in the catalog; cannot lock a clock")
-        if not (0 < args.sm_clock <= fmax):
-            raise ConfigurationError(f"--sm-clock {args.sm_clock:g} MHz is outside (0, {fmax:g}] MHz for {rep.acc.name}")
-        clock = args.sm_clock / fmax
-    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=args.power_cap, clock=clock)
+    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=rep.op.power_cap_w,
+                     clock=rep.clock_fraction)
     out = {
         "model": rep.model_name, "gpu": rep.acc.name, "gpus": rep.tp, "precision": rep.precision,
         "kv_precision": rep.kv_precision, "batch": int(args.batch),
@@ -139,8 +143,7 @@ def _estimate(args) -> int:
 def _frontier(args) -> int:
     from ..frontier.frontier import build_serving_frontier
     cal = _use_calibrated(args)
-    fr = build_serving_frontier(args.model, args.gpu, args.gpus, args.precision, args.kv_precision,
-                                max_batch=max(args.batch, 1), n_caps=args.caps, calibrated=cal, ep=args.ep)
+    fr = build_serving_frontier(_operating_point(args, cal, max_batch=max(args.batch, 1)), n_caps=args.caps)
     if args.phase == "decode" and (args.batch < 1 or args.batch > fr.max_batch):
         raise ConfigurationError(f"--batch must be in [1, {fr.max_batch}], got {args.batch}")
     if args.context < 0:

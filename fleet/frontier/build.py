@@ -1,10 +1,11 @@
 """Build serving profiles (the narrow waist) from the energy model.
 
 :func:`build_serving_profile` evaluates the first-principles model (:mod:`fleet.hardware.energy`)
-on a grid of decode batches x contexts and of prefill lengths, at one power cap (or locked clock),
-and fits the affine / quadratic forms that :class:`~fleet.frontier.profile.ServingProfile`
-promises, recording the worst relative fit error.  Results are cached on their (hashable)
-arguments.
+on a grid of decode batches x contexts and of prefill lengths, at one
+:class:`~fleet.frontier.operating_point.OperatingPoint` (its power cap or locked clock), and fits
+the affine / quadratic forms that :class:`~fleet.frontier.profile.ServingProfile` promises,
+recording the worst relative fit error.  Results are cached on the operating point (a hashable
+value) and the fit ranges.
 """
 
 from __future__ import annotations
@@ -14,15 +15,17 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..catalog.device_energy import DeviceConstants, load_device_constants
+from ..catalog.device_energy import DeviceConstants
 from ..errors import ConfigurationError
 from ..hardware.accelerator import Accelerator, build_accelerator
-from ..hardware.energy import Device, OperatingPoint, WorkArrays, check_cap, evaluate
+from ..hardware.energy import Device, Evaluation, WorkArrays, check_cap, evaluate
+from .operating_point import DEFAULT_MAX_BATCH, OperatingPoint, check_ep
 from .profile import ServingProfile
 from .work import _get_model, _llm, decode_grid, prefill_work
 
-#: vLLM's default max_num_seqs: the running-batch limit when none is given.
-DEFAULT_MAX_BATCH = 256
+__all__ = ["DEFAULT_MAX_BATCH", "DEFAULT_CONTEXT_RANGE", "DEFAULT_PREFILL_RANGE", "Replica", "OperatingPoint",
+           "check_ep", "make_replica", "operating_point", "build_serving_profile", "decode_point", "prefill_point"]
+
 #: per-sequence context points (tokens) the affine decode lines are fitted over by default
 DEFAULT_CONTEXT_RANGE = (128, 4096)
 #: prompt lengths (tokens) the quadratic prefill is fitted over by default
@@ -31,7 +34,11 @@ DEFAULT_PREFILL_RANGE = (32, 8192)
 
 @dataclass(frozen=True)
 class Replica:
-    """A model on ``tp`` GPUs of one accelerator at one precision: what every builder needs."""
+    """A model on ``tp`` GPUs of one accelerator at one precision: what every builder needs.
+
+    ``op`` is the operating point it was built for (its cap or clock is what
+    :func:`build_serving_profile` applies; :func:`decode_point` and friends take theirs
+    explicitly)."""
 
     model: object            # ModelSpec
     acc: Accelerator
@@ -42,71 +49,112 @@ class Replica:
     kv_capacity_tokens: int
     weights_per_gpu_bytes: float
     ep: int = 1              # expert-parallel degree: 1 (off) or tp (MoE experts split over the GPUs)
+    op: OperatingPoint | None = None
 
     @property
     def model_name(self) -> str:
         return self.model.name
 
+    @property
+    def clock_fraction(self) -> float | None:
+        """The locked clock of ``op`` as a fraction of the maximum clock (None: not locked)."""
+        return None if self.op is None else clock_fraction(self.op, self.acc)
 
-def _norm_precision(p: str | None) -> str | None:
-    if p is None:
+
+def _name(x) -> str:
+    """A catalog name from a name or a spec object (ModelSpec, AcceleratorSpec, Accelerator)."""
+    if isinstance(x, str):
+        return x
+    return str(getattr(x, "name", x))
+
+
+def operating_point(model, accelerator, tp: int = 1, precision: str = "bf16", kv_precision: str | None = None, *,
+                    power_cap_w: float | None = None, clock: float | None = None,
+                    locked_clock_mhz: float | None = None, max_batch: int | None = None,
+                    calibrated: bool = False, constants: DeviceConstants | None = None,
+                    ep: int | None = 1) -> OperatingPoint:
+    """An :class:`OperatingPoint` from the keyword form the convenience wrappers take.
+
+    ``calibrated`` picks the catalog's constant set; ``constants`` (a what-if
+    :class:`DeviceConstants`) replaces it under the label ``"custom"``.  ``clock`` is the locked
+    SM clock as a fraction of the accelerator's maximum (converted to ``locked_clock_mhz``)."""
+    if clock is not None:
+        if locked_clock_mhz is not None:
+            raise ConfigurationError("give the locked clock once: clock (fraction) or locked_clock_mhz")
+        locked_clock_mhz = _clock_mhz(_name(accelerator), clock)
+        if power_cap_w is not None:      # the keyword form always let a locked clock win over a cap
+            power_cap_w = None
+    label = "custom" if constants is not None else ("calibrated" if calibrated else "physical")
+    return OperatingPoint(_name(model), _name(accelerator), tp=tp, ep=1 if ep is None else ep,
+                          precision="bf16" if precision is None else precision,
+                          kv_precision=kv_precision, power_cap_w=power_cap_w, locked_clock_mhz=locked_clock_mhz,
+                          max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
+                          constants=label, device_constants=constants)
+
+
+def _max_clock_mhz(acc_name: str) -> float:
+    from ..catalog import get_accelerator
+
+    fmax = float(getattr(get_accelerator(acc_name), "max_clock_mhz", 0) or 0)
+    if not fmax > 0:
+        raise ConfigurationError(f"{acc_name} has no max_clock_mhz in the catalog; cannot lock a clock")
+    return fmax
+
+
+def _clock_mhz(acc_name: str, fraction: float) -> float:
+    if not (0.0 < float(fraction) <= 1.0):
+        raise ConfigurationError(f"locked clock fraction must be in (0, 1], got {fraction}")
+    return float(fraction) * _max_clock_mhz(acc_name)
+
+
+def clock_fraction(op: OperatingPoint, acc: Accelerator | None = None) -> float | None:
+    """``op``'s locked clock as a fraction of its accelerator's maximum clock (None: not locked);
+    :class:`ConfigurationError` outside ``(0, max_clock_mhz]``."""
+    if op.locked_clock_mhz is None:
         return None
-    p = str(p).lower()
-    return {"bfloat16": "bf16", "float16": "fp16", "half": "fp16", "float8": "fp8"}.get(p, p)
+    fmax = _max_clock_mhz(op.accelerator)
+    if not (0 < op.locked_clock_mhz <= fmax):
+        raise ConfigurationError(f"locked clock {op.locked_clock_mhz:g} MHz is outside (0, {fmax:g}] MHz for "
+                                 f"{op.accelerator}")
+    return op.locked_clock_mhz / fmax
 
 
-def check_ep(model, tp: int, ep: int | None) -> int:
-    """The expert-parallel degree ``ep`` of a replica of ``model`` on ``tp`` GPUs, checked.
-
-    ``None`` or 1: off.  Otherwise ``model`` must be MoE and ``ep`` must divide ``tp``; the work
-    model (:mod:`fleet.workload.llm`), like vLLM's ``--enable-expert-parallel`` without data
-    parallelism, splits the experts over ALL ``tp`` GPUs of the replica, so ``ep`` must equal
-    ``tp``.  This is how the ML.ENERGY calibration reads its expert-parallel rows."""
-    if ep is None:
-        return 1
-    if isinstance(ep, bool) or int(ep) != ep or int(ep) < 1:
-        raise ConfigurationError(f"expert parallel degree must be a positive integer, got {ep!r}")
-    ep, tp = int(ep), int(tp)
-    if ep == 1:
-        return 1
-    m = _get_model(model)
-    if not _llm().architecture(m).is_moe:
-        raise ConfigurationError(f"expert parallelism (ep={ep}) needs a mixture-of-experts model; "
-                                 f"{m.name} is dense: use ep=1")
-    if tp % ep:
-        raise ConfigurationError(f"expert parallel degree ep={ep} must divide the replica's GPU count "
-                                 f"tp={tp}")
-    if ep != tp:
-        raise ConfigurationError(f"expert parallel degree ep={ep} on tp={tp} GPUs is not modelled: the experts "
-                                 f"are split over all GPUs of the replica (vLLM --enable-expert-parallel); "
-                                 f"expected ep=1 or ep={tp}")
-    return ep
-
-
-def make_replica(model, gpu, tp: int = 1, precision: str = "bf16", kv_precision: str | None = None, *,
-                 calibrated: bool = False, constants: DeviceConstants | None = None,
-                 ep: int | None = 1) -> Replica:
-    """Resolve names, check the model fits, and build the device figures.
-
-    ``ep``: expert-parallel degree (1 or None: off; MoE only, must equal ``tp``,
-    see :func:`check_ep`); attention stays tensor-parallel, as the ML.ENERGY calibration reads
-    its expert-parallel rows."""
-    if int(tp) < 1:
-        raise ConfigurationError(f"tensor parallel degree must be >= 1, got {tp}")
-    m = _get_model(model)
-    ep = check_ep(m, int(tp), ep)
-    consts = constants if constants is not None else load_device_constants(calibrated)
-    acc = build_accelerator(gpu, constants=consts)
-    precision = _norm_precision(precision) or "bf16"
-    plan = _llm().memory_plan(m, acc.memory_bytes, int(tp), precision=precision,
-                              kv_precision=_norm_precision(kv_precision), gpu_name=acc.name)
+def _replica(op: OperatingPoint) -> Replica:
+    m = _get_model(op.model)
+    acc = build_accelerator(op.accelerator, constants=op.resolve_constants())
+    plan = _llm().memory_plan(m, acc.memory_bytes, op.tp, precision=op.precision,
+                              kv_precision=op.kv_precision, gpu_name=acc.name)
     weights, kv_cap, fits, kvp = plan.weights_per_gpu, plan.kv_capacity_tokens, plan.fits, plan.kv_precision
     if not fits or kv_cap <= 0:
         raise ConfigurationError(
-            f"{m.name} at {precision} does not fit on {tp} x {acc.name} "
+            f"{m.name} at {op.precision} does not fit on {op.tp} x {acc.name} "
             f"({acc.spec.memory_gb:g} GB each): no room for a KV cache; use more GPUs or a lower precision")
-    dev = Device.from_accelerator(acc, precision, int(tp))
-    return Replica(m, acc, int(tp), precision, kvp, dev, int(kv_cap), float(weights), ep)
+    dev = Device.from_accelerator(acc, op.precision, op.tp)
+    check_cap(dev, op.power_cap_w, acc.name)
+    clock_fraction(op, acc)
+    return Replica(m, acc, op.tp, op.precision, kvp, dev, int(kv_cap), float(weights), op.ep, op)
+
+
+def make_replica(op, gpu=None, tp: int = 1, precision: str = "bf16", kv_precision: str | None = None, *,
+                 calibrated: bool = False, constants: DeviceConstants | None = None,
+                 ep: int | None = 1) -> Replica:
+    """Resolve names, check the model fits, and build the device figures of ``op`` (an
+    :class:`OperatingPoint`; its cap and clock are checked against the accelerator's range).
+
+    Convenience form: ``make_replica(model, gpu, tp, precision, kv_precision, calibrated=,
+    constants=, ep=)`` builds the operating point (uncapped; see :func:`operating_point`).
+    ``ep``: expert-parallel degree (1 or None: off; MoE only, must equal ``tp``, see
+    :func:`check_ep`); attention stays tensor-parallel, as the ML.ENERGY calibration reads
+    its expert-parallel rows."""
+    if isinstance(op, OperatingPoint):
+        if gpu is not None:
+            raise TypeError("make_replica(op) takes an OperatingPoint alone; the keyword form starts "
+                            "make_replica(model, gpu, ...)")
+        return _replica(op)
+    if gpu is None:
+        raise TypeError("make_replica() needs an OperatingPoint, or a model and an accelerator")
+    return _replica(operating_point(op, gpu, tp, precision, kv_precision, calibrated=calibrated,
+                                    constants=constants, ep=ep))
 
 
 def _fit_affine(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
@@ -163,11 +211,11 @@ def _cap_args(rep: Replica, power_cap_w, clock):
     return {}
 
 
-def _scalar(op: OperatingPoint) -> OperatingPoint:
-    return OperatingPoint(*(float(np.asarray(getattr(op, f)).ravel()[0]) for f in op.__dataclass_fields__))
+def _scalar(ev: Evaluation) -> Evaluation:
+    return Evaluation(*(float(np.asarray(getattr(ev, f)).ravel()[0]) for f in ev.__dataclass_fields__))
 
 
-def decode_point(rep: Replica, batch: int, context_per_seq: float, *, power_cap_w=None, clock=None) -> OperatingPoint:
+def decode_point(rep: Replica, batch: int, context_per_seq: float, *, power_cap_w=None, clock=None) -> Evaluation:
     """The direct model (no fit) for one decode iteration of ``batch`` sequences of
     ``context_per_seq`` cached tokens each (scalar fields)."""
     w = decode_grid(rep.model_name, [batch], [context_per_seq], rep.precision, rep.kv_precision, rep.tp,
@@ -175,18 +223,17 @@ def decode_point(rep: Replica, batch: int, context_per_seq: float, *, power_cap_
     return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
 
 
-def prefill_point(rep: Replica, n_tokens: int, *, power_cap_w=None, clock=None) -> OperatingPoint:
+def prefill_point(rep: Replica, n_tokens: int, *, power_cap_w=None, clock=None) -> Evaluation:
     """The direct model (no fit) for one prefill of ``n_tokens`` prompt tokens (scalar fields)."""
     w = prefill_work(rep.model_name, int(n_tokens), rep.precision, rep.kv_precision, rep.tp, 0, rep.ep > 1)
     return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
 
 
-def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill_range) -> ServingProfile:
-    m = rep.model
+def _profile(rep: Replica, context_range, prefill_range) -> ServingProfile:
+    m, point = rep.model, rep.op
+    power_cap_w, clock = point.power_cap_w, rep.clock_fraction
     max_ctx = int(getattr(m, "max_context", 0) or 131072)
-    if max_batch is None:
-        max_batch = DEFAULT_MAX_BATCH
-    max_batch = int(max(1, min(int(max_batch), rep.kv_capacity_tokens)))
+    max_batch = int(max(1, min(int(point.max_batch), rep.kv_capacity_tokens)))
     lo, hi = context_range or DEFAULT_CONTEXT_RANGE
     hi = max(min(float(hi), float(max_ctx)), float(lo) + 1.0)
     ctx = np.geomspace(max(float(lo), 1.0), hi, 7)
@@ -221,7 +268,9 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
         "decode_time_fit_err": et, "decode_energy_fit_err": ee,
         "prefill_time_fit_err": pt_err, "prefill_energy_fit_err": pe_err,
         "locked_clock": clock,
-        "constants": "calibrated" if rep.acc.constants.calibrated else "physical",
+        "locked_clock_mhz": point.locked_clock_mhz,
+        "constants": point.constants,
+        "operating_point": point.label(),
     }
     if rep.ep > 1:
         meta["expert_parallel"] = rep.ep
@@ -239,37 +288,39 @@ def _profile(rep: Replica, power_cap_w, clock, max_batch, context_range, prefill
 
 
 @lru_cache(maxsize=512)
-def _cached_profile(model: str, accelerator: str, tp: int, precision: str, kv_precision, power_cap_w,
-                    max_batch, context_range, prefill_range, calibrated: bool, clock,
-                    constants: DeviceConstants | None = None, ep: int = 1) -> ServingProfile:
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants,
-                       ep=ep)
-    return _profile(rep, power_cap_w, clock, max_batch, context_range, prefill_range)
+def _cached_profile(op: OperatingPoint, context_range: tuple, prefill_range: tuple) -> ServingProfile:
+    return _profile(_replica(op), context_range, prefill_range)
 
 
-def build_serving_profile(model, accelerator, tp: int = 1, precision: str = "bf16",
+def build_serving_profile(op, accelerator=None, tp: int = 1, precision: str = "bf16",
                           kv_precision: str | None = None, power_cap_w: float | None = None,
                           max_batch: int | None = None,
                           context_range: tuple[float, float] = DEFAULT_CONTEXT_RANGE, *,
                           prefill_range: tuple[float, float] = DEFAULT_PREFILL_RANGE,
                           clock: float | None = None, calibrated: bool = False,
                           constants: DeviceConstants | None = None, ep: int | None = 1) -> ServingProfile:
-    """A :class:`ServingProfile` for ``model`` on ``tp`` x ``accelerator`` (names or specs).
+    """The :class:`ServingProfile` of operating point ``op`` (cached on ``op`` and the fit ranges).
 
-    ``power_cap_w`` is per GPU (None: uncapped, the accelerator's max limit); ``clock`` locks the
-    normalised SM clock instead.  ``context_range`` is the per-sequence context (tokens) over
-    which the affine decode lines are fitted.  Raises :class:`~fleet.errors.CatalogError` for
-    unknown names and :class:`~fleet.errors.ConfigurationError` for a model that does not fit or a
-    cap outside ``[power_min_w, power_max_w]``.  ``constants`` replaces the device constants (a
-    what-if part, e.g. ``load_device_constants().with_values({"memory.pj_per_bit.HBM3": 1.7})``);
-    ``calibrated`` is then ignored.  ``ep``: expert-parallel degree (1 or None: off; MoE only,
-    equal to ``tp``; see :func:`make_replica`).  Cached on its arguments.
+    ``context_range`` is the per-sequence context (tokens) over which the affine decode lines are
+    fitted, ``prefill_range`` the prompt lengths of the quadratic prefill fit.  Raises
+    :class:`~fleet.errors.CatalogError` for unknown names and
+    :class:`~fleet.errors.ConfigurationError` for a model that does not fit or a cap outside
+    ``[power_min_w, power_max_w]``.
+
+    Convenience form (the README's): ``build_serving_profile(model, accelerator, tp=1,
+    precision="bf16", kv_precision=None, power_cap_w=None, max_batch=None, clock=None,
+    calibrated=False, constants=None, ep=1)`` builds the operating point with
+    :func:`operating_point` (``power_cap_w`` per GPU, None: uncapped; ``clock``: locked SM clock as
+    a fraction of the maximum; ``constants``: a what-if :class:`DeviceConstants`, ``calibrated``
+    then ignored; ``ep``: expert-parallel degree).
     """
-    mname = model.name if hasattr(model, "name") and hasattr(model, "layers") else _get_model(model).name
-    aname = accelerator.name if hasattr(accelerator, "memory_bw_gbs") else build_accelerator(accelerator).name
-    ep = check_ep(mname, int(tp), ep)
-    return _cached_profile(mname, aname, int(tp), _norm_precision(precision) or "bf16",
-                           _norm_precision(kv_precision), None if power_cap_w is None else float(power_cap_w),
-                           None if max_batch is None else int(max_batch),
-                           tuple(float(v) for v in context_range), tuple(float(v) for v in prefill_range),
-                           bool(calibrated), None if clock is None else float(clock), constants, ep)
+    if isinstance(op, OperatingPoint):
+        if accelerator is not None:
+            raise TypeError("build_serving_profile(op) takes an OperatingPoint alone; the keyword form "
+                            "starts build_serving_profile(model, accelerator, ...)")
+    elif accelerator is None:
+        raise TypeError("build_serving_profile() needs an OperatingPoint, or a model and an accelerator")
+    else:
+        op = operating_point(op, accelerator, tp, precision, kv_precision, power_cap_w=power_cap_w, clock=clock,
+                             max_batch=max_batch, calibrated=calibrated, constants=constants, ep=ep)
+    return _cached_profile(op, tuple(float(v) for v in context_range), tuple(float(v) for v in prefill_range))

@@ -16,7 +16,9 @@ from functools import lru_cache
 import numpy as np
 
 from ..errors import ConfigurationError
-from .build import DEFAULT_CONTEXT_RANGE, build_serving_profile, decode_point, make_replica, prefill_point
+from .build import (DEFAULT_CONTEXT_RANGE, build_serving_profile, decode_point, make_replica, operating_point,
+                    prefill_point)
+from .operating_point import OperatingPoint
 from .profile import ServingProfile
 
 
@@ -97,14 +99,10 @@ def pareto_mask(t: np.ndarray, e: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=64)
-def _frontier(model: str, accelerator: str, tp: int, precision: str, kv_precision, max_batch, n_caps: int,
-              context_range: tuple, calibrated: bool, constants=None, ep: int = 1) -> ServingFrontier:
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants,
-                       ep=ep)
+def _frontier(op: OperatingPoint, n_caps: int, context_range: tuple) -> ServingFrontier:
+    rep = make_replica(op.uncapped())
     caps = np.linspace(float(rep.device.power_min_w), float(rep.device.power_max_w), int(n_caps))
-    profs = tuple(build_serving_profile(model, accelerator, tp, precision, kv_precision, float(c), max_batch,
-                                        context_range, calibrated=calibrated, constants=constants, ep=ep)
-                  for c in caps)
+    profs = tuple(build_serving_profile(op.with_cap(float(c)), context_range=context_range) for c in caps)
     return ServingFrontier(
         caps_w=caps, profiles=profs,
         t0=np.stack([p.dec_t0 for p in profs]), t1=np.stack([p.dec_t1 for p in profs]),
@@ -112,39 +110,63 @@ def _frontier(model: str, accelerator: str, tp: int, precision: str, kv_precisio
         pre_t=np.array([p.pre_t for p in profs]), pre_e=np.array([p.pre_e for p in profs]))
 
 
-def build_serving_frontier(model, accelerator, tp: int = 1, precision: str = "bf16",
+def build_serving_frontier(op, accelerator=None, tp: int = 1, precision: str = "bf16",
                            kv_precision: str | None = None, *, max_batch: int | None = None, n_caps: int = 11,
                            context_range=DEFAULT_CONTEXT_RANGE, calibrated: bool = False,
                            constants=None, ep: int | None = 1) -> ServingFrontier:
-    """Profiles at ``n_caps`` caps from ``power_min_w`` to ``power_max_w`` (cached); ``constants``
-    and ``ep`` (expert-parallel degree) as in :func:`~fleet.frontier.build.build_serving_profile`."""
+    """Profiles of operating point ``op`` at ``n_caps`` caps from ``power_min_w`` to
+    ``power_max_w`` (cached; ``op``'s own cap or clock is ignored).
+
+    Convenience form: ``build_serving_frontier(model, accelerator, tp, precision, kv_precision,
+    max_batch=, calibrated=, constants=, ep=)`` as in
+    :func:`~fleet.frontier.build.build_serving_profile`."""
     if int(n_caps) < 2:
         raise ConfigurationError(f"a frontier needs at least 2 caps, got {n_caps}")
-    rep_name = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated,
-                            constants=constants, ep=ep)
-    return _frontier(rep_name.model_name, rep_name.acc.name, int(tp), rep_name.precision, kv_precision,
-                     None if max_batch is None else int(max_batch), int(n_caps),
-                     tuple(float(v) for v in context_range), bool(calibrated), constants, rep_name.ep)
+    if isinstance(op, OperatingPoint):
+        if accelerator is not None:
+            raise TypeError("build_serving_frontier(op) takes an OperatingPoint alone; the keyword form "
+                            "starts build_serving_frontier(model, accelerator, ...)")
+    elif accelerator is None:
+        raise TypeError("build_serving_frontier() needs an OperatingPoint, or a model and an accelerator")
+    else:
+        op = operating_point(op, accelerator, tp, precision, kv_precision, max_batch=max_batch,
+                             calibrated=calibrated, constants=constants, ep=ep)
+    return _frontier(op.uncapped(), int(n_caps), tuple(float(v) for v in context_range))
 
 
-def operating_point_breakdown(model, accelerator, tp: int, batch: int, context_tokens: float, *,
-                              precision: str = "bf16", kv_precision: str | None = None,
+def operating_point_breakdown(op, *args, precision: str = "bf16", kv_precision: str | None = None,
                               power_cap_w: float | None = None, clock: float | None = None,
                               calibrated: bool = False, phase: str = "decode", constants=None,
                               ep: int | None = 1) -> dict:
     """Energy breakdown (J: compute, memory, interconnect, static), time and power of one decode
-    iteration (``context_tokens`` total over the batch) or one prefill of ``batch`` tokens
-    (``ep``: expert-parallel degree, as in :func:`~fleet.frontier.build.make_replica`)."""
-    rep = make_replica(model, accelerator, tp, precision, kv_precision, calibrated=calibrated, constants=constants,
-                       ep=ep)
+    iteration (``context_tokens`` total over the batch) or one prefill of ``batch`` tokens.
+
+    ``operating_point_breakdown(op, batch, context_tokens, phase=)`` at an
+    :class:`OperatingPoint` (its cap or locked clock); convenience form
+    ``operating_point_breakdown(model, accelerator, tp, batch, context_tokens, precision=,
+    kv_precision=, power_cap_w=, clock=, calibrated=, constants=, ep=)`` (``clock``: locked
+    fraction of the maximum clock)."""
+    if isinstance(op, OperatingPoint):
+        if len(args) != 2:
+            raise TypeError("operating_point_breakdown(op, batch, context_tokens) takes two positional arguments "
+                            "after the operating point")
+        batch, context_tokens = args
+        rep = make_replica(op)
+        power_cap_w, clock = op.power_cap_w, rep.clock_fraction
+    else:
+        if len(args) != 4:
+            raise TypeError("operating_point_breakdown(model, accelerator, tp, batch, context_tokens)")
+        accelerator, tp, batch, context_tokens = args
+        rep = make_replica(operating_point(op, accelerator, tp, precision, kv_precision, calibrated=calibrated,
+                                           constants=constants, ep=ep))
     if phase == "decode":
-        op = decode_point(rep, int(batch), float(context_tokens) / max(int(batch), 1),
+        ev = decode_point(rep, int(batch), float(context_tokens) / max(int(batch), 1),
                           power_cap_w=power_cap_w, clock=clock)
     elif phase == "prefill":
-        op = prefill_point(rep, int(batch), power_cap_w=power_cap_w, clock=clock)
+        ev = prefill_point(rep, int(batch), power_cap_w=power_cap_w, clock=clock)
     else:
         raise ConfigurationError(f"phase {phase!r}; expected 'decode' or 'prefill'")
     f = lambda v: float(np.asarray(v).ravel()[0])  # noqa: E731
-    return {"time_s": f(op.time_s), "energy_j": f(op.energy_j), "power_w": f(op.power_w),
-            "clock_fraction": f(op.clock_fraction),
-            "breakdown_j": {k: f(v) for k, v in op.breakdown().items()}}
+    return {"time_s": f(ev.time_s), "energy_j": f(ev.energy_j), "power_w": f(ev.power_w),
+            "clock_fraction": f(ev.clock_fraction),
+            "breakdown_j": {k: f(v) for k, v in ev.breakdown().items()}}

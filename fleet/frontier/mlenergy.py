@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 
 from ..catalog.device_energy import DeviceConstants, load_device_constants
+from ..catalog.precision import normalize_precision, valid_precisions
 from ..errors import CatalogError, ConfigurationError, InputError
 from ..hardware.accelerator import Accelerator
 from ..hardware.calibrate import DEFAULT_FIT_PARAMS, error_summary, fit_constants
@@ -61,7 +62,6 @@ from .steady import combine, serving_works
 
 TASK_INPUT_TOKENS: dict[str, int] = {"lm-arena-chat": 350, "gpqa": 300, "sourcegraph-fim": 1500}
 TEXT_TASKS = tuple(TASK_INPUT_TOKENS)
-PRECISION_MAP = {"bfloat16": "bf16", "bf16": "bf16", "fp8": "fp8", "mxfp4": "mxfp4", "float16": "fp16"}
 REQUIRED = ("task", "model_id", "weight_precision", "gpu_model", "num_gpus", "tensor_parallel",
             "avg_batch_size", "avg_output_len", "avg_power_w_total", "energy_per_token_j",
             "output_throughput_tok_s")
@@ -150,10 +150,11 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
         except CatalogError:
             skip("model not in catalog")
             continue
-        prec = PRECISION_MAP.get(str(r["weight_precision"]).lower())
-        if prec is None:
+        try:
+            prec = normalize_precision(str(r["weight_precision"]))
+        except ConfigurationError:
             raise InputError(f"unknown weight_precision {r['weight_precision']!r}", path=path, line=int(i) + 2,
-                             column="weight_precision", expected=", ".join(PRECISION_MAP))
+                             column="weight_precision", expected=valid_precisions()) from None
         for c in ("num_gpus", "avg_batch_size", "avg_output_len", "avg_power_w_total", "energy_per_token_j",
                   "output_throughput_tok_s"):
             v = r[c]

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..hardware.energy import OperatingPoint, WorkArrays, evaluate
+from ..hardware.energy import Evaluation, WorkArrays, evaluate
 from .build import Replica, _cap_args
 from .work import decode_work, prefill_work
 
@@ -39,8 +39,8 @@ class SteadyState:
     ttft_s: Any
     breakdown_j: dict            # per output token: compute, memory, interconnect, static
     clock_fraction: Any
-    decode: OperatingPoint
-    prefill: OperatingPoint
+    decode: Evaluation
+    prefill: Evaluation
 
 
 def serving_works(model_name: str, batch: float, input_tokens: float, output_tokens: float, precision: str,
@@ -68,7 +68,7 @@ def steady_works(rep: Replica, batch: int, input_tokens: int, output_tokens: int
                          rep.tp, rep.ep > 1)
 
 
-def combine(batch, output_tokens, dec: OperatingPoint, pre: OperatingPoint) -> SteadyState:
+def combine(batch, output_tokens, dec: Evaluation, pre: Evaluation) -> SteadyState:
     """Steady-state figures from evaluated decode and prefill operating points."""
     b = np.maximum(np.asarray(batch, float), 1.0)
     k = b / np.maximum(np.asarray(output_tokens, float), 1.0)      # prefills per iteration

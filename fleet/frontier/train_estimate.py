@@ -17,6 +17,7 @@ energy = GPU energy x PUE; operational carbon = facility energy x carbon intensi
 
 from __future__ import annotations
 
+from ..catalog.precision import normalize_precision
 from ..errors import ConfigurationError
 from ..hardware.accelerator import GPUS_PER_NODE, build_accelerator
 from ..hardware.energy import Device, WorkArrays, evaluate
@@ -34,6 +35,7 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
     """Time (s), GPU and facility energy (J), operational carbon (gCO2e) of training ``model``
     on ``tokens`` tokens with ``gpus`` accelerators; plus the largest micro-batch that fits."""
     m = _get_model(model)
+    precision = normalize_precision(precision)
     acc = build_accelerator(gpu, calibrated=calibrated)
     llm = _llm()
     n = int(gpus)

@@ -12,6 +12,6 @@
 """
 
 from .accelerator import Accelerator, build_accelerator
-from .energy import Device, OperatingPoint, WorkArrays, evaluate
+from .energy import Device, Evaluation, OperatingPoint, WorkArrays, evaluate  # noqa: F401 (OperatingPoint: old name)
 
-__all__ = ["Accelerator", "build_accelerator", "Device", "OperatingPoint", "WorkArrays", "evaluate"]
+__all__ = ["Accelerator", "build_accelerator", "Device", "Evaluation", "WorkArrays", "evaluate"]

@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from ..catalog.device_energy import DeviceConstants, load_device_constants
+from ..catalog.precision import compute_format
 from ..errors import ConfigurationError
 
 #: GPUs that share one scale-up domain (NVLink/NVSwitch or Infinity Fabric) in a server.
@@ -27,9 +28,9 @@ _NATIVE_COMPUTE = {"fp8": "fp8", "int8": "int8", "fp4": "fp4", "bf16": "bf16", "
 
 
 def _canon_precision(p: str) -> str:
-    p = str(p).lower().replace("bfloat16", "bf16").replace("float16", "fp16").replace("float32", "fp32")
-    return {"half": "fp16", "mxfp4": "fp4", "nvfp4": "fp4", "w4a16": "int4", "awq": "int4",
-            "gptq": "int4", "float8": "fp8", "e4m3": "fp8"}.get(p, p)
+    """The tensor-core format family of a precision name (the one vocabulary,
+    :func:`fleet.catalog.precision.compute_format`)."""
+    return compute_format(p)
 
 
 @dataclass(frozen=True)

@@ -44,24 +44,22 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from fleet.catalog.precision import PRECISION_BITS, default_kv_precision, precision_bits
 from fleet.errors import ConfigurationError
 
 BOLTZMANN_J_PER_K = 1.380649e-23
 """Boltzmann constant k_B (J/K), exact in the 2019 SI."""
 
-BITS = {"fp32": 32, "bf16": 16, "fp16": 16, "fp8": 8, "int8": 8, "int4": 4, "fp4": 4,
-        "mxfp4": 4.25, "fp6": 6, "int2": 2}
-"""Bits per stored value of each precision (mxfp4: 4 bits + an 8-bit scale per 32 values)."""
+BITS = PRECISION_BITS
+"""Bits per stored value of each precision: the one vocabulary's table
+(:data:`fleet.catalog.precision.PRECISION_BITS`; mxfp4: 4 bits + an 8-bit scale per 32 values)."""
 
 DEFAULT_TOKENS_PER_STEP = 4_194_304
 """Global batch of 4M tokens per optimizer step (Llama-2/3 pre-training scale) when none is given."""
 
 
 def _bits(precision: str) -> float:
-    key = str(precision).strip().lower()
-    if key not in BITS:
-        raise ConfigurationError(f"unknown precision {precision!r}; expected one of {', '.join(BITS)}")
-    return float(BITS[key])
+    return float(precision_bits(precision))
 
 
 def landauer_j_per_bit(temperature_k: float = 300.0) -> float:
@@ -115,7 +113,7 @@ def inference_token_bounds(model: Any, precision: str = "bf16", *, kv_precision:
     ``precision`` when that is fp32/fp16); ``flops`` defaults to ``2 * active params``."""
     _, active = _params(model)
     _bits(precision)
-    kvp = kv_precision or (precision if str(precision).lower() in ("fp32", "fp16") else "bf16")
+    kvp = kv_precision or default_kv_precision(precision)
     if kv_bits is None:
         kv_bits = float(model.kv_bytes_per_token(_bits(kvp) / 8.0)) * 8.0
     act_bits = float(model.layers) * float(model.hidden_size) * _bits(act_precision)

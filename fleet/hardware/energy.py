@@ -128,8 +128,10 @@ class Device:
 
 
 @dataclass(frozen=True)
-class OperatingPoint:
-    """Result arrays of :func:`evaluate` (whole replica; SI)."""
+class Evaluation:
+    """Result arrays of :func:`evaluate` (whole replica; SI): the time, energy and power of some
+    work at one clock.  (Not to be confused with :class:`fleet.frontier.OperatingPoint`, the
+    deployment a profile is built for.)"""
 
     time_s: Any
     energy_j: Any
@@ -171,7 +173,7 @@ def _parts(work: WorkArrays, dev: Device):
     return tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i, t_skew
 
 
-def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> OperatingPoint:
+def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Evaluation:
     """Time, energy, power and breakdown of ``work`` on ``dev``.
 
     ``clock``: a locked normalised SM clock ``f/f_max`` (overrides the cap); ``cap_w``: a per-GPU
@@ -223,7 +225,7 @@ def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Operat
             t = t2
     t_lin = np.maximum(t_c1 / x, t_w)
     zero = np.zeros_like(t)
-    return OperatingPoint(time_s=t, energy_j=e, power_w=e / t, compute_j=e_c + zero, memory_j=e_m + zero,
+    return Evaluation(time_s=t, energy_j=e, power_w=e / t, compute_j=e_c + zero, memory_j=e_m + zero,
                           interconnect_j=e_i + zero, static_j=e_s, clock_fraction=x + zero,
                           t_linear_s=t_lin + zero, t_kv_s=t_kv + zero, t_comm_s=t_comm + zero,
                           t_overhead_s=t_ovh + zero)
@@ -237,3 +239,7 @@ def check_cap(dev: Device, cap_w: float | None, name: str = "accelerator") -> No
     if not (lo - 1e-9 <= float(cap_w) <= hi + 1e-9):
         raise ConfigurationError(f"power cap {cap_w:g} W is outside the settable range of {name}: "
                                  f"[{lo:g}, {hi:g}] W")
+
+
+#: former name of :class:`Evaluation` (kept so older imports keep working)
+OperatingPoint = Evaluation

@@ -71,21 +71,6 @@ class Context:
     signal_notes: dict[str, str]
 
 
-def _profile_factory(sc):
-    from ..run import whatif_profile_factory
-    from ..sim.assemble import default_profile_factory
-
-    f = whatif_profile_factory(sc)
-    if f is not None:
-        return f
-    calibrated = sc.simulation.constants == "calibrated"
-
-    def factory(**kw):
-        return default_profile_factory(calibrated=calibrated, **kw)
-
-    return factory
-
-
 def candidate_caps(acc, fractions: list[float]) -> tuple[float, ...]:
     """Caps (W per GPU) at ``fractions`` of the maximum power limit, clipped to the range."""
     hi = float(acc.power_max_w)
@@ -132,7 +117,7 @@ def build_problem(sc, spec, *, derate: dict[tuple[str, int], float] | None = Non
     ci = hourly(inputs.carbon_intensity, sc.start_utc, hours)
     price = hourly(inputs.price, sc.start_utc, hours)
     pue = hourly(inputs.pue, sc.start_utc, hours)
-    factory = _profile_factory(sc)
+    from ..frontier import build_serving_profile
     groups: list[op.Group] = []
     infos: list[GroupInfo] = []
     pool_caps: dict[str, tuple[float, ...]] = {}
@@ -160,9 +145,7 @@ def build_problem(sc, spec, *, derate: dict[tuple[str, int], float] | None = Non
             profiles = []
             for c in caps:
                 try:
-                    prof = factory(model=model, accelerator=acc.name, tp=s.tp, precision=s.precision,
-                                   kv_precision=s.kv_precision, power_cap_w=c, max_batch=s.max_batch,
-                                   **({} if s.ep is None else {"ep": s.ep}))
+                    prof = build_serving_profile(sc.operating_point(i, j).with_cap(c))
                 except FleetError as exc:
                     raise ScenarioError(str(exc), path=sc.path, field=f"fleet.pools[{i}].serve[{j}]") from exc
                 profiles.append(prof)

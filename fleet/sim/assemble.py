@@ -41,21 +41,22 @@ rounded up to a whole number of telemetry intervals so every telemetry bin is co
 
 from __future__ import annotations
 
-import functools
-
 import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable, Protocol
 
 import numpy as np
 import pandas as pd
 
 from ..errors import FleetError, ScenarioError
-from .input import SCHEDULE_STEP_S, InferenceInput, SimInput, TraceInput
+from .input import SCHEDULE_STEP_S, SimInput, TraceInput
 from .power import Placement, bin_energy, build_tree, telemetry
 from .result import POOL_COLUMNS, JOB_COLUMNS, SCHEDULE_COLUMNS, SimResult
+
+if TYPE_CHECKING:
+    from ..frontier import OperatingPoint, ServingProfile
 
 #: seconds added after the end of the demand when no horizon is given (requests in flight finish)
 DRAIN_S = 120.0
@@ -192,18 +193,19 @@ def build_jobs(x: SimInput, pool) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- profiles
-ProfileFactory = Callable[..., object]
+class ProfileFactory(Protocol):
+    """``factory(op) -> ServingProfile``: the profile one replica of each (pool, served model)
+    runs, given its :class:`~fleet.frontier.OperatingPoint` (model, accelerator, tp, ep,
+    precisions, the pool's power cap, max batch, device constants)."""
+
+    def __call__(self, op: OperatingPoint) -> ServingProfile: ...
 
 
-def default_profile_factory(*, model: str, accelerator: str, tp: int, precision: str,
-                            kv_precision: str | None, power_cap_w: float | None, max_batch: int | None,
-                            calibrated: bool = True, ep: int | None = None):
-    """Profiles from the energy model, with calibrated device constants unless told otherwise
-    (``ep``: the serve entry's expert-parallel degree; None: off)."""
+def default_profile_factory(op: OperatingPoint) -> ServingProfile:
+    """Profiles from the energy model at ``op`` (cached on it)."""
     from ..frontier import build_serving_profile
 
-    return build_serving_profile(model, accelerator, tp, precision=precision, kv_precision=kv_precision,
-                                 power_cap_w=power_cap_w, max_batch=max_batch, calibrated=calibrated, ep=ep)
+    return build_serving_profile(op)
 
 
 @dataclass
@@ -227,10 +229,7 @@ def _groups(x: SimInput, factory: ProfileFactory) -> list[_Group]:
             continue
         for s in pool.serve:
             try:
-                # ep only when set, so factories written before it (no ep keyword) keep working
-                prof = factory(model=s.model, accelerator=pool.accelerator, tp=s.tp, precision=s.precision,
-                               kv_precision=s.kv_precision, power_cap_w=pool.power_cap_w, max_batch=s.max_batch,
-                               **({} if s.ep is None else {"ep": s.ep}))
+                prof = factory(s.op)
             except FleetError as exc:
                 raise _scenario_error(x, exc, s.field) from None
             out.append(_Group(pool.name, s.engine_pool, s.model, int(s.replicas), s.tp, prof, s, pool))
@@ -260,8 +259,9 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
 
     ``mode`` overrides ``simulation.mode``; ``progress`` shows a progress bar; ``requests``
     replaces the scenario's inference demand (a canonical table with a ``model`` column);
-    ``profile_factory(model=, accelerator=, tp=, precision=, kv_precision=, power_cap_w=,
-    max_batch=)`` replaces the energy model's profile builder.  ``release_signal(t_s) -> bool``
+    ``profile_factory(op)`` (a :class:`ProfileFactory`: an
+    :class:`~fleet.frontier.OperatingPoint` in, a ServingProfile out) replaces the energy
+    model's profile builder.  ``release_signal(t_s) -> bool``
     releases waiting deferrable training jobs when true (polled every ``release_check_s``): the
     hook for a carbon- or price-aware policy (e.g. grid intensity below a threshold).
     ``on_engine(eng, training)`` is called once everything is registered and before the run,
@@ -293,8 +293,7 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
     mode = mode or sim.mode
     progress = sim.progress if progress is None else progress
     dt = sim.telemetry_interval_s
-    factory = profile_factory or functools.partial(default_profile_factory,
-                                                   calibrated=sim.constants == "calibrated")
+    factory = profile_factory or default_profile_factory
 
     fluid = mode == "fluid"
     if fluid and x.schedule:

@@ -47,6 +47,9 @@ class ServeInput:
     chunked_prefill: bool
     max_prefill_tokens: int | None
     ep: int | None
+    #: where one replica runs (model, accelerator, parallelism, precisions, the pool's cap, max batch,
+    #: device constants): a :class:`fleet.frontier.OperatingPoint`, what the profile factory takes
+    op: object = None
 
 
 @dataclass(frozen=True)

@@ -98,14 +98,15 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from fleet.catalog.precision import PRECISION_BYTES as _PRECISION_BYTES
+from fleet.catalog.precision import activation_precision, normalize_precision
+from fleet.catalog.precision import precision_bytes as _precision_bytes
 from fleet.errors import ConfigurationError
 
-PRECISION_BYTES: dict[str, float] = {
-    "fp32": 4, "bf16": 2, "fp16": 2, "fp8": 1, "int8": 1, "int4": 0.5, "fp4": 0.5,
-    "mxfp4": 0.53, "fp6": 0.75, "int2": 0.25,
-}
-"""Bytes per element of each storage precision.  mxfp4: 4-bit values plus one 8-bit scale per
-32 values = 4.25 bit = 0.53 B.  fp6 as in ZeroQuant(4+2)/FP6-LLM; int2 as in KIVI's 2-bit KV."""
+PRECISION_BYTES: dict[str, float] = _PRECISION_BYTES
+"""Bytes per element of each storage precision: the one vocabulary's table
+(:data:`fleet.catalog.precision.PRECISION_BYTES`; mxfp4 = 4-bit values plus one 8-bit scale per
+32 values = 4.25 bit; fp6 as in ZeroQuant(4+2)/FP6-LLM; int2 as in KIVI's 2-bit KV)."""
 
 FLASH_TILE_Q = 128
 """Query rows per flash-attention tile; K/V are re-read once per tile in prefill."""
@@ -126,23 +127,12 @@ KV_BLOCK_TOKENS = 16
 
 # --------------------------------------------------------------------------- precision helpers
 def precision_bytes(precision: str) -> float:
-    """Bytes per element of a precision name (case-insensitive); ConfigurationError if unknown."""
-    key = str(precision).strip().lower()
-    if key not in PRECISION_BYTES:
-        raise ConfigurationError(
-            f"unknown precision {precision!r}; expected one of {', '.join(PRECISION_BYTES)}")
-    return float(PRECISION_BYTES[key])
+    """Bytes per element of a precision name or alias; ConfigurationError if unknown."""
+    return _precision_bytes(precision)
 
 
 def _norm_precision(precision: str) -> str:
-    precision_bytes(precision)
-    return str(precision).strip().lower()
-
-
-def activation_precision(precision: str) -> str:
-    """The activation dtype that goes with a weight precision: fp32/fp16 stay, else bf16."""
-    p = _norm_precision(precision)
-    return p if p in ("fp32", "fp16") else "bf16"
+    return normalize_precision(precision)
 
 
 def _kv_prec(precision: str, kv_precision: str | None) -> str:
