@@ -8,7 +8,11 @@ reported as a :class:`~fleet.errors.ScenarioError` naming the file and the YAML 
 Sections (each a pydantic model below, owned by the layer it configures):
 ``fleet`` (pools, servers, power tree), ``demand`` (traces and generators), ``simulation``
 (horizon, seed, telemetry), ``site`` (region, grid signals, PUE), ``accounting``,
-``plan`` (reserved for the OR-Tools planner), ``report``, ``expectations`` (scenario regression).
+``plan`` (reserved for the OR-Tools planner), ``report``, ``expectations`` (scenario regression),
+``schedule`` (active replicas per serving pool and hour; the planner writes it).
+
+The simulation does not read this pydantic model: :meth:`Scenario.sim_input` (``fleet.siminput``)
+turns it into the typed, frozen :class:`fleet.sim.input.SimInput`.
 """
 
 from __future__ import annotations

@@ -189,3 +189,21 @@ def test_draining_keeps_every_request_and_energy_is_the_integral_of_power(c):
         p = e / (t1 - t0)
         floor = min(prof.idle_power_w, c["inactive_w"] if c["inactive_w"] is not None else prof.idle_power_w)
         assert (p >= floor * (1 - 1e-9) - 1e-12).all() and (p <= 700.0).all()
+
+
+def test_an_endless_run_ends_when_a_model_is_never_scheduled():
+    """Requests of a model whose every replica is scheduled off in every step wait (accounted
+    for as 'running'); an endless run still ends once the other model's work is done."""
+    df = requests(30, 10.0, seed=5)
+    df["model"] = np.where(np.arange(30) % 2 == 0, MODEL, "other")
+    eng = Engine(math.inf, seed=0)
+    eng.add_serving_pool("p", toy_profile(), 2, MODEL)
+    eng.add_serving_pool("q", toy_profile(), 1, "other")
+    eng.set_schedule("p", [2, 1], step_s=5.0)
+    eng.set_schedule("q", [0, 0], step_s=5.0)
+    eng.add_requests(df)
+    res = eng.run()
+    req = res.requests
+    assert (req.status[req.model == MODEL] == "completed").all()
+    assert (req.status[req.model == "other"] == "running").all()
+    assert res.meta["waiting_at_end"] == 15

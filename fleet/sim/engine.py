@@ -175,7 +175,7 @@ class _Schedule:
     def _fire(self, now: float, k: int) -> None:
         self.apply(k, now)
         eng = self.eng
-        if eng.horizon_s == INF and eng._ai >= eng._n and eng._busy == 0 and not any(eng._waiting):
+        if eng.horizon_s == INF and eng._ai >= eng._n and eng._busy == 0 and not eng._servable_waiting():
             return               # drained: no more steps needed
         self.push_after(k)
 
@@ -230,6 +230,7 @@ class Engine:
         self._waiting: list = []                 # per model code: requests waiting for an active replica
         self._model_active: list[int] = []       # per model code: active replicas
         self._sched_model: list[bool] = []       # per model code: has a pool with a schedule
+        self._servable: list[bool] = []          # per model code: some step has an active replica
         self._active_log: list[tuple[float, str, int]] = []   # (time s, pool, active replicas) as set
         self.events = 0
 
@@ -358,8 +359,13 @@ class Engine:
     def now(self) -> float:
         return self.env.now
 
+    def _servable_waiting(self) -> bool:
+        """Requests wait that some step of the schedule will serve (a model whose every pool is
+        scheduled at 0 throughout would wait forever: an endless run must not wait for it)."""
+        return any(q and self._servable[m] for m, q in enumerate(self._waiting))
+
     def _drained(self) -> bool:
-        return self._ai >= self._n and self._busy == 0 and not self.env._queue and not any(self._waiting) and \
+        return self._ai >= self._n and self._busy == 0 and not self.env._queue and not self._servable_waiting() and \
             all(not isinstance(e[2], Replica) or e[3] != e[2].gen for e in self._heap)
 
     # ------------------------------------------------------------------ setup at run()
@@ -412,6 +418,7 @@ class Engine:
         self._waiting = [deque() for _ in range(nm)]
         self._model_active = [len(reps) for reps in self._model_reps]
         self._sched_model = [False] * nm
+        self._servable = [True] * nm
         code = {name: k for k, name in enumerate(S.model_names)}
         for p in self._pools:
             p.mcode = code.get(p.model, -1)
@@ -420,6 +427,9 @@ class Engine:
                 m = self._pool_by_name[name].mcode
                 if m >= 0:
                     self._sched_model[m] = True
+            for m, reps in enumerate(self._model_reps):
+                self._servable[m] = any(p.name not in self._schedules or max(self._schedules[p.name][0]) > 0
+                                        for p in {r.pool.name: r.pool for r in reps}.values())
             self._sched = _Schedule(self, self._schedule_step,
                                     [(self._pool_by_name[n], c) for n, (c, _) in self._schedules.items()])
             self._sched.apply(0, 0.0)            # step 0 from the start (replicas are idle)
