@@ -68,23 +68,42 @@ def _estimate(args) -> int:
                 f"  largest micro-batch {out['max_micro_batch_tokens']} tokens per GPU")
         emit(out, args.json, text)
         return 0
-    for name in ("batch", "input_tokens", "output_tokens"):
+    if args.batch is not None and args.max_num_seqs is not None:
+        raise ConfigurationError("give --batch (an exact running batch) or --max-num-seqs (vLLM's upper bound), "
+                                 "not both")
+    if args.batch is None and args.max_num_seqs is None:
+        raise ConfigurationError("--batch or --max-num-seqs is required (or use --train)")
+    for name in ("batch", "max_num_seqs", "input_tokens", "output_tokens"):
+        if name in ("batch", "max_num_seqs") and getattr(args, name) is None:
+            continue
         if getattr(args, name) is None:
             raise ConfigurationError(f"--{name.replace('_', '-')} is required (or use --train)")
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     from ..frontier.build import make_replica
-    from ..frontier.steady import steady_state
-    from ..frontier.work import _llm
+    from ..frontier.steady import effective_batch, steady_kv_tokens_per_seq, steady_max_batch, steady_state
     rep = make_replica(args.model, args.gpu, args.gpus, args.precision, args.kv_precision, calibrated=cal,
                        ep=args.ep)
     ctx_len = int(args.input_tokens + args.output_tokens)
-    mb = int(_llm().max_batch(rep.model, rep.acc.memory_bytes, rep.tp, ctx_len, precision=rep.precision,
-                              kv_precision=rep.kv_precision))
-    if args.batch > mb:
+    held = steady_kv_tokens_per_seq(args.input_tokens, args.output_tokens)
+    # the KV-cache limit on steady-state occupancy (I + O/2 tokens per running sequence), the rule
+    # the simulation follows (fleet.frontier.steady)
+    mb = steady_max_batch(rep.kv_capacity_tokens, args.input_tokens, args.output_tokens)
+    if mb < 1:
         raise ConfigurationError(
-            f"--batch {args.batch} does not fit: the KV cache of {rep.tp} x {rep.acc.name} holds at most {mb} "
-            f"sequences of {ctx_len} tokens (max_batch); lower --batch, add GPUs or use a lower --kv-precision")
+            f"one request of {ctx_len} tokens does not fit the KV cache of {rep.tp} x {rep.acc.name} "
+            f"({rep.kv_capacity_tokens} tokens); add GPUs or use a lower --kv-precision")
+    if args.max_num_seqs is not None:
+        batch, limited_by = effective_batch(rep.kv_capacity_tokens, args.input_tokens, args.output_tokens,
+                                            args.max_num_seqs)
+    else:
+        batch, limited_by = int(args.batch), "batch"
+        if args.batch > mb:
+            raise ConfigurationError(
+                f"--batch {args.batch} does not fit: the KV cache of {rep.tp} x {rep.acc.name} "
+                f"({rep.kv_capacity_tokens} tokens) holds at most {mb} running sequences in steady state "
+                f"({held:g} tokens each on average: {args.input_tokens} in + half of {args.output_tokens} out; "
+                f"max_batch); lower --batch, use --max-num-seqs, add GPUs or use a lower --kv-precision")
     if args.power_cap is not None:
         from ..hardware.energy import check_cap
         check_cap(rep.device, args.power_cap, rep.acc.name)
@@ -96,10 +115,10 @@ def _estimate(args) -> int:
         if not (0 < args.sm_clock <= fmax):
             raise ConfigurationError(f"--sm-clock {args.sm_clock:g} MHz is outside (0, {fmax:g}] MHz for {rep.acc.name}")
         clock = args.sm_clock / fmax
-    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=args.power_cap, clock=clock)
+    s = steady_state(rep, batch, args.input_tokens, args.output_tokens, power_cap_w=args.power_cap, clock=clock)
     out = {
         "model": rep.model_name, "gpu": rep.acc.name, "gpus": rep.tp, "precision": rep.precision,
-        "kv_precision": rep.kv_precision, "batch": int(args.batch),
+        "kv_precision": rep.kv_precision, "batch": int(batch),
         "input_tokens": int(args.input_tokens), "output_tokens": int(args.output_tokens),
         "power_cap_w": args.power_cap,
         "sm_clock_mhz": args.sm_clock,
@@ -116,6 +135,10 @@ def _estimate(args) -> int:
         "kv_capacity_tokens": rep.kv_capacity_tokens,
         "idle_power_w": rep.tp * rep.acc.idle_w,
     }
+    out["batch_limited_by"] = limited_by
+    out["kv_tokens_per_seq_steady"] = held
+    if args.max_num_seqs is not None:
+        out["max_num_seqs"] = int(args.max_num_seqs)
     if rep.ep > 1:
         out["ep"] = rep.ep
     br = out["breakdown_j"]
@@ -130,7 +153,11 @@ def _estimate(args) -> int:
             f"  throughput             {out['output_tokens_per_s']:.0f} tokens/s\n"
             f"  power                  {out['avg_power_w']:.0f} W (all GPUs)\n"
             f"  ITL / TTFT             {out['itl_ms']:.1f} ms / {out['ttft_ms']:.1f} ms\n"
-            f"  max batch              {out['max_batch']}")
+            f"  max batch              {out['max_batch']} (KV cache at steady-state occupancy, "
+            f"{held:g} tokens per sequence)"
+            + ("" if args.max_num_seqs is None else
+               f"\n  effective batch        {batch} of --max-num-seqs {args.max_num_seqs} "
+               f"(limited by {'the KV cache' if limited_by == 'kv_cache' else '--max-num-seqs'})"))
     emit(out, args.json, text)
     return 0
 
@@ -250,7 +277,10 @@ def register(sub) -> None:
     p = sub.add_parser("estimate", help="energy, throughput and latency of serving (or training) one model",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_replica_args(p)
-    p.add_argument("--batch", type=int, help="running batch (concurrent requests)")
+    p.add_argument("--batch", type=int, help="exact running batch (concurrent requests); refused when its "
+                   "steady-state KV occupancy does not fit")
+    p.add_argument("--max-num-seqs", type=int, default=None,
+                   help="vLLM's batch limit: run the largest batch that fits the KV cache, up to N, and report it")
     p.add_argument("--input-tokens", type=int, help="prompt tokens per request")
     p.add_argument("--output-tokens", type=int, help="output tokens per request")
     p.add_argument("--power-cap", type=float, default=None, help="per-GPU power cap (W)")
