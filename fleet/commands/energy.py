@@ -47,6 +47,13 @@ def _add_replica_args(p, *, batch: bool = True) -> None:
 
 
 # ------------------------------------------------------------------------------------ estimate
+def _recompute_arg(v):
+    """--recompute on|off|auto -> True / False / None (searched)."""
+    if v is None or v == "auto":
+        return None
+    return v == "on"
+
+
 def _estimate(args) -> int:
     cal = _use_calibrated(args)
     if args.train:
@@ -58,13 +65,26 @@ def _estimate(args) -> int:
         out = training_estimate(args.model, args.gpu, args.gpus, float(args.tokens),
                                 seq_len=args.seq_len, precision=args.precision, utilization=args.utilization,
                                 pue=args.pue, carbon_intensity_g_per_kwh=args.carbon_intensity,
-                                power_cap_w=args.power_cap, calibrated=cal)
-        text = (f"{out['model']} on {out['gpus']} x {out['gpu']} (tp={out['layout']['tp']}, dp={out['layout']['dp']}), "
-                f"{out['tokens']:.3g} tokens\n"
-                f"  time            {out['time_days']:.2f} days (step {out['step_time_s']:.2f} s, MFU {out['mfu']:.2f})\n"
+                                power_cap_w=args.power_cap, calibrated=cal, tp=args.tp, pp=args.pp, dp=args.dp,
+                                zero_stage=args.zero, recompute=_recompute_arg(args.recompute),
+                                global_batch_tokens=args.global_batch_tokens,
+                                network_gbs_per_gpu=args.network_gbs)
+        lay = out["layout"]
+        shares = "  ".join(f"{k.replace('_', ' ')} {v:.1%}" for k, v in out["time_shares"].items() if v >= 0.005)
+        text = (f"{out['model']} on {out['gpus']} x {out['gpu']}, {out['tokens']:.3g} tokens, "
+                f"global batch {out['global_batch_tokens']:,} tokens\n"
+                f"  layout          {out['layout_text']}"
+                f"{'' if lay['virtual_stages'] == 1 else ', ' + str(lay['virtual_stages']) + ' virtual stages'}"
+                f" on {lay['gpus_used']} GPUs ({lay['idle_gpus']} idle)\n"
+                f"  time            {out['time_days']:.2f} days, {out['gpu_hours']:,.0f} GPU-hours "
+                f"(step {out['step_time_s']:.2f} s)\n"
+                f"  MFU             {out['mfu']:.1%} steady, {out['mfu_with_downtime']:.1%} with checkpoints and failures "
+                f"({out['achieved_tflops_per_gpu']:.0f} TFLOP/s per GPU)\n"
                 f"  GPU energy      {out['gpu_energy_mwh']:.1f} MWh, facility {out['facility_energy_mwh']:.1f} MWh (PUE {out['pue']})\n"
                 f"  carbon          {out['operational_co2e_t']:.1f} tCO2e at {out['carbon_intensity_g_per_kwh']:.0f} g/kWh\n"
-                f"  avg power       {out['avg_power_w'] / 1e3:.1f} kW\n"
+                f"  avg power       {out['avg_power_per_gpu_w']:.0f} W per GPU ({out['avg_power_w'] / 1e3:.1f} kW in all; "
+                f"cap {out['power_cap_w']:.0f} W)\n"
+                f"  time shares     {shares}\n"
                 f"  largest micro-batch {out['max_micro_batch_tokens']} tokens per GPU")
         emit(out, args.json, text)
         return 0
@@ -290,7 +310,19 @@ def register(sub) -> None:
     p.add_argument("--tokens", type=float, default=None, help="training tokens D (with --train)")
     p.add_argument("--seq-len", type=int, default=4096, help="training sequence length (with --train)")
     p.add_argument("--utilization", type=float, default=None,
-                   help="achieved fraction of attainable matmul throughput in training (default 0.75)")
+                   help="achieved fraction of attainable matmul throughput in training "
+                        "(default: the calibrated TRAIN_GEMM_EFFICIENCY)")
+    p.add_argument("--tp", type=int, default=None, help="training: tensor-parallel degree (default: searched)")
+    p.add_argument("--pp", type=int, default=None, help="training: pipeline stages (uneven allowed; default: searched)")
+    p.add_argument("--dp", type=int, default=None, help="training: data-parallel degree (default: searched)")
+    p.add_argument("--zero", type=int, default=None, choices=(0, 1, 2, 3),
+                   help="training: ZeRO stage (default: searched)")
+    p.add_argument("--recompute", choices=("on", "off", "auto"), default=None,
+                   help="training: activation recomputation (default auto: searched)")
+    p.add_argument("--global-batch-tokens", type=int, default=None,
+                   help="training: tokens per optimizer step (default 4M)")
+    p.add_argument("--network-gbs", type=float, default=None,
+                   help="training: scale-out bandwidth per GPU, GB/s one way (default: device constant)")
     p.add_argument("--pue", type=float, default=1.2, help="power usage effectiveness (facility / IT energy)")
     p.add_argument("--carbon-intensity", type=float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
     add_json_flag(p)
