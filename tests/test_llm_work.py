@@ -370,13 +370,19 @@ def test_korthikanti_34sbh_for_gpt3():
 
 
 # ----------------------------------------------------------------------------- catalog-wide
+#: published totals that the published shape does not reproduce (Gopher: 280B published, 259B
+#: from its Table 1 shape; the catalog row's notes say so).
+PUBLISHED_TOTAL_DIFFERS = {"gopher-280b": 0.10}
+
+
 def test_every_catalog_model_counts_match_its_row():
     for m in load_models():
         arch = architecture(m)
-        assert arch.total_params() == pytest.approx(m.params_b * 1e9, rel=0.02), m.name
+        tol = PUBLISHED_TOTAL_DIFFERS.get(m.name, 0.02)
+        assert arch.total_params() == pytest.approx(m.params_b * 1e9, rel=tol), m.name
         # vendors differ on whether embeddings count as "active"; both conventions within 12 %
         lo, hi = arch.active_params(), arch.active_params() + arch.embed_params
-        assert lo * 0.88 <= m.active_params_b * 1e9 <= hi * 1.12, m.name
+        assert lo * (1 - tol - 0.1) <= m.active_params_b * 1e9 <= hi * 1.12, m.name
         assert kv_bytes_per_token(m, "bf16") == m.kv_bytes_per_token(2.0), m.name
         c = decode_cost(m, 4, 4000)
         assert c.flops > 0 and c.hbm_bytes > 0

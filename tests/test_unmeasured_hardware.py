@@ -58,7 +58,7 @@ def test_memory_bound_decode_throughput_follows_memory_bandwidth():
         s = steady_state(rep, batch=4, input_tokens=256, output_tokens=256)
         rows.append((get_accelerator(name).memory_bw_gbs, float(s.output_tokens_per_s), name))
     by_bw = [n for _, _, n in sorted(rows)]
-    by_tput = [n for _, _, n in sorted(rows, key=lambda r: r[1])]
+    by_tput = [n for _, _, n in sorted(rows, key=lambda r: (r[1], r[2]))]   # equal bandwidths tie, by name
     assert by_bw == by_tput
 
 

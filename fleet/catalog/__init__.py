@@ -260,6 +260,8 @@ class AcceleratorSpec:
     embodied_kgco2e: float | None
     standby_w: float | None = None      # W per GPU powered down (modelled; schema.yaml methods.standby)
     notes: str | None = None
+    scaleup_gpus: int | None = None          # accelerators per scale-up domain (blank: 8)
+    estimated_columns: tuple[str, ...] = ()  # columns whose values are estimates (estimate_source)
     sources: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
 
     # --- derived ------------------------------------------------------------------------
@@ -398,6 +400,15 @@ def _accelerator_table(path: str) -> _Table:
         if hi is not None and tdp > hi:
             raise CatalogError(f"tdp_w {tdp} above power_max_w {hi}", path=p, line=line,
                                column="tdp_w", expected="tdp_w <= power_max_w")
+        est = r.get("estimated_columns") or ()
+        bad = [c for c in est if c not in schema()["accelerators"]["columns"]
+               or schema()["accelerators"]["columns"][c].get("kind") == "id"]
+        if bad:
+            raise CatalogError(f"estimated_columns names {', '.join(bad)}", path=p, line=line,
+                               column="estimated_columns", expected="value columns of accelerators.csv")
+        if est and not r.get("estimate_source"):
+            raise CatalogError("estimated_columns without estimate_source", path=p, line=line,
+                               column="estimate_source", expected="how the estimated columns were estimated")
         eff = r["matmul_efficiency"]
         if eff is not None and eff > 1:
             raise CatalogError(f"matmul_efficiency {eff} > 1", path=p, line=line,

@@ -42,6 +42,27 @@ ASSUMED_DIES = {
     "MI300X": ([(8 * 115.0, 5.0), (4 * 370.0, 6.0)],
                "MI300X die areas not published by AMD: assumed 8 XCDs x ~115 mm2 (N5) + 4 IODs x ~370 mm2 (N6), "
                "rough third-party die-shot estimates, +-20%"),
+    # issue 14 rows: ASSUMPTIONS where no vendor publishes die areas (stated, +- as given)
+    "GB200": ([(1600.0, 4.0)], "GB200's Blackwell GPU is the B200 silicon: two reticle-limited dies assumed at "
+                               "800 mm2 each (area not published)"),
+    "B300": ([(1600.0, 4.0)], "B300 (Blackwell Ultra) die area not published: two reticle-limited dies assumed at "
+                              "800 mm2 each, as B200"),
+    "GB300": ([(1600.0, 4.0)], "GB300's Blackwell Ultra GPU: two reticle-limited dies assumed at 800 mm2 each, "
+                               "as B300 (area not published)"),
+    "MI325X": ([(8 * 115.0, 5.0), (4 * 370.0, 6.0)],
+               "MI325X is the MI300X silicon with HBM3E: same assumed dies, 8 XCDs x ~115 mm2 (N5) + 4 IODs x "
+               "~370 mm2 (N6), +-20%"),
+    "MI355X": ([(8 * 110.0, 3.0), (2 * 740.0, 6.0)],
+               "MI355X: 8 XCDs x 110 mm2 on N3P (AMD at ISSCC 2026, as reported) + 2 IODs on N6 assumed at ~740 mm2 "
+               "each (two IODs replace MI300X's four; area not published), +-30%"),
+    "Gaudi3": ([(2 * 600.0, 5.0)], "Gaudi 3: two compute dies on TSMC 5 nm, area not published: assumed ~600 mm2 "
+                                   "each, +-30%"),
+    "TPU-v5e": ([(350.0, 5.0)], "TPU v5e die area and node not published: assumed ~350 mm2 at a 5 nm-class node, "
+                                "+-50%"),
+    "TPU-v5p": ([(600.0, 5.0)], "TPU v5p die area and node not published: assumed ~600 mm2 at a 5 nm-class node "
+                                "(TPU v4 is <600 mm2 at 7 nm, Jouppi et al. ISCA 2023), +-50%"),
+    "TPU-v6e": ([(500.0, 5.0)], "TPU v6e (Trillium) die area and node not published: assumed ~500 mm2 at a "
+                                "5 nm-class node, +-50%"),
 }
 
 

@@ -59,6 +59,13 @@ def _add_replica_args(p, *, batch: bool = True) -> None:
 
 
 # ------------------------------------------------------------------------------------ estimate
+def _recompute_arg(v):
+    """--recompute on|off|auto -> True / False / None (searched)."""
+    if v is None or v == "auto":
+        return None
+    return v == "on"
+
+
 def _estimate(args) -> int:
     cal = _use_calibrated(args)
     if args.train:
@@ -70,40 +77,72 @@ def _estimate(args) -> int:
         out = training_estimate(args.model, args.gpu, args.gpus, float(args.tokens),
                                 seq_len=args.seq_len, precision=args.precision, utilization=args.utilization,
                                 pue=args.pue, carbon_intensity_g_per_kwh=args.carbon_intensity,
-                                power_cap_w=args.power_cap, calibrated=cal)
-        text = (f"{out['model']} on {out['gpus']} x {out['gpu']} (tp={out['layout']['tp']}, dp={out['layout']['dp']}), "
-                f"{out['tokens']:.3g} tokens\n"
-                f"  time            {out['time_days']:.2f} days (step {out['step_time_s']:.2f} s, MFU {out['mfu']:.2f})\n"
+                                power_cap_w=args.power_cap, calibrated=cal, tp=args.tp, pp=args.pp, dp=args.dp,
+                                zero_stage=args.zero, recompute=_recompute_arg(args.recompute),
+                                global_batch_tokens=args.global_batch_tokens,
+                                network_gbs_per_gpu=args.network_gbs)
+        lay = out["layout"]
+        shares = "  ".join(f"{k.replace('_', ' ')} {v:.1%}" for k, v in out["time_shares"].items() if v >= 0.005)
+        text = (f"{out['model']} on {out['gpus']} x {out['gpu']}, {out['tokens']:.3g} tokens, "
+                f"global batch {out['global_batch_tokens']:,} tokens\n"
+                f"  layout          {out['layout_text']}"
+                f"{'' if lay['virtual_stages'] == 1 else ', ' + str(lay['virtual_stages']) + ' virtual stages'}"
+                f" on {lay['gpus_used']} GPUs ({lay['idle_gpus']} idle)\n"
+                f"  time            {out['time_days']:.2f} days, {out['gpu_hours']:,.0f} GPU-hours "
+                f"(step {out['step_time_s']:.2f} s)\n"
+                f"  MFU             {out['mfu']:.1%} steady, {out['mfu_with_downtime']:.1%} with checkpoints and failures "
+                f"({out['achieved_tflops_per_gpu']:.0f} TFLOP/s per GPU)\n"
                 f"  GPU energy      {out['gpu_energy_mwh']:.1f} MWh, facility {out['facility_energy_mwh']:.1f} MWh (PUE {out['pue']})\n"
                 f"  carbon          {out['operational_co2e_t']:.1f} tCO2e at {out['carbon_intensity_g_per_kwh']:.0f} g/kWh\n"
-                f"  avg power       {out['avg_power_w'] / 1e3:.1f} kW\n"
+                f"  avg power       {out['avg_power_per_gpu_w']:.0f} W per GPU ({out['avg_power_w'] / 1e3:.1f} kW in all; "
+                f"cap {out['power_cap_w']:.0f} W)\n"
+                f"  time shares     {shares}\n"
                 f"  largest micro-batch {out['max_micro_batch_tokens']} tokens per GPU")
         emit(out, args.json, text)
         return 0
-    for name in ("batch", "input_tokens", "output_tokens"):
+    if args.batch is not None and args.max_num_seqs is not None:
+        raise ConfigurationError("give --batch (an exact running batch) or --max-num-seqs (vLLM's upper bound), "
+                                 "not both")
+    if args.batch is None and args.max_num_seqs is None:
+        raise ConfigurationError("--batch or --max-num-seqs is required (or use --train)")
+    for name in ("batch", "max_num_seqs", "input_tokens", "output_tokens"):
+        if name in ("batch", "max_num_seqs") and getattr(args, name) is None:
+            continue
         if getattr(args, name) is None:
             raise ConfigurationError(f"--{name.replace('_', '-')} is required (or use --train)")
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     from ..frontier.build import make_replica
-    from ..frontier.steady import steady_state
-    from ..frontier.work import _llm
+    from ..frontier.steady import effective_batch, steady_kv_tokens_per_seq, steady_max_batch, steady_state
     op = _operating_point(args, cal, power_cap_w=args.power_cap)
     rep = make_replica(op)                    # checks the fit and the cap's range
     if args.sm_clock is not None:             # --sm-clock overrides --power-cap
         rep = make_replica(op.with_clock(args.sm_clock))
     ctx_len = int(args.input_tokens + args.output_tokens)
-    mb = int(_llm().max_batch(rep.model, rep.acc.memory_bytes, rep.tp, ctx_len, precision=rep.precision,
-                              kv_precision=rep.kv_precision))
-    if args.batch > mb:
+    held = steady_kv_tokens_per_seq(args.input_tokens, args.output_tokens)
+    # the KV-cache limit on steady-state occupancy (I + O/2 tokens per running sequence), the rule
+    # the simulation follows (fleet.frontier.steady)
+    mb = steady_max_batch(rep.kv_capacity_tokens, args.input_tokens, args.output_tokens)
+    if mb < 1:
         raise ConfigurationError(
-            f"--batch {args.batch} does not fit: the KV cache of {rep.tp} x {rep.acc.name} holds at most {mb} "
-            f"sequences of {ctx_len} tokens (max_batch); lower --batch, add GPUs or use a lower --kv-precision")
-    s = steady_state(rep, args.batch, args.input_tokens, args.output_tokens, power_cap_w=rep.op.power_cap_w,
+            f"one request of {ctx_len} tokens does not fit the KV cache of {rep.tp} x {rep.acc.name} "
+            f"({rep.kv_capacity_tokens} tokens); add GPUs or use a lower --kv-precision")
+    if args.max_num_seqs is not None:
+        batch, limited_by = effective_batch(rep.kv_capacity_tokens, args.input_tokens, args.output_tokens,
+                                            args.max_num_seqs)
+    else:
+        batch, limited_by = int(args.batch), "batch"
+        if args.batch > mb:
+            raise ConfigurationError(
+                f"--batch {args.batch} does not fit: the KV cache of {rep.tp} x {rep.acc.name} "
+                f"({rep.kv_capacity_tokens} tokens) holds at most {mb} running sequences in steady state "
+                f"({held:g} tokens each on average: {args.input_tokens} in + half of {args.output_tokens} out; "
+                f"max_batch); lower --batch, use --max-num-seqs, add GPUs or use a lower --kv-precision")
+    s = steady_state(rep, batch, args.input_tokens, args.output_tokens, power_cap_w=rep.op.power_cap_w,
                      clock=rep.clock_fraction)
     out = {
         "model": rep.model_name, "gpu": rep.acc.name, "gpus": rep.tp, "precision": rep.precision,
-        "kv_precision": rep.kv_precision, "batch": int(args.batch),
+        "kv_precision": rep.kv_precision, "batch": int(batch),
         "input_tokens": int(args.input_tokens), "output_tokens": int(args.output_tokens),
         "power_cap_w": args.power_cap,
         "sm_clock_mhz": args.sm_clock,
@@ -120,6 +159,10 @@ def _estimate(args) -> int:
         "kv_capacity_tokens": rep.kv_capacity_tokens,
         "idle_power_w": rep.tp * rep.acc.idle_w,
     }
+    out["batch_limited_by"] = limited_by
+    out["kv_tokens_per_seq_steady"] = held
+    if args.max_num_seqs is not None:
+        out["max_num_seqs"] = int(args.max_num_seqs)
     if rep.ep > 1:
         out["ep"] = rep.ep
     br = out["breakdown_j"]
@@ -134,7 +177,11 @@ def _estimate(args) -> int:
             f"  throughput             {out['output_tokens_per_s']:.0f} tokens/s\n"
             f"  power                  {out['avg_power_w']:.0f} W (all GPUs)\n"
             f"  ITL / TTFT             {out['itl_ms']:.1f} ms / {out['ttft_ms']:.1f} ms\n"
-            f"  max batch              {out['max_batch']}")
+            f"  max batch              {out['max_batch']} (KV cache at steady-state occupancy, "
+            f"{held:g} tokens per sequence)"
+            + ("" if args.max_num_seqs is None else
+               f"\n  effective batch        {batch} of --max-num-seqs {args.max_num_seqs} "
+               f"(limited by {'the KV cache' if limited_by == 'kv_cache' else '--max-num-seqs'})"))
     emit(out, args.json, text)
     return 0
 
@@ -253,7 +300,10 @@ def register(sub) -> None:
     p = sub.add_parser("estimate", help="energy, throughput and latency of serving (or training) one model",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_replica_args(p)
-    p.add_argument("--batch", type=int, help="running batch (concurrent requests)")
+    p.add_argument("--batch", type=int, help="exact running batch (concurrent requests); refused when its "
+                   "steady-state KV occupancy does not fit")
+    p.add_argument("--max-num-seqs", type=int, default=None,
+                   help="vLLM's batch limit: run the largest batch that fits the KV cache, up to N, and report it")
     p.add_argument("--input-tokens", type=int, help="prompt tokens per request")
     p.add_argument("--output-tokens", type=int, help="output tokens per request")
     p.add_argument("--power-cap", type=float, default=None, help="per-GPU power cap (W)")
@@ -263,7 +313,19 @@ def register(sub) -> None:
     p.add_argument("--tokens", type=float, default=None, help="training tokens D (with --train)")
     p.add_argument("--seq-len", type=int, default=4096, help="training sequence length (with --train)")
     p.add_argument("--utilization", type=float, default=None,
-                   help="achieved fraction of attainable matmul throughput in training (default 0.75)")
+                   help="achieved fraction of attainable matmul throughput in training "
+                        "(default: the calibrated TRAIN_GEMM_EFFICIENCY)")
+    p.add_argument("--tp", type=int, default=None, help="training: tensor-parallel degree (default: searched)")
+    p.add_argument("--pp", type=int, default=None, help="training: pipeline stages (uneven allowed; default: searched)")
+    p.add_argument("--dp", type=int, default=None, help="training: data-parallel degree (default: searched)")
+    p.add_argument("--zero", type=int, default=None, choices=(0, 1, 2, 3),
+                   help="training: ZeRO stage (default: searched)")
+    p.add_argument("--recompute", choices=("on", "off", "auto"), default=None,
+                   help="training: activation recomputation (default auto: searched)")
+    p.add_argument("--global-batch-tokens", type=int, default=None,
+                   help="training: tokens per optimizer step (default 4M)")
+    p.add_argument("--network-gbs", type=float, default=None,
+                   help="training: scale-out bandwidth per GPU, GB/s one way (default: device constant)")
     p.add_argument("--pue", type=float, default=1.2, help="power usage effectiveness (facility / IT energy)")
     p.add_argument("--carbon-intensity", type=float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
     add_json_flag(p)

@@ -13,6 +13,17 @@ and energy per output token = ``E_iter / B`` (prefill included, as the ML.ENERGY
 counts it), throughput = ``B / t_iter``, average power = ``E_iter / t_iter``, mean inter-token
 latency = ``t_iter``, time to first token = ``t_prefill(I) + t_iter`` (the prompt, then the
 iteration that emits its first token).
+
+KV-cache limit (steady-state occupancy).  In steady state the running sequences are spread evenly
+over their decode, so the cache holds on average ``I + O/2`` tokens per sequence, not the final
+``I + O``.  The largest running batch that fits is therefore::
+
+    B_kv = floor(kv_capacity_tokens * (1 - KV_WATERMARK) / (I + O/2))
+
+(``KV_WATERMARK``: vLLM's 1 % block watermark, the same constant the simulation's admission rule
+uses, :mod:`fleet.sim.replica`).  vLLM's ``--max-num-seqs N`` is an upper bound, not a demand:
+the scheduler runs ``min(N, B_kv)`` sequences (:func:`effective_batch`).  A single request must
+still fit at its full length ``I + O`` (the simulation drops it otherwise).
 """
 
 from __future__ import annotations
@@ -25,6 +36,37 @@ import numpy as np
 from ..hardware.energy import Evaluation, WorkArrays, evaluate
 from .build import Replica, _cap_args
 from .work import decode_work, prefill_work
+
+
+#: vLLM's default KV-cache block watermark (``watermark=0.01``): the fraction of the cache kept free
+#: when admitting (vllm/core/block_manager.py, v0).  The simulation (fleet.sim.replica) imports it.
+KV_WATERMARK = 0.01
+
+
+def steady_kv_tokens_per_seq(input_tokens: float, output_tokens: float) -> float:
+    """Mean KV tokens one running sequence holds in steady state: ``I + O/2`` (tokens)."""
+    return float(input_tokens) + 0.5 * float(output_tokens)
+
+
+def steady_max_batch(kv_capacity_tokens: int, input_tokens: float, output_tokens: float) -> int:
+    """Largest running batch whose steady-state KV occupancy fits the cache (see module doc);
+    0 when one request does not fit at its full length ``I + O``."""
+    cap = int(kv_capacity_tokens)
+    if float(input_tokens) + float(output_tokens) > cap:
+        return 0
+    usable = cap * (1.0 - KV_WATERMARK)
+    return max(1, int(usable // steady_kv_tokens_per_seq(input_tokens, output_tokens)))
+
+
+def effective_batch(kv_capacity_tokens: int, input_tokens: float, output_tokens: float,
+                    max_num_seqs: int) -> tuple[int, str]:
+    """vLLM's meaning of a batch limit: the running batch is ``min(max_num_seqs, B_kv)``.
+    Returns (batch, what limits it: ``"max_num_seqs"`` or ``"kv_cache"``); batch 0 when one
+    request does not fit at all."""
+    b_kv = steady_max_batch(kv_capacity_tokens, input_tokens, output_tokens)
+    if int(max_num_seqs) <= b_kv:
+        return int(max_num_seqs), "max_num_seqs"
+    return b_kv, "kv_cache"
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     GPU (None: uncapped).
     """
     from ..catalog import get_model
-    from .train_estimate import DP_OVERLAP, training_estimate
+    from .train_estimate import training_estimate
 
     gpus = int(gpus)
     if gpus < 1:
@@ -52,30 +52,23 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     spec = get_model(model)
     acc = build_accelerator(accelerator, calibrated=calibrated)
     probe = training_estimate(spec, acc.spec, gpus, 1.0, tokens_per_step=tokens_per_step, seq_len=seq_len,
-                              precision=precision, power_cap_w=power_cap_w, calibrated=calibrated)
+                              precision=precision, power_cap_w=power_cap_w, calibrated=calibrated, failures=False)
     tokens = int(probe["tokens_per_step"])
+    # one step's worth, steady state (checkpoints are the simulation's own pauses, below)
     est = training_estimate(spec, acc.spec, gpus, float(tokens), tokens_per_step=tokens, seq_len=seq_len,
-                            precision=precision, power_cap_w=power_cap_w, calibrated=calibrated)
+                            precision=precision, power_cap_w=power_cap_w, calibrated=calibrated, failures=False)
     lay = est["layout"]
     tp, pp, dp = lay["tp"], lay["pp"], lay["dp"]
     step_t = float(est["step_time_s"])
     step_e = float(est["gpu_energy_j"])             # one step (tokens = tokens_per_step)
-    # exposed communication time per step (as in training_estimate)
-    cost = llm.training_step_cost(spec, tokens, precision=precision, tp=tp, pp=pp, dp=dp, seq_len=seq_len,
-                                  zero_stage=1, micro_batch_tokens=min(max(1, est["max_micro_batch_tokens"]),
-                                                                       seq_len))
-    nv_bw, nv_j, nv_lat = acc.link(tp)
-    net_bw, net_j, net_lat = acc.network()
-    bw_pd, j_pd, lat_pd = (net_bw, net_j, net_lat) if gpus > GPUS_PER_NODE else (nv_bw, nv_j, nv_lat)
-    t_comm = (cost.tp_comm_bytes / gpus / nv_bw + cost.tp_messages * nv_lat
-              + cost.pp_comm_bytes / gpus / bw_pd + cost.pp_messages * lat_pd
-              + (1.0 - DP_OVERLAP) * (cost.dp_comm_bytes / gpus / bw_pd + cost.dp_messages * lat_pd))
-    t_comm = min(t_comm, 0.9 * step_t)
-    static_w = float(est["breakdown_j"]["static"]) / step_t
-    e_link = float(est["breakdown_j"]["interconnect"])
-    # the exposed phase: static power plus the exposed share of the link energy
-    exposed_share = t_comm / max(t_comm + DP_OVERLAP * cost.dp_comm_bytes / gpus / bw_pd, 1e-12)
-    p_comm = static_w + (e_link * exposed_share / t_comm if t_comm > 0 else 0.0)
+    # the low-power phase of a step: everything the GPUs spend waiting (pipeline bubble, exposed
+    # tensor/pipeline/data-parallel communication, per-step overhead), at the static power of the
+    # step's clock (fleet.frontier.train_estimate)
+    sh = est["time_shares"]
+    wait_share = sum(sh.get(k, 0.0) for k in ("tp_allreduce", "pipeline_bubble", "pp_send", "dp_allreduce_exposed",
+                                              "zero3_gather_exposed", "step_overhead"))
+    t_comm = min(wait_share * step_t, 0.9 * step_t)
+    p_comm = gpus * float(est["wait_power_per_gpu_w"])
     p_comp = (step_e - p_comm * t_comm) / (step_t - t_comm)
     if p_comm > p_comp:            # never a "dip" above the compute power
         p_comm = p_comp

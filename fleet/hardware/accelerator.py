@@ -158,14 +158,22 @@ class Accelerator:
         return float(v) if v else 1.0
 
     # ----------------------------------------------------------------- links
+    @property
+    def scaleup_gpus(self) -> int:
+        """Accelerators in one scale-up domain (catalog ``scaleup_gpus``; blank: 8, an HGX/OAM board;
+        72 on an NVL72 rack)."""
+        v = getattr(self.spec, "scaleup_gpus", None)
+        return int(v) if v else GPUS_PER_NODE
+
     def link(self, gpus: int) -> tuple[float, float, float]:
         """(bandwidth B/s per GPU one direction, J/B, latency s) of a collective over ``gpus`` GPUs.
 
-        Within a node: NVLink (or PCIe where the part has none); across nodes: the network.
+        Within a scale-up domain (:attr:`scaleup_gpus`): NVLink (or PCIe where the part has none);
+        beyond it: the network.
         """
         c = self.constants
         eff = c["link.collective_efficiency"]
-        if gpus > GPUS_PER_NODE:
+        if gpus > self.scaleup_gpus:
             return (c["link.network_gbs"] * 1e9 * eff, 8e-12 * c["link.network_pj_per_bit"],
                     c["link.network_latency_s"])
         nv = float(getattr(self.spec, "nvlink_gbs", 0.0) or 0.0)

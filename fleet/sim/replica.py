@@ -70,6 +70,7 @@ from collections import deque
 from heapq import heappop, heappush
 from typing import TYPE_CHECKING
 
+from ..frontier.steady import KV_WATERMARK  # one constant for the estimate and the simulation
 from .serving import ST_COMPLETED, ST_RUNNING
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -90,7 +91,6 @@ _SINK = _Sink()
 
 IDLE, PREFILL, DECODE, WAKE = 0, 1, 2, 3
 PHASE_NAMES = ("idle", "prefill", "decode", "idle")
-KV_WATERMARK = 0.01     # vLLM's default block watermark, as a fraction of the KV cache
 
 
 class Replica:

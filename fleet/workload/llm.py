@@ -890,6 +890,15 @@ class TrainCost:
     tokens: int
     n_gpus: int
     micro_batches: int
+    # issue 14 (additive): the HBM traffic split by what hides it.  weight_bytes: weight and
+    # gradient-buffer streams that run under the GEMMs (roofline max with compute);
+    # membound_bytes: activations of the memory-bound kernels (norms, residual adds, activation
+    # functions, attention I/O, softmax/loss over the vocabulary), which run between GEMMs and add
+    # to the step time; optimizer_bytes: the optimizer update (master weights, moments, gradient,
+    # low-precision copy), a memory-bound kernel after the last micro-batch.  Totals.
+    weight_bytes: float = 0.0
+    membound_bytes: float = 0.0
+    optimizer_bytes: float = 0.0
 
     @property
     def comm_bytes(self) -> float:
@@ -994,7 +1003,8 @@ def training_step_cost(model: Any, tokens_per_step: int, *, precision: str = "bf
     return TrainCost(flops=flops, model_flops=model_flops, hbm_bytes=hbm, tp_comm_bytes=tp_comm,
                      pp_comm_bytes=pp_comm, dp_comm_bytes=dp_comm, tp_messages=tp_msgs,
                      pp_messages=pp_msgs, dp_messages=dp_msgs, tokens=int(D),
-                     n_gpus=tp * pp * dp, micro_batches=m)
+                     n_gpus=tp * pp * dp, micro_batches=m, weight_bytes=w_reads + grad_traffic,
+                     membound_bytes=act, optimizer_bytes=opt)
 
 
 @dataclass(frozen=True)
