@@ -265,10 +265,8 @@ def build(problem: MixProblem) -> MixModel:
         need = 0.0
         for h in range(H):
             need = max(need, float(np.sum(np.where(cap > 0, rates[:, h] / np.where(cap > 0, cap, 1.0), 0.0))))
+        # (availability stays a constraint row, not a bound, so that explain can name it)
         u = int(math.ceil(need + 1e-9)) + 1
-        avail = P.availability_gpus.get(cand.accelerator)
-        if avail is not None:
-            u = min(u, int(avail) // cand.tp)
         if cand.max_replicas is not None:
             u = min(u, int(cand.max_replicas))
         ub_rep[c] = max(u, 0)
@@ -495,7 +493,13 @@ def read_plan(mm: MixModel, sol: Solution, objective: str) -> MixPlan:
         share[c, b, h] = f
         load[c, h] += f * P.rates[b, h] / P.candidates[c].capacity_rps[b]
     figs = mm.evaluate(v) if sol.ok else {k: math.nan for k in mm.terms}
-    return MixPlan(sol, objective, figs, v[mm.replicas].astype(int), v[mm.active].astype(int), share, load,
+    reps = v[mm.replicas].astype(int)
+    act = v[mm.active].astype(int)
+    for c, cand in enumerate(P.candidates):
+        if cand.pricing == "hourly" and H:
+            # nothing is paid for hourly replicas beyond the active ones: the peak is the most active
+            reps[c] = min(reps[c], int(act[c].max()))
+    return MixPlan(sol, objective, figs, reps, act, share, load,
                    v[mm.servers].astype(int), v[mm.racks].astype(int))
 
 
