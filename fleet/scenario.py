@@ -226,6 +226,18 @@ class FleetSpec(Strict):
         raise KeyError(name)
 
 
+class TraceStretch(Strict):
+    """Shape a short trace into a longer diurnal day: arrivals follow a daily cosine with mean
+    ``rate`` req/s for ``hours``, token pairs resampled from the trace
+    (:func:`fleet.workload.synth.stretch_trace`)."""
+
+    rate: PosFloat
+    hours: PosFloat = 24.0
+    peak_to_trough: PosFloat = 2.0
+    peak_hour: Annotated[float, Field(ge=0, lt=24)] = 14.0
+    cv: PosFloat = 1.0
+
+
 class TraceSource(Strict):
     """A request trace file, read by :mod:`fleet.workload.traces`."""
 
@@ -235,6 +247,7 @@ class TraceSource(Strict):
     rate_scale: PosFloat = 1.0                # x req/s: thinning (<1) or jittered copies (>1)
     window: tuple[NonNegFloat, PosFloat] | None = None   # [start_s, end_s) of the trace as read (re-zeroed), before rate_scale
     time_shift_s: NonNegFloat = 0.0           # added to every arrival
+    stretch: TraceStretch | None = None       # a diurnal day shaped from the trace (after window, before rate_scale)
 
 
 class SynthSource(Strict):
@@ -310,13 +323,27 @@ class DemandSpec(Strict):
     training: TrainingDemand | None = None
 
 
+class SizeRoute(Strict):
+    """``simulation.size_routes[*]`` (router ``size_aware``): requests of ``model`` with
+    ``input_tokens`` in [lo, hi) and ``output_tokens`` in [lo, hi) go to ``pool`` with ``weight``
+    (a list: one weight per hour, repeating over the horizon; 0: not that hour)."""
+
+    model: str | None = None
+    pool: str
+    input_tokens: tuple[NonNegFloat, Annotated[float, Field(gt=0)]]
+    output_tokens: tuple[NonNegFloat, Annotated[float, Field(gt=0)]]
+    weight: list[NonNegFloat]
+
+
 class SimulationSpec(Strict):
     horizon_s: PosFloat | None = None         # None: end of the demand
     telemetry_interval_s: PosFloat = 1.0
     #: coalesced | iteration (request level), or fluid (hourly steps calibrated on request-level
     #: windows, for weeks to a year; telemetry interval at least an hour)
     mode: Literal["coalesced", "iteration", "fluid"] = "coalesced"
-    router: Literal["round_robin", "jsq", "least_kv"] = "jsq"
+    router: Literal["round_robin", "jsq", "least_kv", "size_aware"] = "jsq"
+    #: size_aware: which pools serve which request sizes in which hour (a plan writes it)
+    size_routes: list[SizeRoute] = Field(default_factory=list)
     record: list[Literal["requests", "power", "series"]] = Field(
         default_factory=lambda: ["requests", "power"])
     progress: bool = False
@@ -475,6 +502,74 @@ class OperatePlanSpec(Strict):
     keep_budgets: bool = True
 
 
+class MixAcceleratorSpec(Strict):
+    """One accelerator type the mix planner may buy or rent (``plan.mix.accelerators.<name>``)."""
+
+    max_gpus: NonNegInt | None = None            # availability (None: unlimited)
+    tp: list[PosInt] | None = None               # None: the two smallest of 1, 2, 4, 8 that fit
+    precisions: list[str] | None = None          # None: plan.mix.precisions
+    #: 'reserved' (paid every hour for the peak count) | 'hourly' (per active GPU-hour)
+    pricing: Literal["reserved", "hourly"] | None = None
+    price_usd_per_gpu_hour: NonNegFloat | None = None   # None: accounting.accelerators, then the catalog
+    row: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "row0"
+    gpus_per_server: PosInt = 8
+    servers_per_rack: PosInt = 4
+
+
+class MixBucketSpec(Strict):
+    """Request-size buckets: stated edges (tokens) or ``quantiles`` buckets per axis from the trace."""
+
+    input_edges: list[PosFloat] | None = None
+    output_edges: list[PosFloat] | None = None
+    quantiles: Annotated[int, Field(strict=True, ge=1, le=8)] = 3
+
+
+class MixPlanSpec(Strict):
+    """``plan.mix``: which accelerators to buy or rent and how many, which request sizes each
+    serves hour by hour (:mod:`fleet.plan.mix`).  ``objective``: cost (hardware + facility energy at
+    hourly prices, USD), energy (facility kWh), carbon (operational kgCO2e), embodied, total_carbon,
+    or weighted (``weights`` by name).  ``pareto``: two objectives whose front is traced
+    (epsilon-constraint, ``pareto_points`` points).  ``caps``: candidate power caps as fractions of
+    each accelerator's maximum limit.  ``utilisation``: the share of a replica's SLO-bound
+    throughput the plan loads it to (queueing margin).  ``rounds``: most verification rounds;
+    a bucket that misses ``slo_target`` on a pool has that capacity multiplied by ``derate``."""
+
+    model: str | None = None                     # None: the only inference demand's model
+    accelerators: dict[str, MixAcceleratorSpec]
+    precisions: list[str] = Field(default_factory=lambda: ["bf16"])
+    caps: list[Fraction] = Field(default_factory=lambda: [1.0])
+    buckets: MixBucketSpec = Field(default_factory=MixBucketSpec)
+    objective: Literal["cost", "energy", "carbon", "embodied", "total_carbon", "weighted"] = "cost"
+    weights: dict[Literal["cost", "energy", "carbon", "embodied", "total_carbon"], NonNegFloat] = \
+        Field(default_factory=dict)
+    pareto: list[Literal["cost", "energy", "carbon", "embodied", "total_carbon"]] | None = None
+    pareto_points: Annotated[int, Field(strict=True, ge=2, le=20)] = 5
+    utilisation: Fraction = 0.8
+    slo_target: Annotated[float, Field(gt=0, le=1)] = 0.99
+    max_batch: PosInt = 256
+    slices: PosInt = 4
+    racks: PosInt | None = None
+    budget_usd: PosFloat | None = None
+    time_limit_s: PosFloat = 10.0
+    rounds: Annotated[int, Field(strict=True, ge=1, le=10)] = 3
+    derate: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    baselines: bool = True
+
+    @field_validator("pareto")
+    @classmethod
+    def _two(cls, v):
+        if v is not None and (len(v) != 2 or v[0] == v[1]):
+            raise ValueError("expected two different objectives, e.g. [cost, carbon]")
+        return v
+
+    @field_validator("accelerators")
+    @classmethod
+    def _some(cls, v):
+        if not v:
+            raise ValueError("expected at least one accelerator")
+        return v
+
+
 class PlanSpec(Strict):
     """What the OR-Tools planner decides before the simulation (each section optional):
     ``operate`` (caps and active replicas per hour).  ``fleet run`` plans, applies the decisions
@@ -482,6 +577,7 @@ class PlanSpec(Strict):
     written."""
 
     operate: OperatePlanSpec | None = None
+    mix: MixPlanSpec | None = None
 
     @property
     def enabled(self) -> bool:
@@ -837,6 +933,15 @@ def _check_scenario(sc: Scenario) -> None:
         if d.trace is not None and not d.trace.path.is_file():
             raise _err(sc, f"{where}.trace.path", f"no such trace file: {d.trace.path}")
     _check_schedule(sc)
+    pools = {p.name for p in sc.fleet.pools}
+    for k, r in enumerate(sc.simulation.size_routes):
+        if r.pool not in pools:
+            raise _err(sc, f"simulation.size_routes[{k}].pool", f"unknown pool {r.pool!r}; the fleet's pools are "
+                                                                f"{sorted(pools)}")
+        if not r.weight:
+            raise _err(sc, f"simulation.size_routes[{k}].weight", "expected at least one weight (one per hour)")
+    if sc.simulation.router == "size_aware" and not sc.simulation.size_routes:
+        raise _err(sc, "simulation.size_routes", "the size_aware router needs size_routes (a mix plan writes them)")
     tr = sc.demand.training
     if tr is not None:
         tpools = sc.training_pools()

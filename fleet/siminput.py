@@ -9,7 +9,7 @@ checks have run before, so a problem found here is a bug, not bad input.
 from __future__ import annotations
 
 from .sim.input import (InferenceInput, PoolInput, PowerBudgets, ScheduleInput, ServeInput, SimInput,
-                        SimOptions, SynthInput, TraceInput, TrainingInput, TrainingSynthInput, frozen_map)
+                        SimOptions, SizeRouteInput, StretchInput, SynthInput, TraceInput, TrainingInput, TrainingSynthInput, frozen_map)
 
 
 def engine_pool_name(pool_name: str, n_models: int, model: str) -> str:
@@ -66,7 +66,11 @@ def _inference(sc) -> tuple[InferenceInput, ...]:
                                mapping=None if tr.mapping is None else frozen_map(tr.mapping),
                                rate_scale=float(tr.rate_scale),
                                window=None if tr.window is None else (float(tr.window[0]), float(tr.window[1])),
-                               time_shift_s=float(tr.time_shift_s))
+                               time_shift_s=float(tr.time_shift_s),
+                               stretch=None if tr.stretch is None else StretchInput(
+                                   rate=float(tr.stretch.rate), hours=float(tr.stretch.hours),
+                                   peak_to_trough=float(tr.stretch.peak_to_trough),
+                                   peak_hour=float(tr.stretch.peak_hour), cv=float(tr.stretch.cv)))
         if sy is not None:
             synth = SynthInput(field=f"{where}.synth", profile=sy.profile, rate=float(sy.rate), hours=float(sy.hours),
                                cv=float(sy.cv), seed=sy.seed, input_tokens=sy.input_tokens,
@@ -116,5 +120,9 @@ def sim_input(scenario) -> SimInput:
                            racks=frozen_map(pw.racks), server_budget_w=pw.server_budget_w),
         simulation=SimOptions(horizon_s=sim.horizon_s, telemetry_interval_s=float(sim.telemetry_interval_s),
                               mode=sim.mode, router=sim.router, record=tuple(sim.record), progress=bool(sim.progress),
-                              constants=sim.constants, inactive=sim.inactive),
+                              constants=sim.constants, inactive=sim.inactive,
+                              size_routes=tuple(SizeRouteInput(r.model, r.pool, tuple(map(float, r.input_tokens)),
+                                                               tuple(map(float, r.output_tokens)),
+                                                               tuple(map(float, r.weight)))
+                                                for r in sim.size_routes)),
         schedule=_schedule(sc, pools), scenario_hash=sc.hash(), path=sc.path)

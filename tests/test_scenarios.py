@@ -14,7 +14,9 @@ from fleet.testing import fleet_check  # noqa: F401  (fixture)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
-NEEDS_SHARED = {"region_caiso", "region_de", "region_sg"}
+NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure"}
+#: scenarios whose traces live in ../shared/data (they do not even load without it)
+NEEDS_SHARED_TRACES = {"mix_azure"}
 
 
 def test_the_examples_are_all_there():
@@ -24,7 +26,9 @@ def test_the_examples_are_all_there():
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_scenario_loads_and_carries_expectations(path):
+def test_scenario_loads_and_carries_expectations(path, request):
+    if path.stem in NEEDS_SHARED_TRACES:
+        request.getfixturevalue("shared_data")      # a clear failure if ../shared/data is missing
     sc = load_scenario(path)
     assert sc.name == path.stem
     assert len(sc.expectations) >= 5

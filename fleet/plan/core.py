@@ -230,6 +230,13 @@ class PlanModel:
         self._obj_idx.append(idx_a)
         self._obj_coef.append(coef_a)
 
+    def clear_objective(self) -> None:
+        """Drop every objective term and the offset (to minimise something else on the same model,
+        e.g. the epsilon-constraint method of a Pareto front)."""
+        self._obj_idx.clear()
+        self._obj_coef.clear()
+        self.objective_offset = 0.0
+
     def objective_terms(self) -> tuple[np.ndarray, np.ndarray]:
         """(variable index, coefficient) of the objective, duplicates summed."""
         if not self._obj_idx:

@@ -87,6 +87,12 @@ def trace_demand(x: SimInput, k: int, tr: TraceInput) -> tuple[pd.DataFrame, flo
         df = traces.read_trace(tr.path, tr.format, tr.mapping)
         if tr.window is not None:
             df = traces.window(df, tr.window[0], tr.window[1])
+        st = tr.stretch
+        if st is not None:
+            from ..workload import synth
+
+            df = synth.stretch_trace(df, synth.diurnal_profile(st.rate, st.peak_to_trough, st.peak_hour),
+                                     st.hours * 3600.0, _sub_seed(x.seed, 3, k), cv=st.cv)
         if tr.rate_scale != 1.0:
             df = traces.scale_rate(df, tr.rate_scale, seed=_sub_seed(x.seed, 1, k))
         if tr.time_shift_s:
@@ -95,7 +101,9 @@ def trace_demand(x: SimInput, k: int, tr: TraceInput) -> tuple[pd.DataFrame, flo
     except FleetError as exc:
         raise _scenario_error(x, exc, tr.field) from None
     end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
-    if tr.window is not None:
+    if st is not None:
+        end = max(end, st.hours * 3600.0 + tr.time_shift_s)
+    elif tr.window is not None:
         end = max(end, tr.window[1] - tr.window[0] + tr.time_shift_s)
     return df, end
 
@@ -467,7 +475,15 @@ def _build_engine(x: SimInput, groups, req, horizon: float, dt: float, mode: str
         if g.model not in models:
             models.append(g.model)
     for model in models:
-        eng.set_router(model, sim.router)
+        if sim.router == "size_aware":
+            from ..frontier import canonical_model
+            from .router import SizeAwareRouter
+
+            routes = [(None if r.model is None else canonical_model(r.model), r.pool, r.input_tokens,
+                       r.output_tokens, r.weight) for r in sim.size_routes]
+            eng.set_router(model, SizeAwareRouter([r for r in routes if r[0] in (None, model)] or routes))
+        else:
+            eng.set_router(model, sim.router)
     by_engine_pool = {g.engine_pool: g for g in groups}
     for sch in x.schedule:
         g = by_engine_pool[sch.engine_pool]

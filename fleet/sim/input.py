@@ -90,6 +90,28 @@ class PowerBudgets:
 
 
 @dataclass(frozen=True)
+class StretchInput:
+    """A short trace shaped into a diurnal day (``demand.inference[k].trace.stretch``)."""
+
+    rate: float
+    hours: float = 24.0
+    peak_to_trough: float = 2.0
+    peak_hour: float = 14.0
+    cv: float = 1.0
+
+
+@dataclass(frozen=True)
+class SizeRouteInput:
+    """One row of the size-aware router's table (``simulation.size_routes[k]``)."""
+
+    model: str | None
+    pool: str
+    input_tokens: tuple[float, float]
+    output_tokens: tuple[float, float]
+    weight: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class TraceInput:
     """A request trace (``demand.inference[k].trace``)."""
 
@@ -100,6 +122,7 @@ class TraceInput:
     rate_scale: float = 1.0
     window: tuple[float, float] | None = None
     time_shift_s: float = 0.0
+    stretch: StretchInput | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +190,7 @@ class SimOptions:
     progress: bool = False
     constants: str = "calibrated"
     inactive: str = "idle"
+    size_routes: tuple[SizeRouteInput, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -151,6 +151,67 @@ class LeastKV(BuiltinRouter):
         return min(replicas, key=lambda r: (self.kv[r.load_idx], r.load_idx))
 
 
+class SizeAwareRouter:
+    """Routes each request by its size and hour to the pools a plan assigned its bucket to
+    (``simulation.router: size_aware`` with ``simulation.size_routes``; the GPU-mix planner writes
+    them, :mod:`fleet.plan.mix`).
+
+    ``routes``: ``(model or None, pool, (in_lo, in_hi), (out_lo, out_hi), weights per hour)``; a
+    request of ``I`` prompt and ``O`` output tokens arriving in hour ``h`` matches a route when
+    ``in_lo <= I < in_hi`` and ``out_lo <= O < out_hi`` and its weight in hour ``h`` (the list
+    repeats over the horizon) is positive.  Among the matching pools one is chosen by smooth
+    weighted round robin (deterministic, in proportion to the weights), then its replica with the
+    fewest requests per unit of capacity (as ``jsq``).  A request no route matches, or whose pools
+    cannot hold it, goes to the least-loaded of all the replicas it was offered (as ``jsq``).
+    The router reads the request's output length at arrival, as Mélange's buckets do (an oracle,
+    or a predictor good enough to bucket by)."""
+
+    name = "size_aware"
+
+    def __init__(self, routes, hour_s: float = 3600.0) -> None:
+        self.routes = [(m, str(p), (float(i[0]), float(i[1])), (float(o[0]), float(o[1])),
+                        np.asarray(w, dtype=float)) for m, p, i, o, w in routes]
+        if not self.routes:
+            raise ConfigurationError("the size_aware router needs at least one route")
+        self.hour_s = float(hour_s)
+        self._credit: dict[tuple, dict[str, float]] = {}
+
+    @staticmethod
+    def _least(replicas: Sequence["Replica"]) -> "Replica":
+        return min(replicas, key=lambda r: (r.n_in / r.capacity, r.pool.name, r.index))
+
+    def choose(self, request: RequestInfo, replicas: Sequence["Replica"]) -> "Replica":
+        h = int(request.arrival_s // self.hour_s)
+        weights: dict[str, float] = {}
+        key = []
+        for k, (m, pool, (ilo, ihi), (olo, ohi), w) in enumerate(self.routes):
+            if m is not None and m != request.model:
+                continue
+            if not (ilo <= request.input_tokens < ihi and olo <= request.output_tokens < ohi):
+                continue
+            wh = float(w[h % len(w)])
+            if wh > 0:
+                weights[pool] = weights.get(pool, 0.0) + wh
+                key.append(k)
+        if weights:
+            by_pool: dict[str, list] = {}
+            for r in replicas:
+                name = r.pool.name.split(":", 1)[0]
+                if name in weights:
+                    by_pool.setdefault(name, []).append(r)
+            live = {p: w for p, w in weights.items() if p in by_pool}
+            if live:
+                # smooth weighted round robin (nginx): deterministic and proportional
+                credit = self._credit.setdefault((tuple(key), h), {})
+                total = sum(live.values())
+                for p, w in live.items():
+                    credit[p] = credit.get(p, 0.0) + w
+                best = max(sorted(live), key=lambda p: credit[p])
+                credit[best] -= total
+                return self._least(by_pool[best])
+        return self._least(replicas)
+
+
 _BUILTIN = {"round_robin": RoundRobin, "rr": RoundRobin, "jsq": JoinShortestQueue,
             "join_shortest_queue": JoinShortestQueue, "least_kv": LeastKV}
 

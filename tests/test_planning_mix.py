@@ -1,0 +1,82 @@
+"""`fleet plan mix` on a scenario: apply, simulate with the size-aware router, verify, derate."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fleet.scenario import parse_scenario
+
+SC = {
+    "name": "mix_small", "seed": 3,
+    "fleet": {"pools": [{"name": "h100", "accelerator": "H100-SXM", "gpus": 1,
+                         "serve": [{"model": "llama-3.1-8b", "tp": 1, "max_batch": 64}]}]},
+    "demand": {"inference": [{"model": "llama-3.1-8b",
+                              "synth": {"profile": "poisson", "rate": 0.5, "hours": 1.0},
+                              "slo": {"ttft_s": 2.0, "tpot_s": 0.1}}]},
+    "simulation": {"horizon_s": 3600, "telemetry_interval_s": 300},
+    "plan": {"mix": {"accelerators": {"H100-SXM": {"max_gpus": 4, "tp": [1]}, "A10G": {"max_gpus": 4, "tp": [1]}},
+                     "buckets": {"quantiles": 2}, "rounds": 3, "baselines": False, "time_limit_s": 5}},
+}
+
+
+def _sc():
+    return parse_scenario(SC)
+
+
+def test_plan_applies_as_a_valid_scenario_and_simulates():
+    from fleet.planning import mix as gm
+    out = gm.plan_and_verify(_sc())
+    assert out.status == "OPTIMAL" and out.rounds
+    planned = out.scenario
+    assert planned.derived_from == _sc().hash()
+    assert planned.simulation.router == "size_aware" and planned.simulation.size_routes
+    assert {p.name for p in planned.fleet.pools} == {d["path"].split("[")[1].split("]")[0] for d in out.decisions}
+    assert 0 < out.metrics["slo_attainment"] <= 1
+    assert set(out.metrics["allocation"]) <= {"H100-SXM", "A10G"}
+    # every request was routed to a planned pool
+    assert set(out.sim.requests["pool"].unique()) <= {p.name for p in planned.fleet.pools}
+
+
+def test_a_round_that_fails_is_derated_and_the_next_passes(monkeypatch):
+    from fleet.planning import mix as gm
+    calls = []
+
+    def fake(sc, inputs, target, label):
+        pools = [p.name for p in sc.fleet.pools]
+        k = len(calls)
+        calls.append(pools)
+        att = 0.5 if k == 0 else 1.0
+        bpb = pd.DataFrame({"pool": [pools[0]], "bucket": [0], "requests": [100], "attainment": [att]})
+        H = inputs.problem.hours
+        return gm.SimFigures(label, 1.0, 1.0, 1.0, 0.0, att, float(att >= target), np.full(H, att), bpb,
+                             {p: 1 for p in pools})
+
+    monkeypatch.setattr(gm, "simulate_and_account", fake)
+    out = gm.plan_and_verify(_sc())
+    assert len(out.rounds) == 2 and out.verified
+    assert out.rounds[0]["failing"] and not out.rounds[0]["derated"]
+    assert out.rounds[1]["derated"] == out.rounds[0]["failing"] and not out.rounds[1]["failing"]
+
+
+def test_report_page_draws(tmp_path):
+    from fleet.planning import mix as gm
+    from fleet.report import plan_mix
+    out = gm.plan_and_verify(_sc())
+    figs = plan_mix.figures(out, dpi=50)
+    assert len(figs) == 1
+    figs[0].savefig(tmp_path / "mix.png")
+    assert "mix_mix" in plan_mix.tables(out)
+
+
+def test_infeasible_scenario_is_explained_by_the_cli(tmp_path, capsys):
+    import yaml
+    from fleet.cli import main
+    d = dict(SC)
+    d["plan"] = {"mix": {**SC["plan"]["mix"], "accelerators": {"H100-SXM": {"max_gpus": 0, "tp": [1]}}}}
+    p = tmp_path / "x.yaml"
+    p.write_text(yaml.safe_dump(d))
+    assert main(["plan", "mix", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "at most 0 H100-SXM GPUs are available (plan.mix.accelerators[H100-SXM].max_gpus)" in err
