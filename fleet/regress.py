@@ -131,6 +131,8 @@ def flat_metrics(result) -> dict[str, tuple[float, str]]:
                     out[f"{prefix}.{row[key]}.{col}"] = (float(v), _unit_of(str(col)))
                 except (TypeError, ValueError):
                     continue
+    for plan in getattr(result, "plans", None) or []:
+        out.update(plan.flat_metrics())
     return out
 
 

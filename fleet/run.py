@@ -137,26 +137,60 @@ def build_frontiers(sc: Scenario) -> Frontiers:
     return out
 
 
-# ------------------------------------------------------------------------------ plan (placeholder)
+# ------------------------------------------------------------------------------ plan
 @dataclass
 class PlanDecisions:
-    """What the planner decided (GPU mix, caps, oversubscription, training schedule).  Empty
-    until the OR-Tools planner lands; ``applied`` says whether the scenario was changed."""
+    """What the planners decided (each a :class:`fleet.planning.PlanOutcome`), and the scenario
+    the job then reports: the last planner's re-validated scenario (``scenario``) and its
+    verified simulation (``sim``, reused instead of simulating again)."""
 
     enabled: bool = False
     applied: bool = False
     decisions: list[dict] = field(default_factory=list)
+    outcomes: list = field(default_factory=list)
+    scenario: Scenario | None = None
+    sim: Any = None
     note: str = "no planning: the scenario's fleet is simulated as written"
 
     def describe(self) -> str:
-        return self.note if not self.decisions else f"{len(self.decisions)} decisions: {self.note}"
+        if not self.outcomes:
+            return self.note
+        return "; ".join(o.describe() for o in self.outcomes)
 
 
-def plan_step(scenario: Scenario, frontiers: Frontiers) -> PlanDecisions:
-    """PLANNER HOOK (a later issue fills this with OR-Tools): choose the GPU mix, power caps and
-    oversubscription from the frontiers, and return decisions to apply to ``scenario`` before the
-    simulation (which then verifies them).  Today it is a deliberate no-op."""
-    return PlanDecisions()
+def plan_step(scenario: Scenario, frontiers: Frontiers | None = None, *,
+              log_fn=None) -> PlanDecisions:
+    """Run every planner the scenario's ``plan`` section names, in :data:`fleet.planning.KINDS`
+    order, each on the scenario the previous one planned; every plan is applied, simulated and
+    verified by its planner (fleet.planning.<kind>.plan_and_verify).  No ``plan`` section: a
+    stated no-op."""
+    import importlib
+
+    from .planning import KINDS
+
+    if not scenario.plan.enabled:
+        return PlanDecisions()
+    out = PlanDecisions(enabled=True, applied=True, note="")
+    cur = scenario
+    for kind in KINDS:
+        spec = getattr(scenario.plan, kind, None)
+        if spec is None:
+            continue
+        try:
+            mod = importlib.import_module(f"fleet.planning.{kind}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"fleet.planning.{kind}":
+                raise
+            raise ScenarioError(f"the {kind} planner is not part of this build", path=scenario.path,
+                                field=f"plan.{kind}") from exc
+        o = mod.plan_and_verify(cur, spec, log_fn=log_fn)
+        out.outcomes.append(o)
+        out.decisions += [dict(d, planner=kind) for d in o.decisions]
+        cur = o.scenario
+        out.sim = o.sim
+    out.scenario = cur
+    out.note = out.describe()
+    return out
 
 
 # ------------------------------------------------------------------------------ simulate
@@ -295,10 +329,14 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
         bar.start("build frontiers")
         frontiers = build_frontiers(sc)
         bar.start("plan")
-        decisions = plan_step(sc, frontiers)
+        decisions = plan_step(sc, frontiers, log_fn=lambda m: log.info("plan: %s", m))
         log.info("plan: %s", decisions.describe())
+        written = sc
+        if decisions.scenario is not None:
+            sc = decisions.scenario              # the planned scenario, re-validated
+            frontiers = build_frontiers(sc)
         bar.start("simulate")
-        sim = simulate_step(sc, quiet=quiet)
+        sim = decisions.sim if decisions.sim is not None else simulate_step(sc, quiet=quiet)
         horizon = float(sim.meta.get("horizon_s") or 0.0)
         log.info("simulated %.0f s: %d requests, %d telemetry rows", horizon, len(sim.requests), len(sim.power))
         bar.start("account")
@@ -314,9 +352,13 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
         result = RunResult(
             name=sc.name, title=sc.report.title or sc.description or sc.name, scenario_hash=sc.hash(),
             seed=sc.seed, sim=sim, accounts=acc, analysis=analysis,
-            slo=_slo_table(sc),
+            slo=_slo_table(sc), plans=list(decisions.outcomes),
             meta={"scenario_path": str(sc.path) if sc.path else None, "version": __version__,
                   "scenario_content": sc._raw if sc._raw is not None else sc.model_dump(mode="json"),
+                  "scenario_as_written": {"hash": written.hash(), "content": written.content()},
+                  "scenario_planned": ({"hash": sc.hash(), "derived_from": sc.derived_from,
+                                        "updates": sc._updates, "content": sc.content()}
+                                       if sc is not written else None),
                   "git_commit": git_commit(), "start_utc": sc.start_utc.isoformat(), "horizon_s": horizon,
                   "carbon_signal": carbon_signal, "plan": decisions.describe(), "data_sources": sources,
                   "timings_s": bar.timings})

@@ -500,6 +500,10 @@ class OperatePlanSpec(Strict):
     #: budgets the plan must keep: peak power as planned (cap x GPUs of active replicas + idle of
     #: the rest + server overhead) within site and row budgets
     keep_budgets: bool = True
+    #: MILP solver: 'highs' (HiGHS branch and cut through OR-Tools MathOpt; default: it proves this
+    #: model's optima far faster than CP-SAT, whose LP bound on fractional replicas is weak) or
+    #: 'cp-sat' (integer coefficients at a stated resolution)
+    solver: Literal["highs", "cp-sat"] = "highs"
 
 
 class MixAcceleratorSpec(Strict):

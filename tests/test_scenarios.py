@@ -12,8 +12,11 @@ from fleet.errors import FleetError
 from fleet.scenario import load_scenario
 from fleet.testing import fleet_check  # noqa: F401  (fixture)
 
+from fleet.data import DEFAULT_SCENARIO
+
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
-FILES = sorted(SCENARIOS.glob("*.yaml"))
+#: the examples, and the default scenario that ships inside the package (what `fleet run` runs)
+FILES = sorted(SCENARIOS.glob("*.yaml")) + [DEFAULT_SCENARIO]
 NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure"}
 #: scenarios whose traces live in ../shared/data (they do not even load without it)
 NEEDS_SHARED_TRACES = {"mix_azure"}
@@ -47,10 +50,10 @@ def test_default_runs_without_the_shared_data(monkeypatch, tmp_path):
 
     monkeypatch.setattr(paths, "shared_data_dir", missing)
     monkeypatch.setattr(regions, "shared_data_dir", missing)
-    sc = load_scenario(SCENARIOS / "default.yaml")
+    sc = load_scenario(DEFAULT_SCENARIO)
     for d in sc.demand.inference:
         if d.trace is not None:
-            assert SCENARIOS.parent in d.trace.path.parents          # repo files only
+            assert DEFAULT_SCENARIO.parent in d.trace.path.parents   # package files only
     from fleet.run import run_scenario
     r = run_scenario(sc, None, quiet=True)
     assert r.accounts.value("requests.completed") > 0

@@ -48,6 +48,43 @@ def cmd_inspect(args) -> int:
     return 0
 
 
+def hour_of_day_csv(sig, day: str, source: str) -> str:
+    """A 24-row generic signal CSV: the signal's mean for each UTC hour of day over its whole span,
+    dated on ``day`` (so a one-day scenario starting that day reads it directly).  The header
+    carries the unit; the first column the UTC time."""
+    import datetime as dt
+    import math
+
+    from ..errors import GridError
+
+    try:
+        d0 = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        raise GridError(f"--day {day!r}", expected="a date YYYY-MM-DD") from None
+    prof = sig.hour_of_day_profile()
+    if len(prof) != 24 or not all(math.isfinite(float(x)) for x in prof):
+        raise GridError("the signal does not cover every hour of the day", expected="a series with all 24 UTC hours")
+    name = {"average_ci": "carbon_intensity", "marginal_ci": "marginal_carbon_intensity", "price": "price",
+            "pue": "pue"}.get(sig.kind, "value")
+    lines = [f"time_utc,{name} [{sig.unit}]"]
+    for h in range(24):
+        lines.append(f"{(d0 + dt.timedelta(hours=h)).strftime('%Y-%m-%dT%H:%M:%SZ')},{float(prof[h]):.6g}")
+    del source
+    return "\n".join(lines) + "\n"
+
+
+def cmd_profile(args) -> int:
+    from .._io import write_text_atomic
+
+    sig = _load(args)
+    text = hour_of_day_csv(sig, args.day, str(args.path))
+    write_text_atomic(Path(args.out), text)
+    emit({"out": str(args.out), "kind": sig.kind, "unit": sig.unit, "source": getattr(sig, "source", str(args.path)),
+          "hours": 24, "day": args.day}, args.json,
+         f"wrote {args.out}: the UTC hour-of-day means of {args.path} ({sig.kind}, {sig.unit}) dated {args.day}")
+    return 0
+
+
 def cmd_regions(args) -> int:
     from ..grid.regions import REGIONS
 
@@ -84,6 +121,21 @@ def register(sub) -> None:
     i.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG of the series and its profile")
     add_json_flag(i)
     i.set_defaults(func=cmd_inspect)
+
+    f = gs.add_parser("profile", help="write the hour-of-day means of a grid signal as a 24-hour CSV",
+                      description="Average a grid signal (a region's 2023 data or a file) by UTC hour of day "
+                                  "and write the 24 means as a generic signal CSV dated on --day: a small, "
+                                  "derived profile a scenario can carry without the reference data.")
+    f.add_argument("path", help="a signal CSV or a region name (caiso, ERCOT, DE, ...)")
+    f.add_argument("--kind", default=None, help="for a region: average_ci (default), marginal_ci or price")
+    f.add_argument("--basis", default="lca", choices=["lca", "direct"], help="Electricity Maps basis")
+    f.add_argument("--currency", default="USD", help="price files: USD (default) or local")
+    f.add_argument("--day", default="2023-06-01", help="the UTC day the 24 rows are dated on (YYYY-MM-DD)")
+    f.add_argument("-o", "--out", required=True, help="output CSV")
+    for k in ("format", "unit", "tz", "time_column", "column", "interpolation"):
+        f.set_defaults(**{k: None})
+    add_json_flag(f)
+    f.set_defaults(func=cmd_profile)
 
     r = gs.add_parser("regions", help="the built-in regions and their reference signals")
     add_json_flag(r)

@@ -36,7 +36,8 @@ def register(sub) -> None:
                        description="Load SCENARIO, build the frontiers, simulate, account energy, cost and "
                                    "carbon, and write reports/<scenario>/ (report.pdf, figures/*.png, "
                                    "CSV tables, summary.json).")
-    p.add_argument("scenario", type=Path, help="scenario YAML file, e.g. scenarios/default.yaml")
+    p.add_argument("scenario", type=Path, nargs="?", default=None,
+                   help="scenario YAML file (default: the default scenario shipped with fleet)")
     p.add_argument("-o", "--out", type=Path, default=Path("reports"),
                    help="folder that receives <scenario>/ (default: reports)")
     _verbosity(p)
@@ -55,8 +56,9 @@ def register(sub) -> None:
     c = sub.add_parser("check", help="run scenarios and compare their metrics with their expectations",
                        description="Run every scenario (a file, or the *.yaml of a folder) that carries "
                                    "expectations; exit 1 listing every metric outside its tolerance.")
-    c.add_argument("paths", nargs="*", type=Path, default=[Path("scenarios")],
-                   help="scenario files or folders (default: scenarios)")
+    c.add_argument("paths", nargs="*", type=Path, default=None,
+                   help="scenario files or folders (default: scenarios/ and the default scenario shipped "
+                        "with fleet)")
     c.add_argument("--update", action="store_true",
                    help="rewrite the expectations with the actual values (adds a default set where there "
                         "are none) and show the diff")
@@ -130,6 +132,10 @@ def cmd_run(args) -> int:
     from ..run import run_scenario
 
     _quiet_libraries(args)
+    if args.scenario is None:
+        from ..data import DEFAULT_SCENARIO
+
+        args.scenario = DEFAULT_SCENARIO
     r = run_scenario(args.scenario, args.out, quiet=bool(getattr(args, "quiet", False)))
     m = r.accounts.metrics
     out = {"scenario": r.name, "report_dir": r.meta.get("out_dir"), "scenario_hash": r.scenario_hash,
@@ -146,6 +152,10 @@ def cmd_check(args) -> int:
     from ..regress import check_scenario, scenario_files, update_scenario
 
     _quiet_libraries(args)
+    if not args.paths:
+        from ..data import DEFAULT_SCENARIO
+
+        args.paths = [Path("scenarios"), DEFAULT_SCENARIO]
     files = scenario_files(args.paths)
     results, n_bad, n_updated = [], 0, 0
     for f in files:

@@ -351,15 +351,16 @@ def extract(om: OperateModel, sol: Solution) -> OperatePlan:
 
 def solve(problem: OperateProblem, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, workers: int = 1, seed: int = 0,
           hint: OperatePlan | None = None, extra: Callable[[OperateModel], None] | None = None,
-          ) -> tuple[OperatePlan | None, Solution, Explanation | None]:
-    """Build, (let ``extra`` add constraints), solve; an infeasible model comes back explained."""
+          backend: str = "highs") -> tuple[OperatePlan | None, Solution, Explanation | None]:
+    """Build, (let ``extra`` add constraints), solve with ``backend`` ('highs' or 'cp-sat'); an
+    infeasible model comes back explained (in the constraints' words)."""
     om = build(problem)
     if extra is not None:
         extra(om)
     hv = None
     if hint is not None:
         hv = _hint_values(om, hint)
-    sol = om.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hv)
+    sol = om.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hv, backend=backend)
     if sol.ok:
         return extract(om, sol), sol, None
     if sol.status == "INFEASIBLE":

@@ -44,6 +44,34 @@ class PlanOutcome:
     conflicts: list[str] = field(default_factory=list)   # infeasibility explained, in the scenario's words
     notes: list[str] = field(default_factory=list)
 
+    def flat_metrics(self) -> dict[str, tuple[float, str]]:
+        """Every numeric figure as ``plan.<kind>.<name>`` with its unit (for regression checks):
+        the metrics, plus ``verified`` (1/0) and the number of rounds."""
+        out: dict[str, tuple[float, str]] = {}
+        for k, v in self.metrics.items():
+            if isinstance(v, bool):
+                out[f"plan.{self.kind}.{k}"] = (float(v), "1")
+            elif isinstance(v, (int, float)) and v is not None:
+                if k.endswith("_pct"):
+                    unit = "%"
+                elif k.endswith("_s"):
+                    unit = "s"
+                elif k in ("objective", "bound"):
+                    unit = str(self.metrics.get("objective_unit", "1"))
+                else:
+                    unit = str(self.metrics.get(k.replace("planned_", "").replace("baseline_", "") + "_unit", "1"))
+                out[f"plan.{self.kind}.{k}"] = (float(v), unit)
+        out[f"plan.{self.kind}.verified"] = (1.0 if self.verified else 0.0, "1")
+        out[f"plan.{self.kind}.rounds"] = (float(len(self.rounds)), "1")
+        return out
+
+    def summary(self) -> dict:
+        """A plain-data view for summary.json."""
+        return {"kind": self.kind, "status": self.status, "verified": self.verified, "solver": self.solver,
+                "metrics": {k: {"value": v, "unit": u} for k, (v, u) in self.flat_metrics().items()},
+                "decisions": self.decisions, "rounds": self.rounds, "conflicts": self.conflicts,
+                "notes": self.notes}
+
     def describe(self) -> str:
         what = f"{self.kind}: {self.status}, {'verified' if self.verified else 'NOT verified'} in simulation"
         if self.rounds:

@@ -329,7 +329,7 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
     budgets.update({r: float(w) for r, w in sc.fleet.power.rows.items()})
     for k in range(int(spec.rounds)):
         ctx = build_problem(sc, spec, derate=derate, budget_margin=margin)
-        plan, sol, ex = op.solve(ctx.problem, time_limit_s=tl, hint=prev)
+        plan, sol, ex = op.solve(ctx.problem, time_limit_s=tl, hint=prev, backend=spec.solver)
         if plan is None:
             if ex is not None:
                 lines = ex.lines() or [ex.note]

@@ -47,6 +47,9 @@ class RunResult:
     analysis: PoolAnalysis = field(default_factory=PoolAnalysis)
     #: per model: {'ttft_s': .., 'tpot_s': .., 'e2e_s': ..} (None where no SLO)
     slo: dict[str, dict] = field(default_factory=dict)
+    #: what each planner decided (fleet.planning.PlanOutcome: decisions, solver figures, rounds,
+    #: savings against the scenario as written); empty without a ``plan`` section
+    plans: list = field(default_factory=list)
     #: provenance and context: scenario_path, version, git_commit, start_utc, horizon_s,
     #: carbon_signal, plan (decisions), timings_s, data_sources (list of str)
     meta: dict = field(default_factory=dict)

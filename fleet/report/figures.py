@@ -182,6 +182,16 @@ def draw_summary(r: RunResult):
     fig.text(0.04, 0.925, sub, fontsize=9, color="#555555")
     sections = summary_data(r)
     y = 0.87
+    lead = plan_lead(r)
+    if lead:                                       # the decisions and their savings lead the page
+        fig.text(0.04, y, "Plan: what was decided, and what it saves against the scenario as written",
+                 fontsize=12, fontweight="bold", color="#0b5394")
+        y -= 0.03
+        for label, value in lead:
+            fig.text(0.05, y, _clip(label, 30), fontsize=9)
+            fig.text(0.20, y, _esc(_clip(value, 130)), fontsize=9, family="monospace")
+            y -= 0.024
+        y -= 0.012
     title, rows = sections[0]                      # the fleet: full width
     fig.text(0.04, y, title, fontsize=12, fontweight="bold")
     y -= 0.032
@@ -193,6 +203,7 @@ def draw_summary(r: RunResult):
         fig.text(0.05, y, f"... {len(rows) - 8} more pools (see pools.csv)", fontsize=9)
         y -= 0.026
     top = y - 0.02
+    step = 0.026 if not lead else 0.0215
     cols = [sections[1:4], sections[4:]]
     for ci, col in enumerate(cols):
         x0 = 0.04 + ci * 0.49
@@ -201,11 +212,39 @@ def draw_summary(r: RunResult):
             fig.text(x0, y, title, fontsize=12, fontweight="bold")
             y -= 0.032
             for label, value in rows:
-                fig.text(x0 + 0.01, y, _clip(label, 36), fontsize=9)
-                fig.text(x0 + 0.21, y, _esc(_clip(value, 44)), fontsize=9, family="monospace")
-                y -= 0.026
-            y -= 0.02
+                fig.text(x0 + 0.01, y, _clip(label, 34), fontsize=9)
+                # 40 monospace characters at 9 pt from x0 + 0.19 end inside the A4 page (no cut-off)
+                fig.text(x0 + 0.19, y, _esc(_clip(value, 40)), fontsize=9, family="monospace")
+                y -= step
+            y -= 0.02 if not lead else 0.01
     return fig
+
+
+def plan_lead(r: RunResult) -> list[tuple[str, str]]:
+    """The summary page's first lines when the run was planned: per planner, its decisions in
+    brief, the savings against the scenario as written and the solver's verdict."""
+    out: list[tuple[str, str]] = []
+    for o in r.plans:
+        m = o.metrics
+        decided = "; ".join(f"{d['path']} = {d['value'] if not isinstance(d['value'], list) else _span(d['value'])}"
+                            for d in o.decisions[:4])
+        out.append((f"{o.kind}: decisions", decided or "none"))
+        sav = [f"{label} {m[k]:+.1f} %" for k, label in (("energy_saving_pct", "energy"),
+                                                        ("cost_saving_pct", "energy cost"),
+                                                        ("carbon_saving_pct", "carbon"))
+               if m.get(k) is not None and math.isfinite(m[k])]
+        if sav:
+            out.append((f"{o.kind}: saved", ", ".join(sav) + " (both simulated)"))
+        slo = m.get("slo_attainment")
+        out.append((f"{o.kind}: verdict",
+                    f"{o.solver.get('solver', '?')} {o.status}, gap {100 * float(o.solver.get('gap') or 0):.2f} %; "
+                    + ("verified" if o.verified else "NOT verified") + f" in simulation after {len(o.rounds)} round(s)"
+                    + (f"; SLO attainment {100 * slo:.2f} %" if slo is not None and math.isfinite(slo) else "")))
+    return out
+
+
+def _span(v: list) -> str:
+    return f"{min(v)}..{max(v)} by hour" if v else "[]"
 
 
 def _empty_page(title: str, message: str):
@@ -740,8 +779,24 @@ def draw_appendix(r: RunResult):
 
 
 #: (file stem, page title, drawing function) in page order
+def draw_plans(r: RunResult):
+    """One page (or more) per planner that ran (``fleet.report.plan_<kind>.figures``); none
+    without a plan."""
+    import importlib
+
+    figs = []
+    for o in r.plans:
+        try:
+            mod = importlib.import_module(f"fleet.report.plan_{o.kind}")
+        except ModuleNotFoundError:
+            continue
+        figs += list(mod.figures(o, dpi=int(r.meta.get("dpi") or 110)))
+    return figs
+
+
 PAGES = [
     ("01_summary", "Summary", draw_summary),
+    ("01b_plan", "Plan", draw_plans),
     ("02_fleet", "Fleet and utilisation", draw_fleet),
     ("03_power_tree", "Power over time by level", draw_power_levels),
     ("04_power_cdf", "Power distribution per row", draw_power_cdf),

@@ -16,7 +16,7 @@ def _figures(r: RunResult):
     """Yield (stem, figure) for every page, in order (a page function may return several)."""
     for stem, _title, draw in PAGES:
         out = draw(r)
-        figs = out if isinstance(out, list) else [out]
+        figs = out if isinstance(out, list) else [out]    # a page function may draw none (no plan)
         for i, fig in enumerate(figs):
             yield (stem if i == 0 else f"{stem}_{i + 1}"), fig
 

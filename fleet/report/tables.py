@@ -32,6 +32,8 @@ def write_tables(r: RunResult, out: Path) -> list[str]:
         hourly["hour_utc"] = pd.DatetimeIndex(hourly["hour_utc"]).strftime("%Y-%m-%dT%H:%M:%SZ")
     put("hourly.csv", hourly)
     put("nodes.csv", a.nodes)
+    for name, df in plan_tables(r).items():
+        put(f"{name}.csv", df)
     if r.sim.jobs is not None and len(r.sim.jobs):
         put("jobs.csv", r.sim.jobs)
     if len(a.requests) > MAX_CSV_REQUESTS:
@@ -49,3 +51,18 @@ def write_tables(r: RunResult, out: Path) -> list[str]:
     if len(an.frontier):
         put("frontier.csv", an.frontier)
     return files
+
+
+def plan_tables(r: RunResult) -> dict[str, pd.DataFrame]:
+    """The planners' tables (``fleet.report.plan_<kind>.tables``), by file stem."""
+    import importlib
+
+    out: dict[str, pd.DataFrame] = {}
+    for o in r.plans:
+        try:
+            mod = importlib.import_module(f"fleet.report.plan_{o.kind}")
+        except ModuleNotFoundError:
+            continue
+        if hasattr(mod, "tables"):
+            out.update(mod.tables(o))
+    return out
