@@ -212,9 +212,9 @@ def draw_summary(r: RunResult):
             fig.text(x0, y, title, fontsize=12, fontweight="bold")
             y -= 0.032
             for label, value in rows:
-                fig.text(x0 + 0.01, y, _clip(label, 34), fontsize=9)
-                # 40 monospace characters at 9 pt from x0 + 0.19 end inside the A4 page (no cut-off)
-                fig.text(x0 + 0.19, y, _esc(_clip(value, 40)), fontsize=9, family="monospace")
+                fig.text(x0 + 0.01, y, _clip(label, 30), fontsize=9)
+                # 38 monospace characters at 9 pt from x0 + 0.21 end inside the A4 page (no cut-off)
+                fig.text(x0 + 0.21, y, _esc(_clip(value, 38)), fontsize=9, family="monospace")
                 y -= step
             y -= 0.02 if not lead else 0.01
     return fig

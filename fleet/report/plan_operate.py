@@ -39,8 +39,13 @@ def headline(outcome) -> list[tuple[str, str]]:
                                                       f"(mean {np.mean(v):.1f})"))
     for key, label in (("energy", "energy saved"), ("cost", "energy cost saved"), ("carbon", "carbon saved")):
         if m.get(f"{key}_saving_pct") is not None:
-            rows.append((label, f"{_pct(m[f'{key}_saving_pct'])} ({_num(m.get(f'planned_{key}'))} vs "
-                                f"{_num(m.get(f'baseline_{key}'))} {m.get(f'{key}_unit', '')})"))
+            a, b, unit = m.get(f"planned_{key}"), m.get(f"baseline_{key}"), m.get(f"{key}_unit", "")
+            if unit == "J" and a is not None and b is not None:
+                a, b, unit = a / 3.6e6, b / 3.6e6, "kWh"
+            elif unit == "gCO2e" and a is not None and b is not None:
+                a, b, unit = a / 1e3, b / 1e3, "kgCO2e"
+            rows.append((label, f"{_pct(m[f'{key}_saving_pct'])} ({_num(a)} planned vs {_num(b)} {unit} "
+                                "as written, both simulated)"))
     if m.get("slo_attainment") is not None:
         rows.append(("SLO attainment", f"{100 * m['slo_attainment']:.2f} % planned, "
                                        f"{100 * m.get('baseline_slo_attainment', float('nan')):.2f} % as written"))
