@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "fleet.commands.grid",       # grid inspect
     "fleet.commands.simulate",   # simulate
     "fleet.commands.run",        # run, check
+    "fleet.commands.sweep",      # sweep
 ]
 
 
