@@ -529,6 +529,8 @@ def run_point(data: dict, base_path: Path | None) -> dict[str, tuple[float, str]
 
 
 def _worker_name() -> str:
+    if "distributed" not in sys.modules:         # run here, serially: no need to import Dask
+        return "local"
     try:
         from distributed import get_worker
 
