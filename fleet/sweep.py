@@ -539,6 +539,34 @@ def _worker_name() -> str:
         return "local"
 
 
+_WORKER_LOGGING = False
+
+
+def _worker_logging() -> None:
+    """On a Dask worker: fleet's warnings to stderr once per distinct message (every point of a
+    sweep repeats the same note about, say, a gap filled in a region's data)."""
+    global _WORKER_LOGGING
+    if _WORKER_LOGGING:
+        return
+    _WORKER_LOGGING = True
+    seen: set[tuple[str, str]] = set()
+
+    def once(record: logging.LogRecord) -> bool:
+        key = (record.name, record.getMessage())
+        if key in seen:
+            return False
+        seen.add(key)
+        return True
+
+    h = logging.StreamHandler(sys.stderr)
+    h.setFormatter(logging.Formatter("%(levelname)s %(name)s (worker): %(message)s"))
+    h.addFilter(once)
+    h.setLevel(logging.WARNING)
+    lg = logging.getLogger("fleet")
+    lg.addHandler(h)
+    lg.propagate = False
+
+
 def run_batch(base: dict, base_path: Path | None, metrics: list[str],
               items: list[tuple[str, dict, int | None]], point_fn: PointFn | None = None) -> dict:
     """Run a batch of points (one Dask task); never raises for a point's own failure.
@@ -547,6 +575,8 @@ def run_batch(base: dict, base_path: Path | None, metrics: list[str],
     (ok | invalid | error), ``error``, ``wall_s``, ``worker`` and ``metrics`` (name -> value)."""
     fn = point_fn or run_point
     worker = _worker_name()
+    if worker != "local":
+        _worker_logging()
     rows, units = [], {}
     for pid, params, seed in items:
         t0 = time.perf_counter()
@@ -690,7 +720,10 @@ def read_results(out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
     files = _part_files(Path(out_dir))
     if not files:
         return pd.DataFrame()
-    return pa.concat_tables([pq.read_table(f) for f in files]).to_pandas()
+    return pa.concat_tables([pq.read_table(f) for f in files], promote_options="permissive").to_pandas()
+
+
+read_sweep_results = read_results      # the name in fleet's public API
 
 
 def read_design(out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
@@ -743,6 +776,7 @@ class SweepOutcome:
     already_done: int                   # points found in the results at the start (--resume)
     executed: list[str]                 # point identities run now, in the order they finished
     lost: int = 0                       # points of batches lost to the cluster (no result written)
+    lost_error: str | None = None       # why the first lost batch was lost
     counts: dict[str, int] = field(default_factory=dict)   # status -> points, over the whole dataset
     errors: list[tuple[str, str, str]] = field(default_factory=list)  # (point_id, status, error)
     wall_s: float = 0.0
@@ -939,6 +973,9 @@ def _consume(completed, sizes: dict, outcome: SweepOutcome):
     for fut, res in completed:
         if fut.status == "error" or isinstance(res, BaseException):
             outcome.lost += sizes.get(fut, 0)
+            if outcome.lost_error is None:
+                exc = fut.exception()
+                outcome.lost_error = f"{type(exc).__name__}: {exc}"
             log.warning("a batch of %d points was lost (%s); run again with --resume to complete it",
                         sizes.get(fut, 0), res if isinstance(res, BaseException) else fut.exception())
             fut.release()
@@ -956,8 +993,10 @@ def _levels(series, max_levels: int = 5):
     """Group labels for a parameter column: its values, or quantile bins when it has many."""
     import pandas as pd
 
+    import pandas.api.types as ptypes
+
     uniq = series.dropna().unique()
-    if len(uniq) <= max_levels or series.dtype == object:
+    if len(uniq) <= max_levels or not ptypes.is_numeric_dtype(series):
         return series, None
     bins = pd.qcut(series.rank(method="first"), max_levels, labels=False)
     return bins, series.groupby(bins).mean()

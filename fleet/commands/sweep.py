@@ -53,10 +53,19 @@ def cmd_sweep(args) -> int:
         raise FleetError("--workers and --scheduler exclude each other (an existing cluster has its own workers)")
     if args.batch_size is not None and args.batch_size < 1:
         raise FleetError(f"--batch-size: expected a positive integer, got {args.batch_size}")
-    o = run_sweep(args.sweep, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
-                  quiet=bool(getattr(args, "quiet", False)), batch_size=args.batch_size, report=not args.no_report)
+    try:
+        o = run_sweep(args.sweep, args.out, workers=args.workers, scheduler=args.scheduler, resume=args.resume,
+                      quiet=bool(getattr(args, "quiet", False)), batch_size=args.batch_size,
+                      report=not args.no_report)
+    except KeyboardInterrupt:
+        import sys
+
+        print(f"fleet sweep: stopped; the finished points are in {args.out}/results/. Run the same command "
+              f"with --resume to run only the missing ones.", file=sys.stderr)
+        raise
     out = {"sweep": o.name, "out_dir": str(o.out_dir), "points": o.points, "design_rows": o.design_rows,
-           "already_done": o.already_done, "run_now": len(o.executed), "lost": o.lost, "counts": o.counts,
+           "already_done": o.already_done, "run_now": len(o.executed), "lost": o.lost,
+           "lost_error": o.lost_error, "counts": o.counts,
            "workers": o.workers, "batch_size": o.batch_size, "wall_s": o.wall_s, "complete": o.complete,
            "report": [str(o.out_dir / f) for f in o.report_files if f == "report.pdf"],
            "errors": [{"point_id": p, "status": s, "error": e} for p, s, e in o.errors]}
@@ -73,8 +82,9 @@ def cmd_sweep(args) -> int:
             seen.setdefault(e.splitlines()[0][:160] if e else "", s)
         lines += [f"    {s}: {e}" for e, s in list(seen.items())[:5]]
     if not o.complete:
-        lines.append(f"  INCOMPLETE: {o.points - sum(o.counts.values())} points have no result; "
-                     f"run again with --resume")
+        lines.append(f"  INCOMPLETE: {o.points - sum(o.counts.values())} points have no result"
+                     + (f" (a task failed on the cluster: {o.lost_error})" if o.lost_error else "")
+                     + "; run again with --resume")
     emit(out, args.json, "\n".join(lines))
     return 0 if o.complete else 1
 
