@@ -233,35 +233,46 @@ def parse_path(path: str) -> list[str | int]:
     return out
 
 
-def set_path(data: dict, path: str, value: Any) -> None:
+@lru_cache(maxsize=4096)
+def _keys(path: str) -> tuple[str | int, ...]:
+    return tuple(parse_path(path))
+
+
+def _shallow(x):
+    return dict(x) if isinstance(x, dict) else list(x) if isinstance(x, list) else x
+
+
+def set_path(data: dict, path: str, value: Any, *, copy_on_write: bool = False) -> None:
     """Set ``value`` at scenario ``path`` in the raw mapping ``data`` (in place).  Missing mapping
     keys on the way are created; a list index must exist.  Raises ``KeyError``/``IndexError``/
-    ``TypeError`` with a message naming the part of the path that does not fit."""
-    keys = parse_path(path)
+    ``TypeError`` with a message naming the part of the path that does not fit.
+
+    ``copy_on_write``: copy (shallowly) every container on the way instead of changing it, so
+    that ``data`` (itself a fresh shallow copy) shares everything else with the mapping it was
+    copied from."""
+    keys = _keys(path)
     node: Any = data
     for i, k in enumerate(keys):
         last = i == len(keys) - 1
-        where = _path_text(keys[:i + 1])
         if isinstance(k, int):
             if not isinstance(node, list):
-                raise TypeError(f"{where}: expected a list at {_path_text(keys[:i]) or 'the top'}")
+                raise TypeError(f"{_path_text(keys[:i + 1])}: expected a list at {_path_text(keys[:i]) or 'the top'}")
             if not -len(node) <= k < len(node):
-                raise IndexError(f"{where}: the list has {len(node)} entries")
-            if last:
-                node[k] = value
-            else:
-                node = node[k]
-        else:
-            if not isinstance(node, dict):
-                raise TypeError(f"{where}: expected a mapping at {_path_text(keys[:i]) or 'the top'}")
-            if last:
-                node[k] = value
-            else:
-                if node.get(k) is None:
-                    node[k] = {} if not isinstance(keys[i + 1], int) else None
-                    if node[k] is None:
-                        raise IndexError(f"{where}: no list here to index")
-                node = node[k]
+                raise IndexError(f"{_path_text(keys[:i + 1])}: the list has {len(node)} entries")
+        elif not isinstance(node, dict):
+            raise TypeError(f"{_path_text(keys[:i + 1])}: expected a mapping at {_path_text(keys[:i]) or 'the top'}")
+        if last:
+            node[k] = value
+            return
+        child = node[k] if isinstance(k, int) else node.get(k)
+        if child is None:
+            if isinstance(k, int) or isinstance(keys[i + 1], int):
+                raise IndexError(f"{_path_text(keys[:i + 1])}: no list here to index")
+            child = {}
+        elif copy_on_write:
+            child = _shallow(child)
+        node[k] = child
+        node = child
 
 
 def _path_text(keys: list[str | int]) -> str:
@@ -276,12 +287,18 @@ def _path_text(keys: list[str | int]) -> str:
     return out
 
 
-def apply_point(base: dict, params: dict[str, Any], seed: int | None) -> dict:
+def apply_point(base: dict, params: dict[str, Any], seed: int | None, *, share: bool = False) -> dict:
     """A copy of the raw scenario ``base`` with each ``params`` path set to its value and, when
-    ``seed`` is not None, the scenario seed."""
-    data = copy.deepcopy(base)
-    for path, value in params.items():
-        set_path(data, path, copy.deepcopy(value))
+    ``seed`` is not None, the scenario seed.  ``share``: copy only the containers on the paths and
+    share the rest with ``base`` (for reading only, e.g. hashing: much faster than a deep copy)."""
+    if share:
+        data = dict(base)
+        for path, value in params.items():
+            set_path(data, path, value, copy_on_write=True)
+    else:
+        data = copy.deepcopy(base)
+        for path, value in params.items():
+            set_path(data, path, copy.deepcopy(value))
     if seed is not None:
         data["seed"] = int(seed)
     return data
@@ -309,9 +326,7 @@ class Parameter:
 
     @property
     def numeric(self) -> bool:
-        if self.values is None:
-            return True
-        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in self.values)
+        return _numeric(self.values)
 
     def from_unit(self, u: float) -> Any:
         """The value at ``u`` in [0, 1): a discrete value by index, or a point of the interval."""
@@ -329,6 +344,13 @@ class Parameter:
         if self.numeric:
             return float(value)
         return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+
+
+@lru_cache(maxsize=256)
+def _numeric(values: tuple | None) -> bool:
+    if values is None:
+        return True
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
 @dataclass
@@ -508,7 +530,7 @@ def design_points(sw: Sweep) -> list[Point]:
     for combo, role in zip(combos, roles):
         params = {p.path: v for p, v in zip(sw.parameters, combo)}
         for s in seeds:
-            data = apply_point(sw.base, params, s)
+            data = apply_point(sw.base, params, s, share=True)
             out.append(Point(row=len(out), params=params, seed=int(data.get("seed", 0)) if s is None else s,
                              point_id=point_identity(data), sobol=role))
     return out
