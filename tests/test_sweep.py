@@ -319,9 +319,10 @@ def test_wrong_fleet_on_a_worker_is_refused(tmp_path, client):
             run_sweep(p, tmp_path / "b", client=client, quiet=True, report=False, point_fn=_trivial())
     finally:
         client.run(hide_fleet, False, workers=[worker])
-    # restored: the same cluster is accepted again
-    o = run_sweep(p, tmp_path / "c", client=client, quiet=True, report=False, point_fn=_trivial())
-    assert o.counts["ok"] == 8
+    # restored: the same cluster is accepted again, here through its address (--scheduler)
+    o = run_sweep(p, tmp_path / "c", scheduler=client.scheduler.address, quiet=True, report=False,
+                  point_fn=_trivial())
+    assert o.counts["ok"] == 8 and o.workers == 2
 
 
 # ------------------------------------------------------------------------------ analysis and report
