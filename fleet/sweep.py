@@ -48,10 +48,11 @@ import re
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Callable, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
@@ -60,6 +61,9 @@ from . import __version__
 from ._io import atomic_path, write_json_atomic
 from .errors import FleetError, ScenarioError
 from .scenario import Strict, _format_errors, parse_scenario, read_yaml, scenario_hash
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
 
 log = logging.getLogger("fleet.sweep")
 
@@ -185,7 +189,7 @@ class SweepFile(Strict):
     kind: Literal["sweep"]
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
-    base: Union[str, dict]
+    base: str | dict
     parameters: list[ParamSpec]
     design: DesignSpec = Field(default_factory=DesignSpec)
     seeds: list[Annotated[int, Field(strict=True)]] | None = None
@@ -733,7 +737,7 @@ def _part_files(out: Path) -> list[Path]:
     return sorted(d.glob("part-*.parquet")) if d.is_dir() else []
 
 
-def read_results(out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
+def read_results(out_dir: str | Path) -> pd.DataFrame:
     """Every recorded point of a sweep folder (one row per point identity), in file order."""
     import pandas as pd
     import pyarrow as pa
@@ -748,7 +752,7 @@ def read_results(out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
 read_sweep_results = read_results      # the name in fleet's public API
 
 
-def read_design(out_dir: str | Path) -> "pd.DataFrame":  # noqa: F821
+def read_design(out_dir: str | Path) -> pd.DataFrame:
     import pandas as pd
 
     return pd.read_parquet(Path(out_dir) / DESIGN_FILE)
@@ -1007,14 +1011,13 @@ def _consume(completed, sizes: dict, outcome: SweepOutcome):
 
 
 # ================================================================================ analysis
-def _ok(res) -> "pd.DataFrame":  # noqa: F821
+def _ok(res) -> pd.DataFrame:
     return res[res["status"] == "ok"]
 
 
 def _levels(series, max_levels: int = 5):
     """Group labels for a parameter column: its values, or quantile bins when it has many."""
     import pandas as pd
-
     import pandas.api.types as ptypes
 
     uniq = series.dropna().unique()
@@ -1024,7 +1027,7 @@ def _levels(series, max_levels: int = 5):
     return bins, series.groupby(bins).mean()
 
 
-def tornado_table(sw: Sweep, res) -> "pd.DataFrame":  # noqa: F821
+def tornado_table(sw: Sweep, res) -> pd.DataFrame:
     """Each metric's sensitivity to each parameter: the mean of the metric at each level of the
     parameter (averaged over every other parameter and seed; quantile bins for a sampled,
     continuous parameter), its lowest and highest level means and their swing.  Rows are sorted
@@ -1047,7 +1050,7 @@ def tornado_table(sw: Sweep, res) -> "pd.DataFrame":  # noqa: F821
             if len(g) < 1:
                 continue
 
-            def label(k):
+            def label(k, bin_means=bin_means):
                 if bin_means is not None:
                     return f"~{float(bin_means[k]):.4g}"
                 return f"{k:.4g}" if isinstance(k, float) else str(k)
@@ -1098,7 +1101,7 @@ def sobol_estimates(f_a: np.ndarray, f_b: np.ndarray, f_ab: np.ndarray, *, n_boo
     return {"S1": s1, "S1_lo": lo1, "S1_hi": hi1, "ST": st, "ST_lo": lot, "ST_hi": hit}
 
 
-def sobol_indices(sw: Sweep, design, res, *, n_boot: int = SOBOL_BOOTSTRAP) -> "pd.DataFrame":  # noqa: F821
+def sobol_indices(sw: Sweep, design, res, *, n_boot: int = SOBOL_BOOTSTRAP) -> pd.DataFrame:
     """Sobol indices of every metric for a Sobol design: one row per (metric, parameter) with
     S1, ST and their bootstrap intervals.  Replications are averaged per design point; a base row
     any of whose points failed is left out (``n`` says how many rows were used)."""
@@ -1130,7 +1133,7 @@ def sobol_indices(sw: Sweep, design, res, *, n_boot: int = SOBOL_BOOTSTRAP) -> "
     return pd.DataFrame(rows)
 
 
-def feasible_mask(sw: Sweep, res) -> "pd.Series":  # noqa: F821
+def feasible_mask(sw: Sweep, res) -> pd.Series:
     """Ok points that meet every constraint of the sweep's report section."""
     mask = res["status"] == "ok"
     for c in sw.constraints:
@@ -1157,7 +1160,7 @@ def pareto_front(x: np.ndarray, y: np.ndarray, *, maximize_x: bool = False, maxi
     return np.asarray(front, dtype=int)
 
 
-def best_points(sw: Sweep, res) -> "pd.DataFrame":  # noqa: F821
+def best_points(sw: Sweep, res) -> pd.DataFrame:
     """The ``best`` feasible points by the objective (rank 1 first)."""
     feas = res[feasible_mask(sw, res)]
     col = METRIC_PREFIX + sw.objective
@@ -1169,7 +1172,8 @@ def best_points(sw: Sweep, res) -> "pd.DataFrame":  # noqa: F821
 
 def write_sweep_report(sw: Sweep, out_dir: str | Path, *, results=None, units: dict | None = None) -> list[str]:
     """Analyse a sweep's results and write the report (PDF, PNGs and CSV tables) into ``out_dir``."""
-    from .report.sweep import SweepReportData, write_sweep_report as _write
+    from .report.sweep import SweepReportData
+    from .report.sweep import write_sweep_report as _write
 
     out = Path(out_dir)
     res = read_results(out) if results is None else results

@@ -13,10 +13,9 @@ import copy
 import time
 
 import pytest
+from test_sweep import BASE
 
 from fleet.sweep import design_points, parse_sweep, read_results, run_sweep
-
-from test_sweep import BASE
 
 SMALL_POINTS = 16
 

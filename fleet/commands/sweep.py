@@ -38,10 +38,10 @@ def register(sub) -> None:
 def cmd_sweep(args) -> int:
     import logging
 
+    import distributed  # noqa: F401  (it sets its loggers' levels on import: set ours after)
+
     from ..errors import FleetError
     from ..sweep import run_sweep
-
-    import distributed  # noqa: F401  (it sets its loggers' levels on import: set ours after)
 
     for name in ("matplotlib", "PIL", "fontTools", "distributed", "tornado", "fleet.run", "fleet.report"):
         logging.getLogger(name).setLevel(logging.DEBUG if getattr(args, "verbose", False) and
