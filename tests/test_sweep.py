@@ -420,3 +420,32 @@ def test_cli(tmp_path, capsys):
     assert "2 already done, 0 run now" in capsys.readouterr().out
     assert main(["-q", "sweep", str(tmp_path / "nope.yaml"), "-o", str(tmp_path / "x")]) == 2
     assert main(["-q", "sweep", str(p), "-o", str(tmp_path / "y"), "--workers", "2", "--scheduler", "tcp://x:1"]) == 2
+
+
+def test_sobol_indices_average_replications_and_drop_failed_rows(tmp_path):
+    from fleet.sweep import sobol_indices
+
+    d = sweep_data(parameters=[{"name": "ci", "path": "site.carbon_intensity", "low": 100, "high": 500},
+                               {"name": "price", "path": "site.price", "low": 20, "high": 120}],
+                   design={"method": "sobol", "samples": 32, "seed": 1}, seeds=[1, 2])
+    sw = parse_sweep(d, path=tmp_path / "s.yaml")
+    pts = design_points(sw)
+    assert len(pts) == 32 * 4 * 2
+    design = pd.DataFrame({"point_id": [p.point_id for p in pts], "sobol_role": [p.sobol[0] for p in pts],
+                           "sobol_row": [p.sobol[1] for p in pts]})
+    uniq = {p.point_id: p for p in pts}
+    res = pd.DataFrame({"point_id": list(uniq), "status": "ok"})
+    # carbon: the intensity plus seed noise that the average over the two seeds cancels exactly
+    res["metric.carbon.total"] = [p.params["site.carbon_intensity"] + (50.0 if p.seed == 1 else -50.0)
+                                  for p in uniq.values()]
+    for m in METRICS:
+        if METRIC_PREFIX + m not in res:
+            res[METRIC_PREFIX + m] = 1.0
+    s = sobol_indices(sw, design, res, n_boot=50).set_index(["metric", "parameter"])
+    assert s.loc[("carbon.total", "ci"), "S1"] == pytest.approx(1.0, abs=0.05)
+    assert s.loc[("carbon.total", "price"), "ST"] == pytest.approx(0.0, abs=1e-12)
+    assert s.loc[("carbon.total", "ci"), "n"] == 32
+    # one failed point (one seed of one AB row) takes its base row out of the estimate
+    res.loc[res["point_id"] == pts[3].point_id, "status"] = "error"
+    s = sobol_indices(sw, design, res, n_boot=50).set_index(["metric", "parameter"])
+    assert s.loc[("carbon.total", "ci"), "n"] == 31
