@@ -983,6 +983,10 @@ def run_sweep(sweep: Sweep | str | Path, out_dir: str | Path, *, workers: int | 
 
     res = read_results(out)
     if len(res):
+        # a resumed sweep whose design changed keeps the old points' rows: count and report only
+        # the points of the design that ran now
+        res = res[res["point_id"].isin(unique)].reset_index(drop=True)
+    if len(res):
         counts = res["status"].value_counts()
         outcome.counts = {s: int(counts.get(s, 0)) for s in STATUSES}
         bad = res[res["status"] != "ok"]
@@ -1178,6 +1182,8 @@ def write_sweep_report(sw: Sweep, out_dir: str | Path, *, results=None, units: d
     out = Path(out_dir)
     res = read_results(out) if results is None else results
     design = read_design(out) if (out / DESIGN_FILE).exists() else None
+    if results is None and design is not None and len(res):
+        res = res[res["point_id"].isin(set(design["point_id"]))].reset_index(drop=True)
     if units is None and (out / MANIFEST).exists():
         units = json.loads((out / MANIFEST).read_text(encoding="utf-8")).get("units", {})
     front = None

@@ -235,6 +235,11 @@ def test_interrupted_sweep_resumes_only_the_missing_points(tmp_path, client):
     # a second resume has nothing to do
     o2 = run_sweep(p, tmp_path / "out", workers=0, quiet=True, report=False, resume=True, point_fn=_trivial())
     assert o2.executed == [] and o2.already_done == 24
+    # a resume with a changed design (some points dropped, two new ones) runs only the new ones and
+    # counts only the points of the design
+    p = write_sweep(tmp_path, parameters=[{"path": "site.carbon_intensity", "values": vals[:10] + [500, 501]}])
+    o3 = run_sweep(p, tmp_path / "out", workers=0, quiet=True, report=False, resume=True, point_fn=_trivial())
+    assert o3.already_done == 10 and len(o3.executed) == 2 and o3.complete and sum(o3.counts.values()) == 12
 
 
 @pytest.mark.slow
