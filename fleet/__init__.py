@@ -54,6 +54,8 @@ _LAZY = {
     "account": "fleet.account", "Accounts": "fleet.account", "Metric": "fleet.account",
     "run_scenario": "fleet.run", "plan_step": "fleet.run", "write_report": "fleet.report",
     "check_scenario": "fleet.regress",
+    # sweeps (many scenarios on Dask)
+    "load_sweep": "fleet.sweep", "run_sweep": "fleet.sweep", "read_sweep_results": "fleet.sweep",
 }
 
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "fleet.commands.simulate",   # simulate
     "fleet.commands.run",        # run, check
     "fleet.commands.plan",       # plan operate|mix|training|power
+    "fleet.commands.sweep",      # sweep
 ]
 
 

@@ -192,6 +192,9 @@ def check_scenario(path: str | Path, *, report_dir: str | Path | None = None, qu
     res = CheckResult(path)
     t0 = time.perf_counter()
     try:
+        if read_yaml(path).get("kind") == "sweep":     # a sweep file (fleet sweep), not a scenario
+            res.skipped = "a sweep file: run it with fleet sweep"
+            return res
         sc = load_scenario(path)
         res.scenario = sc.name
         if not sc.expectations and not require_expectations:
