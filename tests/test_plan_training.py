@@ -222,6 +222,12 @@ def test_plan_and_simulation_agree(tmp_path):
     assert out.scenario.derived_from == sc.hash()
     jobs = out.sim.jobs
     assert (jobs["status"] == "completed").all()
+    # the report page draws from the outcome alone
+    from fleet.report.plan_training import figures, tables
+
+    figs = figures(out, dpi=50)
+    assert len(figs) == 2 and all(f.axes for f in figs)
+    assert "plan_training_schedule" in tables(out)
 
 
 def test_cli_json_keys(tmp_path, capsys):

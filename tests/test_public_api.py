@@ -44,6 +44,7 @@ LAYERS = {  # DESIGN.md: what each layer may import from fleet (besides errors, 
     "grid": set(),
     "frontier": {"hardware", "workload", "catalog"},
     "sim": {"frontier", "workload", "grid"},
+    "plan": {"frontier", "workload", "grid"},
     "report": {"account", "sim.result"},
 }
 

@@ -14,7 +14,7 @@ from fleet.testing import fleet_check  # noqa: F401  (fixture)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
-NEEDS_SHARED = {"region_caiso", "region_de", "region_sg"}
+NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "training_carbon"}
 
 
 def test_the_examples_are_all_there():

@@ -787,9 +787,14 @@ def plan(jobs: list[TrainingJob], slots: Slots, *, objective: str = "carbon", we
     elif not base.deadlines_missed:
         hint = hint_from(built, base)
     sol = built.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint)
-    if not sol.ok and hint is not None and not built.model.check(hint):
-        # the solver found nothing in time: the hint is a valid schedule (status FEASIBLE)
-        sol = replace(sol, status="FEASIBLE", values=hint, objective=built.model.objective_value(hint))
+    if hint is not None and sol.status != "INFEASIBLE" and not built.model.check(hint):
+        hv = built.model.objective_value(hint)
+        if not sol.ok or hv < sol.objective - 1e-9 * abs(hv):
+            # the solver found nothing better in time than the first schedule: keep that (FEASIBLE,
+            # with the solver's bound if it has one)
+            b0 = sol.bound if sol.ok and math.isfinite(sol.bound) else math.nan
+            sol = replace(sol, status="FEASIBLE", values=hint, objective=hv, bound=min(b0, hv) if b0 == b0 else b0,
+                          gap=gap_of(hv, min(b0, hv)) if b0 == b0 else math.nan)
     if sol.ok and bound is not None and sol.status != "OPTIMAL":
         # the per-job bound is a lower bound too: report the gap to the tighter of the two
         pb = objective_of(bound, objective, weights)
