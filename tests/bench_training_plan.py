@@ -138,6 +138,10 @@ def experiments(time_limit_s=5.0, stretch=20.0, out=print):
             both = pt.plan(jobs, sl, time_limit_s=time_limit_s)
             b = both.baseline
             floor = b.floor_carbon_kg
+            if not (shift.ok and both.ok):
+                out(f"{region} interruptible={inter}: no schedule: shift {shift.solution and shift.solution.status}, "
+                    f"with limits {both.solution and both.solution.status}: {(shift.conflicts + both.conflicts)[:2]}")
+                continue
             def pct(x):   # saving on the jobs' carbon above the idle floor
                 return 100 * (b.carbon_kg - x) / (b.carbon_kg - floor)
             rows.append({

@@ -237,7 +237,7 @@ def evaluate(name: str, jobs: list[TrainingJob], slots: Slots, work: dict[int, n
             end_slot[job.job_id] = last + float(frac[last].sum())
         else:
             end_slot[job.job_id] = math.nan
-        if done < jr.work - 1e-6 or not held.any() or end_slot[job.job_id] > job.last_slot + 1 + 1e-9:
+        if done < jr.work - 1e-3 or not held.any() or end_slot[job.job_id] > job.last_slot + 1 + 1e-6:
             missed.append(job.job_id)
         for t, c in zip(*np.nonzero(w)):
             rows.append((job.job_id, int(t), jr.caps[c].cap_w, float(w[t, c]), float(frac[t, c])))
