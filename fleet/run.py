@@ -159,7 +159,7 @@ class PlanDecisions:
 
 
 def plan_step(scenario: Scenario, frontiers: Frontiers | None = None, *,
-              log_fn=None) -> PlanDecisions:
+              log=None) -> PlanDecisions:
     """Run every planner the scenario's ``plan`` section names, in :data:`fleet.planning.KINDS`
     order, each on the scenario the previous one planned; every plan is applied, simulated and
     verified by its planner (fleet.planning.<kind>.plan_and_verify).  No ``plan`` section: a
@@ -183,7 +183,7 @@ def plan_step(scenario: Scenario, frontiers: Frontiers | None = None, *,
                 raise
             raise ScenarioError(f"the {kind} planner is not part of this build", path=scenario.path,
                                 field=f"plan.{kind}") from exc
-        o = mod.plan_and_verify(cur, spec, log_fn=log_fn)
+        o = mod.plan_and_verify(cur, spec, log=log)
         out.outcomes.append(o)
         out.decisions += [dict(d, planner=kind) for d in o.decisions]
         cur = o.scenario
@@ -329,7 +329,7 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
         bar.start("build frontiers")
         frontiers = build_frontiers(sc)
         bar.start("plan")
-        decisions = plan_step(sc, frontiers, log_fn=lambda m: log.info("plan: %s", m))
+        decisions = plan_step(sc, frontiers, log=lambda m: log.info("plan: %s", m))
         log.info("plan: %s", decisions.describe())
         written = sc
         if decisions.scenario is not None:

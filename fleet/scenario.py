@@ -310,6 +310,9 @@ class TrainingDemand(Strict):
     synth: TrainingSynth | None = None
     #: deferrable jobs wait for a release signal: fixed release times (s) by job id, or all at a time
     release_times: dict[int, NonNegFloat] | None = None
+    #: a planned schedule (fleet.plan.training): per job id, windows [start_s, end_s, cap_w per GPU
+    #: or null] in which it runs (paused in between); see TrainingScheduler.set_job_plan
+    schedule: dict[int, list[tuple[NonNegFloat, PosFloat, PosFloat | None]]] | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -574,6 +577,31 @@ class MixPlanSpec(Strict):
         return v
 
 
+class TrainingPlanSpec(Strict):
+    """``plan.training``: when each training job runs and at which power limit
+    (:mod:`fleet.plan.training`).  ``objective``: carbon (operational, the site's hourly intensity,
+    average or marginal as the site says), cost (hourly prices), energy (facility kWh) or weighted
+    (``weights`` in kgCO2e, USD, kWh).  ``caps``: the power-limit grid as fractions of the pool's
+    maximum (its configured cap, else the accelerator's maximum limit; clipped to the lowest
+    settable limit).  ``interruptible``: every job (true), none (false) or these job ids.
+    ``power_budget``: keep the jobs' hourly draw within the site/row budget less inference (from
+    the simulation of the scenario as written) and the pool's idle floor.  ``rounds``: most
+    plan-simulate-verify rounds; a job the simulation finds late is re-planned with ``derate``
+    times its work.  ``tolerance``: the agreement asked of plan and simulation (energy, carbon)."""
+
+    objective: Literal["energy", "cost", "carbon", "weighted"] = "carbon"
+    weights: dict[Literal["energy", "cost", "carbon"], NonNegFloat] = Field(default_factory=dict)
+    caps: list[Fraction] = Field(default_factory=lambda: [0.5, 0.65, 0.8, 1.0])
+    interruptible: bool | list[Int] = True
+    pool: str | None = None
+    power_budget: bool = True
+    time_limit_s: PosFloat = 20.0
+    workers: Annotated[int, Field(strict=True, ge=1, le=64)] = 1
+    rounds: Annotated[int, Field(strict=True, ge=1, le=10)] = 3
+    derate: Annotated[float, Field(gt=1, lt=2)] = 1.02
+    tolerance: Annotated[float, Field(gt=0, lt=1)] = 0.02
+
+
 class PlanSpec(Strict):
     """What the OR-Tools planner decides before the simulation (each section optional):
     ``operate`` (caps and active replicas per hour).  ``fleet run`` plans, applies the decisions
@@ -582,6 +610,7 @@ class PlanSpec(Strict):
 
     operate: OperatePlanSpec | None = None
     mix: MixPlanSpec | None = None
+    training: TrainingPlanSpec | None = None
 
     @property
     def enabled(self) -> bool:

@@ -288,13 +288,14 @@ class PlanModel:
         cp = cp_model.CpModel()
         x = [cp.new_int_var(int(lo), int(hi), n) for n, lo, hi in zip(self.names, self.lb, self.ub)]
         rounding: dict[str, float] = {}
+        lbf, ubf = np.asarray(self.lb, dtype=float), np.asarray(self.ub, dtype=float)   # once, not per row
         for c in self.constraints:
             if c.name in dropped:
                 continue
             for sense, bound in (("le", c.hi), ("ge", c.lo)):
                 if not math.isfinite(bound):
                     continue
-                ic, ib, rel = _scaled_row(c.coef, bound, sense, self._var_bounds(c.idx))
+                ic, ib, rel = _scaled_row(c.coef, bound, sense, (lbf[c.idx], ubf[c.idx]))
                 if rel > rounding.get(c.group, 0.0):
                     rounding[c.group] = rel
                 expr = cp_model.LinearExpr.weighted_sum([x[i] for i in c.idx], [int(a) for a in ic])
@@ -394,11 +395,12 @@ class PlanModel:
         el.names, el.lb, el.ub = list(self.names), list(self.lb), list(self.ub)
         el._by_name = dict(self._by_name)
         slack_of: list[tuple[Constraint, int, int, float]] = []
+        lbf, ubf = np.asarray(self.lb, dtype=float), np.asarray(self.ub, dtype=float)   # once, not per row
         for c in self.constraints:
             if not c.elastic:
                 el.constraints.append(c)
                 continue
-            lo_v, hi_v = self._var_bounds(c.idx)
+            lo_v, hi_v = lbf[c.idx], ubf[c.idx]
             reach = float(np.sum(np.maximum(np.abs(c.coef * lo_v), np.abs(c.coef * hi_v))))
             rhs = max(abs(c.lo) if math.isfinite(c.lo) else 0.0, abs(c.hi) if math.isfinite(c.hi) else 0.0)
             unit_step = _scale_for(np.concatenate([c.coef, [rhs if rhs else 1.0]]))
@@ -518,7 +520,11 @@ def _scaled_row(coef: np.ndarray, bound: float, sense: str, bounds: tuple[np.nda
     integer solution of the scaled row satisfies the real row (for x within its bounds, which
     are non-negative in every fleet model), and the largest relative rounding of a coefficient."""
     lo_v, hi_v = bounds
-    scale = _scale_for(np.concatenate([coef, [bound] if bound else []]) if abs(bound) <= 1e15 else coef)
+    a = np.abs(coef)
+    if len(a) and np.all(a == np.rint(a)) and a.max() <= COEF_TARGET and abs(bound) <= 2 ** 62:
+        scale = 1.0        # integer coefficients stay exact, however large the bound (rounded inward)
+    else:
+        scale = _scale_for(np.concatenate([coef, [bound] if bound else []]) if abs(bound) <= 1e15 else coef)
     sc = coef * scale
     exact = np.all(sc == np.rint(sc))
     if exact:

@@ -30,7 +30,7 @@ import pandas as pd
 from ..errors import FleetError, InfeasibleError, ScenarioError
 from ..plan import operate as op
 
-log = logging.getLogger("fleet.plan")
+_log = logging.getLogger("fleet.plan")
 
 #: short calibration simulations: length (s) of Poisson arrivals per trial, and bisection steps
 CALIB_WINDOW_S = 600.0
@@ -304,13 +304,13 @@ def decisions_table(sc, ctx: Context, plan: op.OperatePlan) -> list[dict]:
     return out
 
 
-def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = None, baseline: bool = True,
+def plan_and_verify(sc, spec=None, *, log: Callable[[str], None] | None = None, baseline: bool = True,
                     time_limit_s: float | None = None):
     """Plan, apply, simulate, verify and tighten (module docstring); a :class:`PlanOutcome`."""
     from ..run import simulate_step
     from . import PlanOutcome
 
-    say = log_fn or (lambda m: log.info(m))
+    say = log or (lambda m: _log.info(m))
     spec = spec or sc.plan.operate
     if spec is None:
         from ..scenario import OperatePlanSpec
@@ -473,7 +473,7 @@ def cli(args) -> int:
     if args.objective:
         spec = spec.model_copy(update={"objective": args.objective})
     out = plan_and_verify(sc, spec, time_limit_s=args.time_limit,
-                          log_fn=None if args.json else (lambda m: print(m)))
+                          log=None if args.json else (lambda m: print(m)))
     m = out.metrics
     doc = {"status": out.status, "objective": m["objective"], "bound": m["bound"], "gap": m["gap"],
            "solve_s": m["solve_s"], "objective_kind": m["objective_kind"], "objective_unit": m["objective_unit"],

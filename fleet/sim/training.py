@@ -91,6 +91,8 @@ class _Job:
     release_event: simpy.Event | None = None
     order: int = 0
     ci: float = 3600.0           # checkpoint interval asked for (s)
+    cap_w: float | None = None   # per-job power cap (a planned schedule's); None: the pool's
+    pauses: int = 0              # planned pauses (checkpoint, GPUs freed, resumed later)
 
 
 @dataclass
@@ -111,6 +113,8 @@ class _Attempt:
     fails: bool = False
     gen: int = 0                     # bumped when re-planned: stale wake-ups are ignored
     switch_pending: bool = False
+    pausing: bool = False            # a planned pause is due (at the next step boundary)
+    writing: bool = False            # ... and is writing its checkpoint now (segments recorded)
 
 
 @dataclass
@@ -284,6 +288,7 @@ class TrainingScheduler:
         self.running: dict[int, _Attempt] = {}
         self.jobs: list[_Job] = []
         self.cap_changes: list[tuple[float, float | None]] = []   # (time s, cap W) as asked
+        self.job_plan: dict[int, list[tuple[float, float, float | None]]] = {}
         for order, row in enumerate(_job_rows(jobs)):
             gpus = int(row["gpus"])
             if gpus > self.capacity:
@@ -346,6 +351,31 @@ class TrainingScheduler:
         for att in list(self.running.values()):
             self._request_switch(att)
 
+    def set_job_plan(self, plan: dict[int, list[tuple[float, float, float | None]]]) -> None:
+        """Run some jobs by a planned schedule (the training planner's, :mod:`fleet.plan.training`):
+        ``plan[job_id] = [(t0_s, t1_s, cap_w), ...]``, windows in time order, not overlapping.
+
+        Call before ``eng.run()`` (e.g. from ``simulate(on_engine=...)``).  A planned job is not
+        eligible outside its windows (its release times, signal and deadline release are
+        ignored): at a window's start it is released at that window's per-job cap (or switches
+        to it at its next step boundary when the previous window ran up to this one); where the
+        next window does not follow on, it pauses so that its GPUs are free by the window's end:
+        at the step boundary after ``t1 - (step time + checkpoint time)`` it writes a checkpoint
+        (at checkpoint power), frees its GPUs and waits for its next window, where it first
+        reloads the checkpoint (the same time, at checkpoint power).  After its last window it
+        is never paused: a job slower than planned runs on (and the caller sees its deadline).
+        Within a window the scheduler's rules still apply (priority, gang scheduling)."""
+        out = {}
+        for jid, wins in plan.items():
+            ws = sorted((float(a), float(b), None if c is None else float(c)) for a, b, c in wins)
+            for (a0, a1, _), (b0, _, _) in zip(ws, ws[1:]):
+                if b0 < a1 - 1e-9:
+                    raise ConfigurationError(f"pool {self.pool!r}: planned windows of job {jid} overlap")
+            if any(not (b > a) for a, b, _ in ws):
+                raise ConfigurationError(f"pool {self.pool!r}: job {jid} has an empty planned window")
+            out[int(jid)] = ws
+        self.job_plan = out
+
     def power_w(self) -> float:
         """GPU power of the whole pool now (W): running jobs at their current phase plus every
         unallocated GPU at idle, consistent with the segments recorded."""
@@ -369,6 +399,14 @@ class TrainingScheduler:
         self._finalized = True
         t_end = self.horizon_s if t_end is None else float(t_end)
         for att in list(self.running.values()):
+            if att.writing:
+                # a planned pause writing its checkpoint at the horizon: already recorded
+                self.busy_gpu_s += att.job.gpus * max(0.0, t_end - att.t_start)
+                for k, g in att.alloc:
+                    self._idle_until(k, t_end)
+                    self.free[k] += g
+                del self.running[att.job.job_id]
+                continue
             self._close_attempt(att, t_end, horizon=True)
         for k in range(len(self.server_gpus)):
             self._idle_until(k, t_end)
@@ -416,13 +454,18 @@ class TrainingScheduler:
         return p
 
     def _profile(self, job: _Job) -> TrainingProfile:
-        return self._profile_at(job.model, job.gpus, job.ci, self.cap_w)
+        return self._profile_at(job.model, job.gpus, job.ci, job.cap_w if job.cap_w is not None else self.cap_w)
 
     # ------------------------------------------------------------------ processes
     def _arrive(self, job: _Job):
         if job.submit_s > self.env.now:
             yield self.env.timeout(job.submit_s - self.env.now)
         job.status = "queued"
+        if job.job_id in self.job_plan:
+            job.released = False
+            self.queue.append(job)
+            self.env.process(self._follow_plan(job, self.job_plan[job.job_id]))
+            return
         if job.deferrable:
             job.released = False
             job.release_event = self.env.event()
@@ -452,6 +495,83 @@ class TrainingScheduler:
             if self.release_signal(self.env.now):
                 return
             yield self.env.timeout(self.release_check_s)
+
+    def _follow_plan(self, job: _Job, wins: list[tuple[float, float, float | None]]):
+        env = self.env
+        for i, (t0, t1, cap) in enumerate(wins):
+            if job.status in ("completed", "failed"):
+                return
+            if t0 > env.now:
+                yield env.timeout(t0 - env.now)
+            if job.status in ("completed", "failed"):
+                return
+            old = job.cap_w
+            job.cap_w = cap
+            att = self.running.get(job.job_id)
+            if att is not None and not att.pausing:
+                if cap != old:
+                    self._request_switch(att)
+            else:
+                if job.job_id not in self.running:
+                    job.profile = self._profile(job)
+                job.released = True
+                self._schedule()
+            last = i == len(wins) - 1
+            if last or wins[i + 1][0] > t1 + 1e-9:
+                if last:
+                    return
+                prof = self._profile(job)
+                t_req = max(env.now, t1 - (prof.step_time_s + prof.checkpoint_time_s))
+                if t_req > env.now:
+                    yield env.timeout(t_req - env.now)
+                job.released = False
+                att = self.running.get(job.job_id)
+                if att is not None and not att.pausing:
+                    tb = att.plan.next_boundary(env.now)
+                    if tb is not None and tb < att.stop_s:
+                        att.pausing = True
+                        env.process(self._pause(att, att.gen, tb))
+
+    def _pause(self, att: _Attempt, gen: int, t_b: float):
+        """A planned pause at the step boundary ``t_b``: checkpoint, free the GPUs, queue again
+        (not released)."""
+        env = self.env
+        if t_b > env.now:
+            yield env.timeout(t_b - env.now)
+        job = att.job
+        if att.gen != gen or self.running.get(job.job_id) is not att or self._finalized or env.now >= att.stop_s:
+            att.pausing = False
+            return
+        now = env.now
+        progress = self._close_leg(att, now)
+        att.gen += 1                      # the attempt's own wake-ups are stale from here
+        ck, pw = att.profile.checkpoint_time_s, att.profile.checkpoint_power_w
+        t_end = min(now + ck, self.horizon_s)
+        self._record_job(att, now, t_end, pw * (t_end - now))
+        job.done_steps = job.progress_steps = att.ckpt = progress
+        att.stop_s = att.plan_end = now
+        att.writing = True
+        if t_end > now:
+            yield env.timeout(t_end - now)
+        if self._finalized or self.running.get(job.job_id) is not att:
+            return
+        t = env.now
+        self.busy_gpu_s += job.gpus * max(0.0, t - att.t_start)
+        for k, g in att.alloc:
+            self._idle_until(k, t)
+            self.free[k] += g
+        del self.running[job.job_id]
+        job.pauses += 1
+        job.status = "queued"
+        self.queue.append(job)
+        self._schedule()
+
+    def _record_job(self, att: _Attempt, t0: float, t1: float, energy_j: float) -> None:
+        if t1 <= t0:
+            return
+        att.job.energy_j += energy_j
+        for k, g in att.alloc:
+            self.eng.record(self._nodes[k], t0, t1, energy_j * g / att.job.gpus)
 
     def _run(self, att: _Attempt, gen: int):
         yield self.env.timeout(att.stop_s - self.env.now)
@@ -570,8 +690,15 @@ class TrainingScheduler:
         t_fail = math.inf
         if not job.failed_once and math.isfinite(job.fail_at_s) and job.start_s + job.fail_at_s >= now:
             t_fail = job.start_s + job.fail_at_s
-        att = _Attempt(job, now, alloc, t_fail, plan_run(prof, now, job.done_steps, job.total_steps), prof,
+        t_run = now
+        if job.pauses > 0 and job.done_steps > 0:
+            # resuming after a planned pause: reload the checkpoint first (as long as writing it)
+            t_run = now + prof.checkpoint_time_s
+        att = _Attempt(job, now, alloc, t_fail, plan_run(prof, t_run, job.done_steps, job.total_steps), prof,
                        leg_base=job.done_steps, ckpt=job.done_steps)
+        if t_run > now:
+            t_end = min(t_run, self.horizon_s)
+            self._record_job(att, now, t_end, prof.checkpoint_power_w * (t_end - now))
         self._set_stop(att)
         self.running[job.job_id] = att
         self.env.process(self._run(att, att.gen))
