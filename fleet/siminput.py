@@ -92,7 +92,10 @@ def _training(sc) -> TrainingInput | None:
         field="demand.training.synth", jobs=int(s.jobs), hours=float(s.hours), seed=s.seed, model=s.model,
         max_gpus=s.max_gpus, deferrable_fraction=float(s.deferrable_fraction))
     return TrainingInput(field="demand.training", pool=target, model=tr.model, jobs=tr.jobs, synth=synth,
-                         release_times=None if tr.release_times is None else frozen_map(tr.release_times))
+                         release_times=None if tr.release_times is None else frozen_map(tr.release_times),
+                         schedule=None if tr.schedule is None else frozen_map(
+                             {int(k): tuple((float(a), float(b), None if c is None else float(c)) for a, b, c in v)
+                              for k, v in tr.schedule.items()}))
 
 
 def _schedule(sc, pools: tuple[PoolInput, ...]) -> tuple[ScheduleInput, ...]:

@@ -76,7 +76,7 @@ def jobs_for(sc, spec, pool, n_slots: int, *, calibrated: bool | None = None,
     acc = accelerator_power(pool.accelerator)
     cal = (sc.simulation.constants == "calibrated") if calibrated is None else calibrated
     caps = caps or cap_grid(pool, spec.caps)
-    table = build_jobs(sc, pool)
+    table = build_jobs(sc.sim_input(), pool)
     inter = spec.interruptible
     out = []
     for i, row in enumerate(table.sort_values(["submit_s", "job_id"], kind="stable").to_dict("records")):

@@ -375,7 +375,7 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         except FleetError as exc:
             raise _scenario_error(x, exc, tr.field if tr is not None else pool.field) from None
         sched.start()
-        if tr is not None and tr.schedule and (tr.pool or (tpools[0].name if len(tpools) == 1 else None)) == pool.name:
+        if tr is not None and tr.schedule and tr.pool == pool.name:
             sched.set_job_plan({int(k): list(v) for k, v in tr.schedule.items()})
         training[pool.name] = sched
     if on_engine is not None:

@@ -174,6 +174,8 @@ class TrainingInput:
     jobs: Path | None
     synth: TrainingSynthInput | None
     release_times: Mapping[int, float] | None = None
+    #: a planned schedule: per job id, windows (start_s, end_s, cap_w per GPU or None)
+    schedule: Mapping[int, tuple[tuple[float, float, float | None], ...]] | None = None
 
 
 @dataclass(frozen=True)
