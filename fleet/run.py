@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .account import (SERVER_EMBODIED_KGCO2E, SERVER_EMBODIED_SOURCE, SLO, AcceleratorFacts,
+from .accounting import (SERVER_EMBODIED_KGCO2E, SERVER_EMBODIED_SOURCE, SLO, AcceleratorFacts,
                       AccountingInputs, SignalInput, account)
 from .errors import FleetError, ScenarioError
 from .paths import REPO_ROOT

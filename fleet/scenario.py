@@ -307,7 +307,7 @@ class SimulationSpec(Strict):
 
 # =====================================================================================
 # Section models: site, accounting, report, expectations, plan (issue 5, the main job:
-# fleet/account.py, fleet/report/, fleet/regress.py, fleet/run.py read these).
+# fleet/accounting.py, fleet/report/, fleet/regress.py, fleet/run.py read these).
 # =====================================================================================
 
 class SignalSpec(Strict):
@@ -374,7 +374,7 @@ class AcceleratorOverride(Strict):
 
 
 class AccountingSpec(Strict):
-    """Embodied carbon and hardware cost assumptions (see fleet/account.py for defaults' sources)."""
+    """Embodied carbon and hardware cost assumptions (see fleet/accounting.py for defaults' sources)."""
 
     lifetime_years: PosFloat = 5.0                  # embodied amortisation (LLMCarbon: 5 years)
     server_embodied_kgco2e: NonNegFloat | None = None   # None: LLMCarbon per-node value
