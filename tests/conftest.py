@@ -19,6 +19,9 @@ settings.load_profile("fleet-ci" if os.environ.get("CI") else "fleet")
 
 from _shared import need_shared_data
 
+# tests draw into files only; the library never picks a backend (the CLI does, for itself)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

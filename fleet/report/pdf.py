@@ -1,4 +1,7 @@
-"""The multi-page PDF and the PNG figures (matplotlib, Agg backend, no display needed)."""
+"""The multi-page PDF and the PNG figures.
+
+Pages are :class:`matplotlib.figure.Figure` objects made without pyplot, so rendering needs no
+display and never touches the user's pyplot backend (the CLI chooses Agg for itself)."""
 
 from __future__ import annotations
 
@@ -45,9 +48,6 @@ def write_pdf_and_pngs(r: RunResult, out: Path, *, pdf: bool = True, png: bool =
                        progress: Callable[[str], None] | None = None) -> list[str]:
     """Render every page into ``out/report.pdf`` and ``out/figures/<stem>.png``; returns file names."""
     import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
     files: list[str] = []
@@ -66,7 +66,6 @@ def write_pdf_and_pngs(r: RunResult, out: Path, *, pdf: bool = True, png: bool =
                 if png:
                     fig.savefig(out / "figures" / f"{stem}.png", dpi=dpi)
                     files.append(f"figures/{stem}.png")
-                plt.close(fig)
     finally:
         if pdf_file is not None:
             pdf_file.close()
