@@ -3,7 +3,7 @@
     load scenario -> build frontiers -> plan (no-op until the planner lands) -> simulate
     -> account energy, cost and carbon -> write the report
 
-Each step is a function here so that the planner (a later issue) plugs in at :func:`plan_step`
+Each step is a function here so that the planner plugs in at :func:`plan_step`
 without touching the rest.  Progress bars on a terminal (tqdm), quiet under ``CI`` or
 ``quiet=True``; ``logging`` (``fleet.run``) says what is happening at INFO/DEBUG.
 """
@@ -108,7 +108,7 @@ def whatif_constants(sc: Scenario):
         return load_device_constants(sc.simulation.constants == "calibrated").with_values(dict(sc.whatif.device_constants), kind="what-if",
                                                    source=f"what-if: {sc.whatif.label}", check_range=False)
     except FleetError as exc:
-        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from None
+        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from exc
 
 
 def _whatif_applies(sc: Scenario, accelerator: str) -> bool:
@@ -123,7 +123,7 @@ def _whatif_applies(sc: Scenario, accelerator: str) -> bool:
         try:
             names.add(get_accelerator(a).name)
         except FleetError as exc:
-            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from None
+            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from exc
     return get_accelerator(accelerator).name in names
 
 
@@ -152,13 +152,8 @@ def whatif_profile_factory(sc: Scenario):
 def build_frontiers(sc: Scenario) -> Frontiers:
     out = Frontiers()
     consts = whatif_constants(sc)
-    try:
-        from .frontier import make_replica
-    except ImportError as exc:   # pragma: no cover - the energy model is part of the package
-        for p in sc.fleet.pools:
-            for s in p.serve:
-                out.errors[(p.name, s.model)] = f"energy model unavailable ({exc})"
-        return out
+    from .frontier import make_replica
+
     for p in sc.fleet.pools:
         for s in p.serve:
             try:
@@ -248,7 +243,7 @@ def _signal(spec: SignalSpec | None, site_region: str | None, kind: str, sc: Sce
         if "year_shift" in sig.meta:
             desc += f", moved from {sig.meta['year_shift'].get('from')} to the simulated year"
     except FleetError as exc:
-        raise ScenarioError(str(exc), path=sc.path, field=f"site.{field}") from None
+        raise ScenarioError(str(exc), path=sc.path, field=f"site.{field}") from exc
     if kind == "pue":
         if float(np.min(sig.values)) < 1.0:
             raise ScenarioError("PUE below 1 in the series", path=sc.path, field="site.pue")
@@ -256,11 +251,11 @@ def _signal(spec: SignalSpec | None, site_region: str | None, kind: str, sc: Sce
 
 
 def _canon_model(name: str) -> str:
-    try:
-        from .catalog import get_model
+    from .catalog import get_model
 
+    try:
         return get_model(name).name
-    except (FleetError, ImportError):
+    except FleetError:
         return name
 
 
@@ -288,9 +283,9 @@ def accounting_inputs(sc: Scenario, horizon_s: float) -> tuple[AccountingInputs,
         for key, ov in a.accelerators.items():
             try:
                 same = get_accelerator(key).name == spec.name
-            except FleetError:
+            except FleetError as exc:
                 raise ScenarioError("unknown accelerator", path=sc.path,
-                                    field=f"accounting.accelerators.{key}") from None
+                                    field=f"accounting.accelerators.{key}") from exc
             if same:
                 f = AcceleratorFacts(
                     spec.name,
@@ -328,11 +323,9 @@ def analyse_pools(sc: Scenario, sim, frontiers: Frontiers) -> PoolAnalysis:
     frontier across power caps (steady-state model, :mod:`fleet.frontier.steady`)."""
     notes: list[str] = []
     br, lb, fr = [], [], []
-    try:
-        from .frontier.steady import steady_state
-        from .hardware.bounds import inference_token_lower_bound_j
-    except ImportError as exc:   # pragma: no cover
-        return PoolAnalysis(notes=[f"energy model unavailable: {exc}"])
+    from .frontier.steady import steady_state
+    from .hardware.bounds import inference_token_lower_bound_j
+
     pools = sim.pools.set_index("pool") if len(sim.pools) else None
     req = sim.requests
     fractions = sc.report.frontier_cap_fractions

@@ -8,17 +8,19 @@ reported as a :class:`~fleet.errors.ScenarioError` naming the file and the YAML 
 Sections (each a pydantic model below, owned by the layer it configures):
 ``fleet`` (pools, servers, power tree), ``demand`` (traces and generators), ``simulation``
 (horizon, seed, telemetry), ``site`` (region, grid signals, PUE), ``accounting``,
-``plan`` (reserved for the OR-Tools planner), ``report``, ``expectations`` (scenario regression).
+``plan`` (the OR-Tools planner), ``report``, ``expectations`` (scenario regression).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
+import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ScenarioError
 
@@ -76,7 +78,7 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"not valid YAML: {exc}", path=path) from None
+        raise ScenarioError(f"not valid YAML: {exc}", path=path) from exc
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", path=path)
     return data
@@ -91,17 +93,11 @@ def scenario_hash(data: dict) -> str:
 
 
 # =====================================================================================
-# Section models: fleet, demand, simulation (issue 4).  Values are SI (W, s) unless a field
+# Section models: fleet, demand, simulation.  Values are SI (W, s) unless a field
 # name says otherwise.  Checks that need the catalog or the model table (accelerator names,
 # power-cap range, "does the model fit") run after pydantic, in :func:`_check_scenario`, so that
 # each error names its YAML path exactly.
 # =====================================================================================
-
-import datetime as _dt
-import math
-from typing import Annotated, Literal
-
-from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -306,7 +302,7 @@ class SimulationSpec(Strict):
 
 
 # =====================================================================================
-# Section models: site, accounting, report, expectations, plan (issue 5, the main job:
+# Section models: site, accounting, report, expectations, plan (the main job:
 # fleet/accounting.py, fleet/report/, fleet/regress.py, fleet/run.py read these).
 # =====================================================================================
 
@@ -447,12 +443,12 @@ class Scenario(Strict):
     fleet: FleetSpec
     demand: DemandSpec = Field(default_factory=DemandSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
-    site: SiteSpec = Field(default_factory=lambda: SiteSpec())  # issue 5 section
-    accounting: AccountingSpec = Field(default_factory=lambda: AccountingSpec())  # issue 5 section
-    report: ReportSpec = Field(default_factory=lambda: ReportSpec())  # issue 5 section
-    expectations: list[Expectation] = Field(default_factory=list)  # issue 5 section
-    plan: PlanSpec = Field(default_factory=lambda: PlanSpec())  # issue 5 section
-    whatif: WhatIfSpec | None = None  # issue 5 section: a what-if part (device constants)
+    site: SiteSpec = Field(default_factory=lambda: SiteSpec())
+    accounting: AccountingSpec = Field(default_factory=lambda: AccountingSpec())
+    report: ReportSpec = Field(default_factory=lambda: ReportSpec())
+    expectations: list[Expectation] = Field(default_factory=list)
+    plan: PlanSpec = Field(default_factory=lambda: PlanSpec())
+    whatif: WhatIfSpec | None = None  # a what-if part (device constants)
 
     _path: Path | None = PrivateAttr(default=None)
     _raw: dict | None = PrivateAttr(default=None)
@@ -548,7 +544,7 @@ def parse_scenario(data: dict, *, path: str | Path | None = None, check: bool = 
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _format_errors(exc, path) from None
+        raise _format_errors(exc, path) from exc
     sc._path = Path(path).resolve() if path is not None else None
     sc._raw = data
     _resolve_paths(sc)
@@ -604,7 +600,7 @@ def _check_scenario(sc: Scenario) -> None:
         try:
             acc = resolve_accelerator(pool.accelerator)
         except FleetError as exc:
-            raise _err(sc, f"{where}.accelerator", _strip_where(exc)) from None
+            raise _err(sc, f"{where}.accelerator", _strip_where(exc)) from exc
         lo = getattr(acc, "power_min_w", None)
         hi = getattr(acc, "power_max_w", None) or getattr(acc, "tdp_w", None)
         if pool.power_cap_w is not None:
@@ -630,7 +626,7 @@ def _check_scenario(sc: Scenario) -> None:
             try:
                 m = resolve_model(s.model)
             except FleetError as exc:
-                raise _err(sc, f"{sw}.model", _strip_where(exc)) from None
+                raise _err(sc, f"{sw}.model", _strip_where(exc)) from exc
             if s.tp > pool.gpus_per_server or pool.gpus_per_server % s.tp:
                 raise _err(sc, f"{sw}.tp", f"expected a divisor of gpus_per_server "
                                            f"({pool.gpus_per_server}) so a replica stays in one server, "
@@ -640,7 +636,7 @@ def _check_scenario(sc: Scenario) -> None:
                 try:
                     check_ep(m, s.tp, s.ep)
                 except FleetError as exc:
-                    raise _err(sc, f"{sw}.ep", _strip_where(exc)) from None
+                    raise _err(sc, f"{sw}.ep", _strip_where(exc)) from exc
             _check_fit(sc, sw, s, acc, m)
             if s.replicas is not None:
                 free -= s.replicas * s.tp
@@ -662,7 +658,7 @@ def _check_scenario(sc: Scenario) -> None:
         try:
             m = resolve_model(d.model)
         except FleetError as exc:
-            raise _err(sc, f"{where}.model", _strip_where(exc)) from None
+            raise _err(sc, f"{where}.model", _strip_where(exc)) from exc
         key = _canon(m, d.model)
         if key not in served:
             pools = ", ".join(f"{p.name} ({'; '.join(s.model for s in p.serve) or p.role})"
@@ -690,7 +686,7 @@ def _check_scenario(sc: Scenario) -> None:
                 try:
                     resolve_model(name)
                 except FleetError as exc:
-                    raise _err(sc, fld, _strip_where(exc)) from None
+                    raise _err(sc, fld, _strip_where(exc)) from exc
 
 
 def _nan(x) -> bool:
@@ -715,30 +711,18 @@ def _check_fit(sc: Scenario, where: str, s: ServeSpec, acc, model) -> None:
     try:
         fits = _fits(model, acc, s.tp, s.precision, s.kv_precision or s.precision)
     except FleetError as exc:
-        raise _err(sc, where, _strip_where(exc)) from None
+        raise _err(sc, where, _strip_where(exc)) from exc
     if not fits:
         hint = _what_fits(model, acc, s)
         raise _err(sc, f"{where}.tp", f"{s.model} at {s.precision} does not fit on {s.tp} x "
                                       f"{acc.name}{hint}")
 
 
-_BYTES = {"fp32": 4.0, "tf32": 4.0, "bf16": 2.0, "fp16": 2.0, "fp8": 1.0, "int8": 1.0,
-          "int4": 0.5, "fp4": 0.5}
-
-
 def _fits(model, acc, tp: int, precision: str, kv_precision: str) -> bool:
     """Whether the weights leave room for a KV cache on ``tp`` GPUs (fleet.workload.llm's
-    memory plan; weights <= 90 % of HBM as a stated fallback if that layer is absent)."""
-    try:
-        from .workload.llm import memory_plan
-    except ImportError:
-        memory_plan = None
-    if memory_plan is None:
-        if precision not in _BYTES:
-            from .errors import ConfigurationError
-            raise ConfigurationError(f"unknown precision {precision!r}; expected one of {sorted(_BYTES)}")
-        weights = float(model.params_b) * 1e9 * _BYTES[precision] / tp
-        return weights < 0.9 * float(acc.memory_bytes)
+    memory plan)."""
+    from .workload.llm import memory_plan
+
     plan = memory_plan(model, float(acc.memory_bytes), tp, precision=precision,
                        kv_precision=kv_precision, gpu_name=acc.name, strict=False)
     fits = plan.fits

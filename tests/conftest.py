@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _shared import need_shared_data
 from hypothesis import HealthCheck, settings
 
 # Property tests: no per-example deadline (2 shared cores make timings noisy), and under CI a fixed
@@ -16,8 +17,6 @@ settings.register_profile("fleet", deadline=None, suppress_health_check=[HealthC
 settings.register_profile("fleet-ci", parent=settings.get_profile("fleet"), derandomize=True,
                           database=None, print_blob=True)
 settings.load_profile("fleet-ci" if os.environ.get("CI") else "fleet")
-
-from _shared import need_shared_data
 
 # tests draw into files only; the library never picks a backend (the CLI does, for itself)
 os.environ.setdefault("MPLBACKEND", "Agg")

@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fleet.cli import main
 from fleet.run import PlanDecisions, build_frontiers, git_commit, plan_step, progress_enabled, run_scenario

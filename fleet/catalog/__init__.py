@@ -108,9 +108,9 @@ def _parse_cell(raw: str, spec: dict, *, path: Path, line: int, column: str) -> 
     if typ in ("float", "int"):
         try:
             value = float(text)
-        except ValueError:
+        except ValueError as exc:
             raise CatalogError(f"{text!r} is not a number", path=path, line=line, column=column,
-                               expected=f"a number in {spec.get('unit', '-')}") from None
+                               expected=f"a number in {spec.get('unit', '-')}") from exc
         if not math.isfinite(value):
             raise CatalogError(f"{text!r} is not finite", path=path, line=line, column=column,
                                expected=f"a finite number in {spec.get('unit', '-')}")
@@ -140,9 +140,9 @@ def _read_table(table: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
         reader = csv.reader(fh)
         try:
             header = next(reader)
-        except StopIteration:
+        except StopIteration as exc:
             raise CatalogError("empty file", path=path, line=1,
-                               expected="a header row: " + ",".join(cols)) from None
+                               expected="a header row: " + ",".join(cols)) from exc
         header = [h.strip() for h in header]
         missing = [c for c in cols if c not in header]
         unknown = [h for h in header if h not in cols]

@@ -37,7 +37,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
 import numpy as np
@@ -61,7 +61,7 @@ def to_utc(ts: Any, what: str = "start_utc") -> pd.Timestamp:
         t = pd.Timestamp(ts)
     except (ValueError, TypeError) as exc:
         raise GridError(f"{what}: cannot read {ts!r} as a time ({exc})",
-                        expected="an ISO 8601 time with a zone, e.g. 2023-06-01T00:00:00Z") from None
+                        expected="an ISO 8601 time with a zone, e.g. 2023-06-01T00:00:00Z") from exc
     if t is pd.NaT:
         raise GridError(f"{what}: got NaT", expected="a time")
     if t.tzinfo is None:
@@ -149,8 +149,8 @@ class Signal:
         """A signal with the same value at every time (covers every window)."""
         try:
             v = float(value)
-        except (TypeError, ValueError):
-            raise GridError(f"{source}: constant value {value!r} is not a number") from None
+        except (TypeError, ValueError) as exc:
+            raise GridError(f"{source}: constant value {value!r} is not a number") from exc
         return cls(pd.DatetimeIndex([pd.Timestamp("2000-01-01", tz="UTC")]), np.array([v]), unit, kind,
                    "step", source, dict(meta or {}), is_constant=True)
 

@@ -544,12 +544,12 @@ def draw_energy_per_token(r: RunResult):
     ax2.semilogy(x, sim, "kD", ms=8, label="simulated GPU J/token")
     if np.isfinite(lb).any():
         ax2.semilogy(x, lb, "gv", ms=9, label="physical lower bound J/token")
-        for xi, s, l in zip(x, sim, lb):
-            if math.isfinite(s) and math.isfinite(l) and l > 0:
-                ax2.vlines(xi, l, s, color="#999999", lw=1)
-                ratio = s / l
+        for xi, s, low in zip(x, sim, lb):
+            if math.isfinite(s) and math.isfinite(low) and low > 0:
+                ax2.vlines(xi, low, s, color="#999999", lw=1)
+                ratio = s / low
                 txt = f"{ratio:,.0f}x above" if ratio < 1e6 else f"{ratio:.1e}x above"
-                ax2.annotate(txt, (xi, math.sqrt(s * l)), xytext=(6, 0),
+                ax2.annotate(txt, (xi, math.sqrt(s * low)), xytext=(6, 0),
                              textcoords="offset points", fontsize=8, va="center", rotation=90)
     else:
         ax2.text(0.5, 0.5, "lower bound not available\n" + "\n".join(r.analysis.notes[:2]),

@@ -72,7 +72,7 @@ def trace_demand(sc, k: int, tr) -> tuple[pd.DataFrame, float]:
     except FleetError as exc:
         if isinstance(exc, ScenarioError):
             raise
-        raise ScenarioError(str(exc), path=sc.path, field=f"demand.inference[{k}].trace") from None
+        raise ScenarioError(str(exc), path=sc.path, field=f"demand.inference[{k}].trace") from exc
     end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
     if tr.window is not None:
         end = max(end, tr.window[1] - tr.window[0] + tr.time_shift_s)
@@ -102,7 +102,7 @@ def build_requests(sc) -> tuple[pd.DataFrame, float]:
             except FleetError as exc:
                 if isinstance(exc, ScenarioError):
                     raise
-                raise ScenarioError(str(exc), path=sc.path, field=f"{where}.synth") from None
+                raise ScenarioError(str(exc), path=sc.path, field=f"{where}.synth") from exc
             d_end = duration
         df = df.copy()
         df["model"] = model
@@ -159,7 +159,7 @@ def build_jobs(sc, pool) -> pd.DataFrame:
     except FleetError as exc:
         if isinstance(exc, ScenarioError):
             raise
-        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from exc
     df = df.copy()
     default = tr.model or DEFAULT_TRAINING_MODEL
     df["model"] = [m if isinstance(m, str) and m else default for m in df["model"]]
@@ -214,7 +214,7 @@ def _groups(sc, factory: ProfileFactory) -> list[_Group]:
             except FleetError as exc:
                 if isinstance(exc, ScenarioError):
                     raise
-                raise ScenarioError(str(exc), path=sc.path, field=f"fleet.pools[{i}].serve[{j}]") from None
+                raise ScenarioError(str(exc), path=sc.path, field=f"fleet.pools[{i}].serve[{j}]") from exc
             name = pool.name if len(pool.serve) == 1 else f"{pool.name}:{model}"
             out.append(_Group(pool.name, name, model, int(reps), s.tp, prof, s))
     return out
@@ -347,7 +347,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
         except FleetError as exc:
             if isinstance(exc, ScenarioError):
                 raise
-            raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+            raise ScenarioError(str(exc), path=sc.path, field="demand.training") from exc
         sched.start()
         training[pool.name] = sched
     if on_engine is not None:
@@ -359,7 +359,7 @@ def simulate(scenario, *, mode: str | None = None, progress: bool | None = None,
     except FleetError as exc:
         if isinstance(exc, ScenarioError):
             raise
-        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from None
+        raise ScenarioError(str(exc), path=sc.path, field="demand.training") from exc
     finally:
         if bar is not None:
             bar.n = round(horizon)

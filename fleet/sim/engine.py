@@ -190,7 +190,7 @@ class Engine:
         try:
             profile.validate()
         except ValueError as exc:
-            raise ConfigurationError(f"pool {name!r}: invalid serving profile: {exc}") from None
+            raise ConfigurationError(f"pool {name!r}: invalid serving profile: {exc}") from exc
         if max_prefill_tokens is None:
             max_prefill_tokens = 2048 if chunked_prefill else max(8192, int(profile.max_context_tokens))
         pool = ServingPool(name=name, code=len(self._pools), model=model, profile=profile,
