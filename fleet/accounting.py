@@ -59,7 +59,7 @@ class Metric:
     note: str = ""
 
     def as_dict(self) -> dict:
-        v = self.value
+        v: object = self.value
         if isinstance(v, (np.floating, np.integer)):
             v = v.item()
         if isinstance(v, float) and not math.isfinite(v):

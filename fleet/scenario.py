@@ -17,7 +17,7 @@ import datetime as _dt
 import hashlib
 import math
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
@@ -293,8 +293,7 @@ class SimulationSpec(Strict):
     #: windows, for weeks to a year; telemetry interval at least an hour)
     mode: Literal["coalesced", "iteration", "fluid"] = "coalesced"
     router: Literal["round_robin", "jsq", "least_kv"] = "jsq"
-    record: list[Literal["requests", "power", "series"]] = Field(
-        default_factory=lambda: ["requests", "power"])
+    record: list[Literal["requests", "power", "series"]] = ["requests", "power"]   # pydantic copies it
     progress: bool = False
     #: device constants of the energy model: 'calibrated' (fitted to ML.ENERGY H100 and Zeus
     #: measurements, fleet/catalog/device_energy_calibrated.yaml) or 'physical' (the sourced values)
@@ -479,7 +478,7 @@ class Scenario(Strict):
 
 
 # ------------------------------------------------------------------ loading
-def _friendly(err: dict) -> str | None:
+def _friendly(err: Mapping[str, Any]) -> str | None:
     """A planner-readable 'expected ...' for the common pydantic error types."""
     typ = err.get("type", "")
     ctx = err.get("ctx") or {}

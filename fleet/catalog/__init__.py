@@ -382,7 +382,8 @@ def _frame(rows: list[tuple[int, dict]], table: str) -> pd.DataFrame:
 def _accelerator_table(path: str) -> _Table:
     p = Path(path)
     rows = _read_table("accelerators", p)
-    specs, lines = [], {}
+    specs: list[AcceleratorSpec] = []
+    lines: dict[str, int] = {}
     for line, r in rows:
         if r["name"] in lines:
             raise CatalogError(f"duplicate name {r['name']!r} (first on line {lines[r['name']]})",
@@ -551,7 +552,8 @@ class ModelSpec:
 def _model_table(path: str) -> _Table:
     p = Path(path)
     rows = _read_table("models", p)
-    specs, lines = [], {}
+    specs: list[ModelSpec] = []
+    lines: dict[str, int] = {}
     for line, r in rows:
         if r["name"] in lines:
             raise CatalogError(f"duplicate name {r['name']!r} (first on line {lines[r['name']]})",

@@ -50,7 +50,7 @@ class DeviceConstants:
 
     items: tuple[Constant, ...]
     calibrated: bool = False
-    _index: dict = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[assignment]
+    _index: dict = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {c.name: c for c in self.items})

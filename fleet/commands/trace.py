@@ -143,6 +143,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ..workload.synth import AZURE_CONV_LOGNORMAL, EmpiricalTokens, LognormalTokens, synth_trace
     from ..workload.traces import read_trace, trace_stats, write_trace
 
+    tokens: EmpiricalTokens | LognormalTokens
     if args.tokens_from:
         tokens = EmpiricalTokens.from_trace(read_trace(args.tokens_from))
     elif args.lognormal:

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..catalog import ModelSpec
 from ..catalog.device_energy import DeviceConstants, load_device_constants
 from ..errors import ConfigurationError
 from ..hardware.accelerator import Accelerator, build_accelerator
@@ -33,7 +34,7 @@ DEFAULT_PREFILL_RANGE = (32, 8192)
 class Replica:
     """A model on ``tp`` GPUs of one accelerator at one precision: what every builder needs."""
 
-    model: object            # ModelSpec
+    model: ModelSpec
     acc: Accelerator
     tp: int
     precision: str

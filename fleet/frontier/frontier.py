@@ -10,7 +10,7 @@ is both faster and cheaper in energy).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -32,6 +32,7 @@ class ServingFrontier:
     e1: np.ndarray                      # (n, max_batch+1) (J / context token)
     pre_t: np.ndarray                   # (n, 3)
     pre_e: np.ndarray                   # (n, 3)
+    _caps_list: list[float] = field(init=False, repr=False, compare=False)   # caps_w for bisect
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_caps_list", [float(c) for c in self.caps_w])

@@ -90,7 +90,7 @@ class MLEnergyProblem:
     def devices(self, constants: DeviceConstants) -> Device:
         """Per-row device arrays for ``constants``."""
         groups: dict[tuple, Device] = {}
-        cols = {f: [] for f in Device.__dataclass_fields__ if f != "vf"}
+        cols: dict[str, list] = {f: [] for f in Device.__dataclass_fields__ if f != "vf"}
         from ..catalog import get_accelerator
         vf = None
         for gpu, prec, tp in zip(self.rows["gpu"], self.rows["precision"], self.rows["tp"]):

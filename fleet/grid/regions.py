@@ -126,7 +126,7 @@ def region_file(name: str, kind: str) -> Path:
 
 
 @overload
-def load_region_signals(name: str, kind: str, *, basis: str = ..., currency: str = ..., gaps: str = ...) -> Signal: ...
+def load_region_signals(name: str, kind: str, *, basis: str = ..., currency: str = ..., gaps: str = ...) -> Signal: ...  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; the str form wins
 @overload
 def load_region_signals(name: str, kind: Sequence[str] | None = None, *, basis: str = ..., currency: str = ...,
                         gaps: str = ...) -> dict[str, Signal]: ...

@@ -35,7 +35,7 @@ def summarize(signal: Signal, max_gaps: int = 20) -> dict[str, Any]:
             "start_utc": signal.start.isoformat(),
             "end_utc": signal.end.isoformat(),
             "span_h": span_s / 3600.0,
-            "resolution_s": float(signal.resolution_s),
+            "resolution_s": float(signal.step_s),
             "regular": bool(signal.is_regular),
         })
     out.update({

@@ -25,11 +25,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..catalog import AcceleratorSpec
 from .accelerator import Accelerator
 from .energy import Device, WorkArrays, evaluate
 
@@ -89,6 +93,7 @@ def busy_work(acc: Accelerator, phi: float = ZEUS_PHI, precision: str = ZEUS_PRE
 def _phase_table(acc: Accelerator, phi: float, precision: str, n: int = 400):
     """Time, energy, power of the compute phase and the memory phase over a clock grid."""
     dev = Device.from_accelerator(acc, precision, 1)
+    assert dev.vf is not None, "a device built from an accelerator has its V/f curve"
     x = np.linspace(dev.vf.x_min, 1.0, n)
     comp = evaluate(WorkArrays(flops=phi * dev.f_att, lin_bytes=0.0, kv_bytes=0.0, steps=0.0), dev, clock=x)
     mem = evaluate(WorkArrays(flops=0.0, lin_bytes=0.0, kv_bytes=(1.0 - phi) * dev.bw_att, steps=0.0), dev, clock=x)
@@ -160,7 +165,7 @@ ZEUS_FILES = {"v100": "V100-PCIe-32GB", "a40": "A40"}
 ZEUS_HELDOUT = {"rtx6000": "RTX6000", "p100": "P100-PCIe-16GB"}
 
 
-def load_zeus_set(folder: str | Path, gpus: dict[str, str] | None = None) -> list[tuple[object, Curves, np.ndarray]]:
+def load_zeus_set(folder: str | Path, gpus: dict[str, str] | None = None) -> list[tuple[AcceleratorSpec, Curves, np.ndarray]]:
     """(accelerator spec, measured median curves, per-workload max-limit power) per Zeus file."""
     from ..catalog import get_accelerator
     out = []
@@ -253,6 +258,7 @@ def fit_dvfs(zset, base, params=DVFS_FIT_PARAMS, *, phi: float = ZEUS_PHI, hinge
             nfev += int(res.nfev)
             if best is None or res.cost < best.cost * (1.0 - _COST_TIE_REL):
                 best = res
+        assert best is not None
         z = full(best.x)
         cost, success, message = float(best.cost), bool(best.success), str(best.message)
     else:

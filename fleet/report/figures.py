@@ -624,7 +624,7 @@ def draw_carbon_hourly(r: RunResult):
 def frontier_data(r: RunResult) -> dict[str, pd.DataFrame]:
     """Per pool (and model): its operating points across power caps, sorted by cap."""
     f = r.analysis.frontier
-    out = {}
+    out: dict[str, pd.DataFrame] = {}
     if not len(f):
         return out
     for (pool, model), g in f.groupby(["pool", "model"], sort=False):

@@ -34,7 +34,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,9 @@ import pandas as pd
 from ..errors import FleetError, ScenarioError
 from .power import Placement, bin_energy, build_tree, telemetry
 from .result import POOL_COLUMNS, JOB_COLUMNS, SimResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..frontier.profile import ServingProfile
 
 #: seconds added after the end of the demand when no horizon is given (requests in flight finish)
 DRAIN_S = 120.0
@@ -167,7 +170,7 @@ def build_jobs(sc, pool) -> pd.DataFrame:
 
 
 # ---------------------------------------------------------------------- profiles
-ProfileFactory = Callable[..., object]
+ProfileFactory = Callable[..., "ServingProfile"]
 
 
 def default_profile_factory(*, model: str, accelerator: str, tp: int, precision: str,
@@ -190,7 +193,7 @@ class _Group:
     model: str
     replicas: int
     tp: int
-    profile: object
+    profile: ServingProfile
     serve: object = None     # the scenario's ServeSpec
 
 

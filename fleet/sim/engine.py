@@ -151,7 +151,7 @@ class Engine:
         self._replicas: list[Replica] = []
         self._routers: dict[str, Any] = {}
         self._frames: list[pd.DataFrame] = []
-        self._store: RequestStore | None = None
+        self._store: RequestStore = None  # type: ignore[assignment]  # made by run(), before any event
         self._node_ids: dict[str, int] = {}
         self._node_names: list[str] = []
         self._rec_node = array("i")
@@ -312,6 +312,7 @@ class Engine:
 
     def _sample_series(self, now: float) -> None:
         s = self._series
+        assert s is not None, "sampling is scheduled only with a series list"
         for r in self._replicas:
             s.append((now, r.pool.code, r.index, len(r.queue), r.running, r.kv_used_tokens))
 

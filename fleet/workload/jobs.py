@@ -310,6 +310,7 @@ def generate_jobs(n: int | None = None, horizon_s: float | None = None, cluster:
     elif n is not None:
         submit = np.cumsum(r_arr.exponential(1.0 / rate, int(n)))
     else:
+        assert horizon_s is not None, "n or horizon_s (checked above)"
         count = int(rate * horizon_s * 1.2 + 10 * math.sqrt(rate * horizon_s) + 20)
         submit = np.cumsum(r_arr.exponential(1.0 / rate, count))
         while submit[-1] < horizon_s:

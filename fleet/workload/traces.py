@@ -123,7 +123,8 @@ class ColumnMapping:
                 if not isinstance(mapping.get(k), str) or not mapping.get(k):
                     raise TraceError("column mapping lacks a column name", path=path, column=k,
                                      expected="the name of a column in the file")
-            m = cls(**{k: (str(v) if v is not None else None) for k, v in mapping.items()})
+            kw: dict[str, Any] = {k: (str(v) if v is not None else None) for k, v in mapping.items()}
+            m = cls(**kw)
         if m.unit not in (*UNITS_NS, "datetime"):
             raise TraceError(f"unknown time unit {m.unit!r} in the column mapping", path=path,
                              column="unit", expected="s, ms, us, ns or datetime")
@@ -760,7 +761,7 @@ def _iter_trace_chunks(path, chunksize, format, mapping, failed) -> Iterator[pd.
                           attrs, id_offset=n)
         n += len(chunk)
         yield chunk
-    if t0_ns is None:
+    if t0_ns is None or prev_last is None:
         raise TraceError("no requests in the file", path=path, line=2,
                          expected="at least one data row after the header")
     _check_plausible(path, m.unit, m.arrival, n, (prev_last - t0_ns) / 1e9, last_line)
@@ -974,6 +975,7 @@ def sample(df: pd.DataFrame, n: int | None = None, frac: float | None = None, se
         if not 0 <= frac <= 1:
             raise TraceError(f"frac must be in [0, 1], got {frac}")
         n = int(round(frac * total))
+    assert n is not None        # exactly one of n and frac (checked above)
     if not 0 <= int(n) <= total:
         raise TraceError(f"cannot sample {n} of {total} requests", expected=f"0 <= n <= {total}")
     rng = np.random.default_rng(seed)
