@@ -52,24 +52,6 @@ def _yaml_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def format_validation_error(exc: ValidationError, path: str | Path | None) -> ScenarioError:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(p for p in err.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-")))
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown key"
-        got = err.get("input")
-        if err.get("type") != "extra_forbidden" and not isinstance(got, (dict, list)):
-            msg += f", got {got!r}"
-        lines.append((_yaml_path(loc), msg))
-    first_field, first_msg = lines[0]
-    text = first_msg
-    if len(lines) > 1:
-        text += "".join(f"\n  {f}: {m}" for f, m in lines[1:])
-    return ScenarioError(text, path=path, field=first_field or None)
-
-
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():

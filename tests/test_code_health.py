@@ -101,3 +101,23 @@ def test_no_notes_about_numbered_issues():
     bad = [f"{p.relative_to(REPO)}:{i}" for p in SOURCES for i, line in enumerate(_src(p).splitlines(), 1)
            if re.search(r"\bissue \d", line, re.I)]
     assert bad == []
+
+
+#: top-level definitions that are used from outside the repository only: the package's lazy
+#: attribute hooks, and two helpers for user-written trace transformations
+_USED_FROM_OUTSIDE = {"__getattr__", "__dir__", "log_transform", "empty_requests"}
+
+
+def test_no_dead_top_level_functions():
+    """A function or class defined at module level and named nowhere else in the package, the
+    tests or the README is dead code (an unused validation-error formatter, an unused Zeus
+    helper, an unused embodied-carbon note were found this way)."""
+    texts = {p: _src(p) for p in SOURCES + sorted((REPO / "tests").glob("*.py"))}
+    corpus = "\n".join(texts.values()) + (REPO / "README.md").read_text(encoding="utf-8")
+    dead = []
+    for p in SOURCES:
+        for node in ast.parse(texts[p]).body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name not in _USED_FROM_OUTSIDE \
+                    and len(re.findall(rf"\b{re.escape(node.name)}\b", corpus)) <= 1:
+                dead.append(f"{p.relative_to(REPO)}:{node.lineno} {node.name}")
+    assert dead == []

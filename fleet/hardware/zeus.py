@@ -82,14 +82,6 @@ def measured_curves(df: pd.DataFrame) -> tuple[Curves, pd.DataFrame]:
     return Curves(g.index.to_numpy(float), g["nt"].to_numpy(), g["ne"].to_numpy()), ref.reset_index()
 
 
-def busy_work(acc: Accelerator, phi: float = ZEUS_PHI, precision: str = ZEUS_PRECISION) -> tuple[WorkArrays, Device]:
-    """One second (at max clock) of the busy phase: compute-bound share ``phi``."""
-    dev = Device.from_accelerator(acc, precision, 1)
-    work = WorkArrays(flops=phi * dev.f_att, lin_bytes=0.0, kv_bytes=(1.0 - phi) * dev.bw_att,
-                      steps=0.0, layers=0.0, seqs=0.0)
-    return work, dev
-
-
 def _phase_table(acc: Accelerator, phi: float, precision: str, n: int = 400):
     """Time, energy, power of the compute phase and the memory phase over a clock grid."""
     dev = Device.from_accelerator(acc, precision, 1)
