@@ -36,3 +36,9 @@ def test_mypy_finds_nothing():
     _tool("mypy")
     out = _run("mypy", "--config-file", str(REPO / "pyproject.toml"))
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_warnings_are_errors(pytestconfig):
+    """pyproject.toml runs the suite with every warning an error (a test that expects one says
+    so with pytest.warns); any ignore listed after it must carry its reason in a comment."""
+    assert pytestconfig.getini("filterwarnings")[0] == "error"
