@@ -51,7 +51,7 @@ _LAZY = {
     "Scenario": "fleet.scenario", "load_scenario": "fleet.scenario",
     "SimResult": "fleet.sim", "Engine": "fleet.sim.engine", "SimInput": "fleet.sim.input",
     "sim_input": "fleet.siminput",
-    "account": "fleet.account", "Accounts": "fleet.account", "Metric": "fleet.account",
+    "account": "fleet.accounting", "Accounts": "fleet.accounting", "Metric": "fleet.accounting",
     "run_scenario": "fleet.run", "plan_step": "fleet.run", "write_report": "fleet.report",
     "check_scenario": "fleet.regress",
     # sweeps (many scenarios on Dask)

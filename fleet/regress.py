@@ -236,7 +236,7 @@ _ENTRY_COMMENT = re.compile(r"^\s*-\s*\{\s*metric:\s*([^,}\s]+).*\}\s*(#.*)$")
 
 def _entry_comments(block: list[str]) -> dict[str, str]:
     """Trailing comments of one-line entries (``- {metric: x, ...}  # why``), by metric."""
-    out = {}
+    out: dict[str, str] = {}
     for ln in block:
         m = _ENTRY_COMMENT.match(ln)
         if m:
@@ -266,7 +266,7 @@ def updated_expectations(sc_expectations: list[Expectation], metrics: dict[str, 
                 out.append({"metric": name, "value": _sig(metrics[name][0]), "rel_tol": tol})
         return out
     for e in sc_expectations:
-        d = {"metric": e.metric, "value": e.value, "rel_tol": e.rel_tol, "abs_tol": e.abs_tol,
+        d: dict[str, object] = {"metric": e.metric, "value": e.value, "rel_tol": e.rel_tol, "abs_tol": e.abs_tol,
              "min": e.min, "max": e.max}
         if e.value is not None and e.metric in metrics and math.isfinite(metrics[e.metric][0]):
             d["value"] = _sig(metrics[e.metric][0])

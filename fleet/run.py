@@ -3,7 +3,7 @@
     load scenario -> build frontiers -> plan (no-op until the planner lands) -> simulate
     -> account energy, cost and carbon -> write the report
 
-Each step is a function here so that the planner (a later issue) plugs in at :func:`plan_step`
+Each step is a function here so that the planner plugs in at :func:`plan_step`
 without touching the rest.  Progress bars on a terminal (tqdm), quiet under ``CI`` or
 ``quiet=True``; ``logging`` (``fleet.run``) says what is happening at INFO/DEBUG.
 """
@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 
 from . import __version__
-from .account import account
+from .accounting import account
 from .errors import FleetError, ScenarioError
 from .paths import REPO_ROOT
 from .report.data import (BREAKDOWN_COLUMNS, FRONTIER_COLUMNS, LOWER_BOUND_COLUMNS, PoolAnalysis,
@@ -121,13 +121,8 @@ def build_frontiers(sc: Scenario) -> Frontiers:
     (:meth:`fleet.scenario.Scenario.operating_point`: its cap, precisions, constants, what-if)."""
     out = Frontiers()
     whatif_constants(sc)          # a bad what-if part is the scenario's error, not one pool's
-    try:
-        from .frontier import make_replica
-    except ImportError as exc:   # pragma: no cover - the energy model is part of the package
-        for p in sc.fleet.pools:
-            for s in p.serve:
-                out.errors[(p.name, s.model)] = f"energy model unavailable ({exc})"
-        return out
+    from .frontier import make_replica
+
     for i, p in enumerate(sc.fleet.pools):
         for j, s in enumerate(p.serve):
             try:
@@ -228,11 +223,9 @@ def analyse_pools(sc: Scenario, sim, frontiers: Frontiers) -> PoolAnalysis:
     frontier across power caps (steady-state model, :mod:`fleet.frontier.steady`)."""
     notes: list[str] = []
     br, lb, fr = [], [], []
-    try:
-        from .frontier.steady import steady_state
-        from .hardware.bounds import inference_token_lower_bound_j
-    except ImportError as exc:   # pragma: no cover
-        return PoolAnalysis(notes=[f"energy model unavailable: {exc}"])
+    from .frontier.steady import steady_state
+    from .hardware.bounds import inference_token_lower_bound_j
+
     pools = sim.pools.set_index("pool") if len(sim.pools) else None
     req = sim.requests
     fractions = sc.report.frontier_cap_fractions

@@ -8,7 +8,7 @@ reported as a :class:`~fleet.errors.ScenarioError` naming the file and the YAML 
 Sections (each a pydantic model below, owned by the layer it configures):
 ``fleet`` (pools, servers, power tree), ``demand`` (traces and generators), ``simulation``
 (horizon, seed, telemetry), ``site`` (region, grid signals, PUE), ``accounting``,
-``plan`` (reserved for the OR-Tools planner), ``report``, ``expectations`` (scenario regression),
+``plan`` (the OR-Tools planner), ``report``, ``expectations`` (scenario regression),
 ``schedule`` (active replicas per serving pool and hour; the planner writes it).
 
 The simulation does not read this pydantic model: :meth:`Scenario.sim_input` (``fleet.siminput``)
@@ -17,13 +17,15 @@ turns it into the typed, frozen :class:`fleet.sim.input.SimInput`.
 
 from __future__ import annotations
 
+import datetime as _dt
 import hashlib
+import math
 import re
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ScenarioError
 
@@ -55,24 +57,6 @@ def _yaml_path(loc: tuple[Any, ...]) -> str:
     return out
 
 
-def format_validation_error(exc: ValidationError, path: str | Path | None) -> ScenarioError:
-    lines = []
-    for err in exc.errors():
-        loc = tuple(p for p in err.get("loc", ()) if not (isinstance(p, str) and p.startswith("function-")))
-        msg = err.get("msg", "invalid")
-        if err.get("type") == "extra_forbidden":
-            msg = "unknown key"
-        got = err.get("input")
-        if err.get("type") != "extra_forbidden" and not isinstance(got, (dict, list)):
-            msg += f", got {got!r}"
-        lines.append((_yaml_path(loc), msg))
-    first_field, first_msg = lines[0]
-    text = first_msg
-    if len(lines) > 1:
-        text += "".join(f"\n  {f}: {m}" for f, m in lines[1:])
-    return ScenarioError(text, path=path, field=first_field or None)
-
-
 def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
@@ -81,7 +65,7 @@ def read_yaml(path: str | Path) -> dict:
     try:
         data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise ScenarioError(f"not valid YAML: {exc}", path=path) from None
+        raise ScenarioError(f"not valid YAML: {exc}", path=path) from exc
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", path=path)
     return data
@@ -96,17 +80,11 @@ def scenario_hash(data: dict) -> str:
 
 
 # =====================================================================================
-# Section models: fleet, demand, simulation (issue 4).  Values are SI (W, s) unless a field
+# Section models: fleet, demand, simulation.  Values are SI (W, s) unless a field
 # name says otherwise.  Checks that need the catalog or the model table (accelerator names,
 # power-cap range, "does the model fit") run after pydantic, in :func:`_check_scenario`, so that
 # each error names its YAML path exactly.
 # =====================================================================================
-
-import datetime as _dt
-import math
-from typing import Annotated, Literal
-
-from pydantic import Field, PrivateAttr, field_validator, model_validator
 
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
@@ -347,8 +325,7 @@ class SimulationSpec(Strict):
     router: Literal["round_robin", "jsq", "least_kv", "size_aware"] = "jsq"
     #: size_aware: which pools serve which request sizes in which hour (a plan writes it)
     size_routes: list[SizeRoute] = Field(default_factory=list)
-    record: list[Literal["requests", "power", "series"]] = Field(
-        default_factory=lambda: ["requests", "power"])
+    record: list[Literal["requests", "power", "series"]] = ["requests", "power"]   # pydantic copies it
     progress: bool = False
     #: device constants of the energy model: 'calibrated' (fitted to ML.ENERGY H100 and Zeus
     #: measurements, fleet/catalog/device_energy_calibrated.yaml) or 'physical' (the sourced values)
@@ -360,8 +337,8 @@ class SimulationSpec(Strict):
 
 
 # =====================================================================================
-# Section models: site, accounting, report, expectations, plan (issue 5, the main job:
-# fleet/account.py, fleet/report/, fleet/regress.py, fleet/run.py read these).
+# Section models: site, accounting, report, expectations, plan (the main job:
+# fleet/accounting.py, fleet/report/, fleet/regress.py, fleet/run.py read these).
 # =====================================================================================
 
 class SignalSpec(Strict):
@@ -428,7 +405,7 @@ class AcceleratorOverride(Strict):
 
 
 class AccountingSpec(Strict):
-    """Embodied carbon and hardware cost assumptions (see fleet/account.py for defaults' sources)."""
+    """Embodied carbon and hardware cost assumptions (see fleet/accounting.py for defaults' sources)."""
 
     lifetime_years: PosFloat = 5.0                  # embodied amortisation (LLMCarbon: 5 years)
     server_embodied_kgco2e: NonNegFloat | None = None   # None: LLMCarbon per-node value
@@ -631,12 +608,12 @@ class Scenario(Strict):
     fleet: FleetSpec
     demand: DemandSpec = Field(default_factory=DemandSpec)
     simulation: SimulationSpec = Field(default_factory=SimulationSpec)
-    site: SiteSpec = Field(default_factory=lambda: SiteSpec())  # issue 5 section
-    accounting: AccountingSpec = Field(default_factory=lambda: AccountingSpec())  # issue 5 section
-    report: ReportSpec = Field(default_factory=lambda: ReportSpec())  # issue 5 section
-    expectations: list[Expectation] = Field(default_factory=list)  # issue 5 section
-    plan: PlanSpec = Field(default_factory=lambda: PlanSpec())  # issue 5 section
-    whatif: WhatIfSpec | None = None  # issue 5 section: a what-if part (device constants)
+    site: SiteSpec = Field(default_factory=lambda: SiteSpec())
+    accounting: AccountingSpec = Field(default_factory=lambda: AccountingSpec())
+    report: ReportSpec = Field(default_factory=lambda: ReportSpec())
+    expectations: list[Expectation] = Field(default_factory=list)
+    plan: PlanSpec = Field(default_factory=lambda: PlanSpec())
+    whatif: WhatIfSpec | None = None  # a what-if part (device constants)
     #: replica schedule: serving pool (``POOL``, or ``POOL:MODEL`` for a pool serving several
     #: models) -> active replicas in each hour from the start (entry h covers [3600 h, 3600 (h+1)) s;
     #: the list repeats over longer horizons, so 24 entries are a daily profile).  Replicas beyond
@@ -777,7 +754,7 @@ def set_path(data: dict, path: str, value: Any) -> None:
 
 
 # ------------------------------------------------------------------ loading
-def _friendly(err: dict) -> str | None:
+def _friendly(err: Mapping[str, Any]) -> str | None:
     """A planner-readable 'expected ...' for the common pydantic error types."""
     typ = err.get("type", "")
     ctx = err.get("ctx") or {}
@@ -842,7 +819,7 @@ def parse_scenario(data: dict, *, path: str | Path | None = None, check: bool = 
     try:
         sc = Scenario.model_validate(data)
     except ValidationError as exc:
-        raise _format_errors(exc, path) from None
+        raise _format_errors(exc, path) from exc
     sc._path = Path(path).resolve() if path is not None else None
     sc._raw = data
     _resolve_paths(sc)
@@ -898,7 +875,7 @@ def _check_scenario(sc: Scenario) -> None:
         try:
             acc = resolve_accelerator(pool.accelerator)
         except FleetError as exc:
-            raise _err(sc, f"{where}.accelerator", _strip_where(exc)) from None
+            raise _err(sc, f"{where}.accelerator", _strip_where(exc)) from exc
         lo = getattr(acc, "power_min_w", None)
         hi = getattr(acc, "power_max_w", None) or getattr(acc, "tdp_w", None)
         if pool.power_cap_w is not None:
@@ -924,7 +901,7 @@ def _check_scenario(sc: Scenario) -> None:
             try:
                 m = resolve_model(s.model)
             except FleetError as exc:
-                raise _err(sc, f"{sw}.model", _strip_where(exc)) from None
+                raise _err(sc, f"{sw}.model", _strip_where(exc)) from exc
             if s.tp > pool.gpus_per_server or pool.gpus_per_server % s.tp:
                 raise _err(sc, f"{sw}.tp", f"expected a divisor of gpus_per_server "
                                            f"({pool.gpus_per_server}) so a replica stays in one server, "
@@ -934,7 +911,7 @@ def _check_scenario(sc: Scenario) -> None:
                 try:
                     check_ep(m, s.tp, s.ep)
                 except FleetError as exc:
-                    raise _err(sc, f"{sw}.ep", _strip_where(exc)) from None
+                    raise _err(sc, f"{sw}.ep", _strip_where(exc)) from exc
             _check_fit(sc, sw, s, acc, m)
             if s.replicas is not None:
                 free -= s.replicas * s.tp
@@ -956,7 +933,7 @@ def _check_scenario(sc: Scenario) -> None:
         try:
             m = resolve_model(d.model)
         except FleetError as exc:
-            raise _err(sc, f"{where}.model", _strip_where(exc)) from None
+            raise _err(sc, f"{where}.model", _strip_where(exc)) from exc
         key = _canon(m, d.model)
         if key not in served:
             pools = ", ".join(f"{p.name} ({'; '.join(s.model for s in p.serve) or p.role})"
@@ -994,7 +971,7 @@ def _check_scenario(sc: Scenario) -> None:
                 try:
                     resolve_model(name)
                 except FleetError as exc:
-                    raise _err(sc, fld, _strip_where(exc)) from None
+                    raise _err(sc, fld, _strip_where(exc)) from exc
 
 
 def _nan(x) -> bool:
@@ -1019,7 +996,7 @@ def _check_fit(sc: Scenario, where: str, s: ServeSpec, acc, model) -> None:
     try:
         fits = _fits(model, acc, s.tp, s.precision, s.kv_precision)
     except FleetError as exc:
-        raise _err(sc, where, _strip_where(exc)) from None
+        raise _err(sc, where, _strip_where(exc)) from exc
     if not fits:
         hint = _what_fits(model, acc, s)
         raise _err(sc, f"{where}.tp", f"{s.model} at {s.precision} does not fit on {s.tp} x "

@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .account import (SERVER_EMBODIED_KGCO2E, SERVER_EMBODIED_SOURCE, SLO, AcceleratorFacts,
+from .accounting import (SERVER_EMBODIED_KGCO2E, SERVER_EMBODIED_SOURCE, SLO, AcceleratorFacts,
                       AccountingInputs, SignalInput)
 from .errors import FleetError, ScenarioError
 from .scenario import Scenario, SignalSpec

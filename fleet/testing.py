@@ -171,7 +171,7 @@ def synthetic_result(seed: int = 0, horizon_s: float = 7200.0, interval_s: float
 def synthetic_run_result(seed: int = 0, **kw):
     """A :class:`~fleet.report.data.RunResult` around :func:`synthetic_result`, with constant grid
     signals, an SLO per model and plausible energy-model tables (for report tests)."""
-    from .account import SLO, AcceleratorFacts, AccountingInputs, SignalInput, account
+    from .accounting import SLO, AcceleratorFacts, AccountingInputs, SignalInput, account
     from .report.data import PoolAnalysis, RunResult
 
     sim = synthetic_result(seed=seed, **kw)

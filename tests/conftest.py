@@ -1,5 +1,6 @@
 """Shared fixtures.  Tests that need the public reference data find it beside the repository
-(``../shared/data``) and fail with a clear message when it is missing."""
+(``../shared/data``) through the ``shared_data`` fixture: skipped with the reason when it is
+missing, failed when it is missing under ``CI`` (see ``_shared.need_shared_data``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _shared import need_shared_data
 from hypothesis import HealthCheck, settings
 
 # Property tests: no per-example deadline (2 shared cores make timings noisy), and under CI a fixed
@@ -16,18 +18,15 @@ settings.register_profile("fleet-ci", parent=settings.get_profile("fleet"), dera
                           database=None, print_blob=True)
 settings.load_profile("fleet-ci" if os.environ.get("CI") else "fleet")
 
+# tests draw into files only; the library never picks a backend (the CLI does, for itself)
+os.environ.setdefault("MPLBACKEND", "Agg")
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    from fleet.paths import shared_data_dir
-    from fleet.errors import FleetError
-
-    try:
-        return shared_data_dir()
-    except FleetError as exc:  # pragma: no cover - environment problem, not a code bug
-        pytest.fail(str(exc))
+    return need_shared_data()
 
 
 @pytest.fixture(scope="session")

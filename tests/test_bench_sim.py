@@ -21,7 +21,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 MODEL = "llama-3.1-8b"
@@ -59,7 +58,7 @@ def _run(df, replicas: int, telemetry_s: float = 1.0, mode: str = "coalesced", r
 
 
 @pytest.mark.bench
-def test_bench_azure_conv_8_replicas():
+def test_bench_azure_conv_8_replicas(shared_data):
     df = _trace()
     loops, tels, cpus = [], [], []
     for _ in range(3):
@@ -104,7 +103,7 @@ def _child_big() -> dict:
 
 
 @pytest.mark.bench
-def test_bench_azure_conv_100x_800_replicas():
+def test_bench_azure_conv_100x_800_replicas(shared_data):
     res = []
     for _ in range(3):
         p = subprocess.run([sys.executable, str(Path(__file__).resolve()), "big"], check=True,

@@ -26,8 +26,8 @@ from fleet.workload.jobs import (ACME_CLUSTERS, JOB_COLUMNS, _capped_lognormal_m
 
 def test_embedded_targets_equal_the_published_file(shared_data):
     loaded = load_cluster_summary(shared_data / "acmetrace-power-distributions" / "cluster_summary.csv")
-    for key, st in ACME_CLUSTERS.items():
-        assert loaded[key] == st
+    for key, stats in ACME_CLUSTERS.items():
+        assert loaded[key] == stats
 
 
 @pytest.mark.parametrize("cluster", ["seren", "kalos"])

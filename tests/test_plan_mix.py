@@ -191,7 +191,7 @@ def _brute_force(cfg) -> float:
                 break
             load[g] += r / Fraction(str(t))
         if ok:
-            best = min(best, sum(math.ceil(l) * cfg["gpu_info"][n]["cost"] for l, n in zip(load, names)))
+            best = min(best, sum(math.ceil(ld) * cfg["gpu_info"][n]["cost"] for ld, n in zip(load, names)))
     return best
 
 

@@ -5,7 +5,6 @@ where they pay, plan and simulation agreeing, and the time-limit path."""
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

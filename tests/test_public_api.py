@@ -17,6 +17,52 @@ def test_every_public_name_resolves(name):
     assert name in dir(fleet) and name in fleet.__all__
 
 
+_KINDS_CHILD = r"""
+import importlib, inspect, json, pkgutil, sys
+import fleet
+
+def kinds():
+    out = {}
+    for name in fleet.__all__:
+        obj = getattr(fleet, name)
+        out[name] = ("str" if isinstance(obj, str) else "class" if inspect.isclass(obj)
+                     else "function" if inspect.isfunction(obj) else "module" if inspect.ismodule(obj)
+                     else type(obj).__name__)
+    return out
+
+if sys.argv[1] == "after":
+    for m in pkgutil.walk_packages(fleet.__path__, "fleet."):
+        if m.name != "fleet.__main__":
+            importlib.import_module(m.name)
+print(json.dumps(kinds()))
+"""
+
+
+def _documented_kind(name: str) -> str:
+    """The rule the public API follows (and its docs state): ``__version__`` is a string, names in
+    CamelCase are classes, every other public name is a function.  No public name is a module."""
+    if name == "__version__":
+        return "str"
+    return "class" if name[0].isupper() else "function"
+
+
+def test_every_public_name_is_what_the_docs_say_before_and_after_importing_everything(repo_root):
+    """`fleet.account` was the function until `fleet.run` imported the module of the same name,
+    which then replaced it (calling it raised "'module' object is not callable").  In a fresh
+    interpreter each: the kind of every public name on its own, and after importing every submodule
+    of the package first."""
+    import json
+    import os
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(repo_root)] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    want = {name: _documented_kind(name) for name in fleet.__all__}
+    for when in ("before", "after"):
+        out = subprocess.run([sys.executable, "-c", _KINDS_CHILD, when], capture_output=True, text=True,
+                             env=env, cwd=repo_root, timeout=300)
+        assert out.returncode == 0, out.stderr[-3000:]
+        got = json.loads(out.stdout.strip().splitlines()[-1])
+        assert {k: v for k, v in got.items() if v != want[k]} == {}, when
+
+
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError):
         fleet.no_such_thing  # noqa: B018
@@ -45,7 +91,7 @@ LAYERS = {  # DESIGN.md: what each layer may import from fleet (besides errors, 
     "frontier": {"hardware", "workload", "catalog"},
     "sim": {"frontier", "workload", "grid"},
     "plan": {"frontier", "workload", "grid"},
-    "report": {"account", "sim.result"},
+    "report": {"accounting", "sim.result"},
 }
 
 

@@ -135,7 +135,7 @@ def test_check_reports_a_bad_scenario_as_an_error(tmp_path, capsys):
     assert main(["check", str(bad)]) == 1
 
 
-def test_fixture_passes_and_fails(tmp_path, fleet_check):
+def test_fixture_passes_and_fails(tmp_path, fleet_check):  # noqa: F811 (the imported fixture)
     good = small_scenario(tmp_path, "good", expectations=[{"metric": "pool.h100.gpus", "value": 2}])
     assert fleet_check(good).ok
     wrong = small_scenario(tmp_path, "wrong", expectations=[{"metric": "pool.h100.gpus", "value": 3}])

@@ -4,6 +4,7 @@ rendered PDF pages (page count, every page has content)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 
@@ -229,3 +230,36 @@ def test_training_only_fleet_renders_plain_empty_pages(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["metrics"]["slo.attainment"]["value"] is None          # NaN is written as null
     assert s["metrics"]["training.energy"]["unit"] == "J"
+
+
+_BACKEND_CHILD = r"""
+import sys, tempfile
+from pathlib import Path
+import matplotlib
+matplotlib.use("template")              # a user's choice (a notebook's inline backend, say)
+from fleet.report import write_report
+from fleet.testing import synthetic_run_result
+out = Path(tempfile.mkdtemp()) / "r"
+write_report(synthetic_run_result(seed=1, horizon_s=1800.0), out, dpi=30)
+assert (out / "report.pdf").is_file() and list((out / "figures").glob("*.png"))
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+
+
+def test_rendering_leaves_the_users_backend_alone(repo_root):
+    """Library code used to call matplotlib.use("Agg", force=True), switching a notebook's backend
+    under the user.  Pages are plain Figures now: the backend is the user's (the CLI picks Agg)."""
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join([str(repo_root)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    out = subprocess.run([sys.executable, "-c", _BACKEND_CHILD], capture_output=True, text=True, env=env,
+                         cwd=repo_root, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["template", "False"]
+
+
+def test_cli_chooses_a_headless_backend(monkeypatch):
+    from fleet.cli import main
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    assert main(["hardware"]) == 0
+    assert os.environ["MPLBACKEND"] == "Agg"

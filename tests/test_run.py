@@ -7,7 +7,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fleet.cli import main
 from fleet.run import PlanDecisions, build_frontiers, git_commit, plan_step, progress_enabled, run_scenario
@@ -68,6 +67,29 @@ def test_same_seed_same_numbers(small_run, tmp_path):
     for k, m in r.accounts.metrics.items():
         v2 = r2.accounts.metrics[k].value
         assert (m.value == v2) or (m.value != m.value and v2 != v2), k
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_rerun_is_byte_identical_except_the_run_record(small_run, tmp_path):
+    """Same scenario and seed: every file of the report (CSV, PNG, PDF, summary.json) is the same
+    bytes, so a rerun can be checked with `cmp`; wall times live only in run.json."""
+    import time
+    path, r = small_run
+    time.sleep(1.1)                     # a PDF date (1 s resolution) taken from the clock would differ
+    r2 = run_scenario(path, tmp_path / "again", quiet=True)
+    a, b = _files(Path(r.meta["out_dir"])), _files(Path(r2.meta["out_dir"]))
+    assert sorted(a) == sorted(b)
+    assert {"run.json", "summary.json", "report.pdf"} <= set(a)
+    assert any(f.endswith(".png") for f in a) and any(f.endswith(".csv") for f in a)
+    differ = [f for f in a if f != "run.json" and a[f] != b[f]]
+    assert not differ, differ
+    rec = json.loads(a["run.json"])
+    assert rec["timings_s"] and all(v >= 0 for v in rec["timings_s"].values())
+    assert "timings_s" not in json.loads(a["summary.json"])
+    assert b"CreationDate (D:20230601100000" in a["report.pdf"]      # the scenario's own start_utc
 
 
 def test_plan_step_is_a_stated_no_op(small_run):

@@ -65,7 +65,7 @@ def test_default_runs_without_the_shared_data(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
-def test_scenario_meets_its_expectations(path, fleet_check, request):
+def test_scenario_meets_its_expectations(path, fleet_check, request):  # noqa: F811 (the imported fixture)
     if path.stem in NEEDS_SHARED:
         request.getfixturevalue("shared_data")      # a clear failure if ../shared/data is missing
     res = fleet_check(path)

@@ -349,7 +349,8 @@ def test_sobol_estimators_on_a_known_function():
     d = 3
     ab = qmc.Sobol(d=2 * d, scramble=True, seed=1).random_base2(10)
     a, b = ab[:, :d], ab[:, d:]
-    f = lambda x: 2 * x[:, 0] + x[:, 1]
+    def f(x):
+        return 2 * x[:, 0] + x[:, 1]
     f_ab = np.column_stack([f(np.where(np.arange(d) == i, b, a)) for i in range(d)])
     est = sobol_estimates(f(a), f(b), f_ab, n_boot=300, seed=0)
     np.testing.assert_allclose(est["S1"], [0.8, 0.2, 0.0], atol=0.03)

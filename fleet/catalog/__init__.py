@@ -111,9 +111,9 @@ def _parse_cell(raw: str, spec: dict, *, path: Path, line: int, column: str) -> 
     if typ in ("float", "int"):
         try:
             value = float(text)
-        except ValueError:
+        except ValueError as exc:
             raise CatalogError(f"{text!r} is not a number", path=path, line=line, column=column,
-                               expected=f"a number in {spec.get('unit', '-')}") from None
+                               expected=f"a number in {spec.get('unit', '-')}") from exc
         if not math.isfinite(value):
             raise CatalogError(f"{text!r} is not finite", path=path, line=line, column=column,
                                expected=f"a finite number in {spec.get('unit', '-')}")
@@ -143,9 +143,9 @@ def _read_table(table: str, path: Path) -> list[tuple[int, dict[str, Any]]]:
         reader = csv.reader(fh)
         try:
             header = next(reader)
-        except StopIteration:
+        except StopIteration as exc:
             raise CatalogError("empty file", path=path, line=1,
-                               expected="a header row: " + ",".join(cols)) from None
+                               expected="a header row: " + ",".join(cols)) from exc
         header = [h.strip() for h in header]
         missing = [c for c in cols if c not in header]
         unknown = [h for h in header if h not in cols]
@@ -388,7 +388,8 @@ def _frame(rows: list[tuple[int, dict]], table: str) -> pd.DataFrame:
 def _accelerator_table(path: str) -> _Table:
     p = Path(path)
     rows = _read_table("accelerators", p)
-    specs, lines = [], {}
+    specs: list[AcceleratorSpec] = []
+    lines: dict[str, int] = {}
     for line, r in rows:
         if r["name"] in lines:
             raise CatalogError(f"duplicate name {r['name']!r} (first on line {lines[r['name']]})",
@@ -566,7 +567,8 @@ class ModelSpec:
 def _model_table(path: str) -> _Table:
     p = Path(path)
     rows = _read_table("models", p)
-    specs, lines = [], {}
+    specs: list[ModelSpec] = []
+    lines: dict[str, int] = {}
     for line, r in rows:
         if r["name"] in lines:
             raise CatalogError(f"duplicate name {r['name']!r} (first on line {lines[r['name']]})",

@@ -50,7 +50,7 @@ class DeviceConstants:
 
     items: tuple[Constant, ...]
     calibrated: bool = False
-    _index: dict = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[assignment]
+    _index: dict = field(default=None, compare=False, hash=False, repr=False)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_index", {c.name: c for c in self.items})
@@ -61,9 +61,9 @@ class DeviceConstants:
     def constant(self, name: str) -> Constant:
         try:
             return self._index[name]
-        except KeyError:
+        except KeyError as exc:
             raise CatalogError(f"unknown device constant {name!r}", path=DEVICE_ENERGY_PATH,
-                               expected="one of " + ", ".join(sorted(self._index))) from None
+                               expected="one of " + ", ".join(sorted(self._index))) from exc
 
     def get(self, name: str, default: float | None = None) -> float | None:
         c = self._index.get(name)
@@ -112,7 +112,7 @@ def _parse(path: Path, section: str, kinds: Iterable[str]) -> list[Constant]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise CatalogError(f"invalid YAML: {exc}", path=path,
-                           line=(mark.line + 1) if mark else None) from None
+                           line=(mark.line + 1) if mark else None) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get(section), dict):
         raise CatalogError(f"missing mapping {section!r}", path=path, expected=f"a top-level '{section}:' mapping")
     out = []
@@ -127,9 +127,9 @@ def _parse(path: Path, section: str, kinds: Iterable[str]) -> list[Constant]:
         try:
             v = float(entry["value"])
             lo, hi = (float(x) for x in entry["range"])
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as exc:
             raise CatalogError(f"{where}: value and range must be numbers", path=path,
-                               expected="value: float, range: [lo, hi]") from None
+                               expected="value: float, range: [lo, hi]") from exc
         if not (math.isfinite(v) and lo <= v <= hi):
             raise CatalogError(f"{where}: value {v} outside its range [{lo}, {hi}]", path=path,
                                expected="lo <= value <= hi")

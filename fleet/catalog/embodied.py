@@ -135,8 +135,3 @@ def estimate_kgco2e(name: str, die_area_mm2: float | None, node_nm: float | None
     mem_g = memory_gb * act_tables()["dram"][DRAM_KEY]
     return (logic_g + mem_g) / 1000.0
 
-
-def assumption_note(name: str) -> str:
-    """Extra text for embodied_source when an assumed area was used."""
-    a = ASSUMED_DIES.get(name)
-    return f"; {a[1]}" if a else ""

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -229,8 +228,8 @@ def _parse_inputs(items) -> dict[str, int]:
         k, v = it.split("=", 1)
         try:
             out[k.strip()] = int(v)
-        except ValueError:
-            raise ConfigurationError(f"--input-tokens {it!r}: {v!r} is not an integer") from None
+        except ValueError as exc:
+            raise ConfigurationError(f"--input-tokens {it!r}: {v!r} is not an integer") from exc
     return out
 
 

@@ -17,9 +17,9 @@ def _load(args):
     if not Path(target).exists():
         try:
             region(target)
-        except GridError:
+        except GridError as exc:
             raise GridError("no such file, and not a region name", path=target,
-                            expected="a grid signal CSV, or a region such as caiso, ERCOT, DE (fleet grid regions)") from None
+                            expected="a grid signal CSV, or a region such as caiso, ERCOT, DE (fleet grid regions)") from exc
         kind = args.kind or "average_ci"
         if kind not in ("average_ci", "marginal_ci", "price"):
             raise GridError(f"a region has no {kind} signal", expected="average_ci | marginal_ci | price")

@@ -105,7 +105,7 @@ def cmd_compare(args) -> int:
         try:
             summaries.append(json.loads(f.read_text(encoding="utf-8")))
         except json.JSONDecodeError as exc:
-            raise FleetError(f"{f}: not valid JSON ({exc})") from None
+            raise FleetError(f"{f}: not valid JSON ({exc})") from exc
     rows = compare_table(summaries, args.metric or COMPARE_METRICS)
     names = [s.get("scenario", "?") for s in summaries]
     if args.json:

@@ -94,15 +94,14 @@ def _fmt_stats(st: dict) -> str:
 
 def plot_trace(df, path: str | Path, title: str = "") -> Path:
     """PNG: request rate over time (60 s bins) and input/output token histograms (atomic write)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
+    from matplotlib.figure import Figure
 
     from .._io import atomic_path
 
     t = df["arrival_s"].to_numpy()
-    fig, axes = plt.subplots(3, 1, figsize=(8, 9))
+    fig = Figure(figsize=(8, 9))
+    axes = fig.subplots(3, 1)
     if t.size:
         span = max(float(t[-1]), 1.0)
         width = 60.0 if span <= 6 * 3600 else 600.0
@@ -124,7 +123,6 @@ def plot_trace(df, path: str | Path, title: str = "") -> Path:
     fig.tight_layout()
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=100)
-    plt.close(fig)
     return Path(path)
 
 
@@ -145,6 +143,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ..workload.synth import AZURE_CONV_LOGNORMAL, EmpiricalTokens, LognormalTokens, synth_trace
     from ..workload.traces import read_trace, trace_stats, write_trace
 
+    tokens: EmpiricalTokens | LognormalTokens
     if args.tokens_from:
         tokens = EmpiricalTokens.from_trace(read_trace(args.tokens_from))
     elif args.lognormal:

@@ -15,6 +15,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ..catalog import ModelSpec
 from ..catalog.device_energy import DeviceConstants
 from ..errors import ConfigurationError
 from ..hardware.accelerator import Accelerator, build_accelerator
@@ -40,7 +41,7 @@ class Replica:
     :func:`build_serving_profile` applies; :func:`decode_point` and friends take theirs
     explicitly)."""
 
-    model: object            # ModelSpec
+    model: ModelSpec
     acc: Accelerator
     tp: int
     precision: str

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from ..catalog.device_energy import DeviceConstants, load_device_constants
 from ..hardware.calibrate import FitResult
@@ -38,7 +39,7 @@ def calibrate_all(mlenergy_csv: str | Path, zeus_dir: str | Path, *, input_token
     zfit = fit_dvfs(zset, serving)
     final = zfit.constants(serving)
     heldout_files = {k: v for k, v in ZEUS_HELDOUT.items() if (Path(zeus_dir) / f"summary_power_{k}.csv").exists()}
-    zrep = {"data": str(zeus_dir), "fitted": _fitted_table(zfit, base),
+    zrep: dict[str, Any] = {"data": str(zeus_dir), "fitted": _fitted_table(zfit, base),
             "uncalibrated": zeus_report(zeus_dir, base), "calibrated": zeus_report(zeus_dir, final),
             "heldout_gpus_uncalibrated": zeus_report(zeus_dir, base, files=heldout_files) if heldout_files else {},
             "heldout_gpus_calibrated": zeus_report(zeus_dir, final, files=heldout_files) if heldout_files else {},

@@ -10,7 +10,7 @@ is both faster and cheaper in energy).
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -34,6 +34,7 @@ class ServingFrontier:
     e1: np.ndarray                      # (n, max_batch+1) (J / context token)
     pre_t: np.ndarray                   # (n, 3)
     pre_e: np.ndarray                   # (n, 3)
+    _caps_list: list[float] = field(init=False, repr=False, compare=False)   # caps_w for bisect
 
     def __post_init__(self) -> None:
         # read-only (cached and shared, like its profiles): in-place writes raise ValueError

@@ -90,7 +90,7 @@ class MLEnergyProblem:
     def devices(self, constants: DeviceConstants) -> Device:
         """Per-row device arrays for ``constants``."""
         groups: dict[tuple, Device] = {}
-        cols = {f: [] for f in Device.__dataclass_fields__ if f != "vf"}
+        cols: dict[str, list] = {f: [] for f in Device.__dataclass_fields__ if f != "vf"}
         from ..catalog import get_accelerator
         vf = None
         for gpu, prec, tp in zip(self.rows["gpu"], self.rows["precision"], self.rows["tp"]):
@@ -126,7 +126,7 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
     try:
         df = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001 - any parse failure is a user input problem
-        raise InputError(f"cannot read CSV: {exc}", path=path) from None
+        raise InputError(f"cannot read CSV: {exc}", path=path) from exc
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise InputError(f"missing columns {missing}", path=path, line=1, expected=", ".join(REQUIRED))

@@ -155,7 +155,7 @@ class ServingProfile:
 
 
 # ---------------------------------------------------------------------------------------------
-# Training (added for fleet.sim.training, issue 4; additive: nothing above changes)
+# Training (read by fleet.sim.training)
 @dataclass(frozen=True)
 class TrainingProfile:
     """One training job's optimizer step on ``gpus`` GPUs of one accelerator (whole job, SI).

@@ -48,7 +48,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-import numpy as np
 
 from ..catalog.precision import normalize_precision
 from ..errors import ConfigurationError
@@ -209,7 +208,7 @@ def _evaluate_layout(ctx: dict, tp: int, pp: int, dp: int, zero: int, recompute:
 
 def _goodput(ctx: dict, ev: dict) -> dict:
     """Checkpoint and failure overheads of a run on ``ev['used']`` GPUs (module docstring)."""
-    k, acc, arch = ctx["k"], ctx["acc"], ctx["arch"]
+    k, _acc, arch = ctx["k"], ctx["acc"], ctx["arch"]
     used = ev["used"]
     nodes = max(1, math.ceil(used / GPUS_PER_NODE))
     delta = CHECKPOINT_BYTES_PER_PARAM * arch.total_params() / (nodes * k.checkpoint_gbs_per_node * 1e9)

@@ -83,8 +83,8 @@ class PUE:
         """A constant PUE (e.g. 1.2)."""
         try:
             v = float(value)
-        except (TypeError, ValueError):
-            raise GridError(f"PUE {value!r} is not a number", expected="a number >= 1") from None
+        except (TypeError, ValueError) as exc:
+            raise GridError(f"PUE {value!r} is not a number", expected="a number >= 1") from exc
         if not (v >= 1.0 and np.isfinite(v)):
             raise GridError(f"PUE {value!r} is below 1 or not finite", expected="a number >= 1")
         return cls(Signal.constant(v, "1", "pue", source=f"constant PUE {v:g}"))
@@ -100,7 +100,7 @@ class PUE:
         try:
             temp_c = temperature_to_celsius(temperature.values, temperature.unit)
         except ValueError as exc:
-            raise GridError(f"{temperature.describe_where()}: {exc}") from None
+            raise GridError(f"{temperature.describe_where()}: {exc}") from exc
         meta = {**temperature.meta, "pue_curve": {"temps_c": list(curve.temps_c), "pue": list(curve.pue),
                                                     "source": curve.source, "status": curve.status}}
         meta.pop("lines", None)

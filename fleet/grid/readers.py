@@ -80,9 +80,9 @@ class Table:
     def column(self, name: str) -> tuple[int, list[str]]:
         try:
             i = self.header.index(name)
-        except ValueError:
+        except ValueError as exc:
             raise GridError(f"no column {name!r}", path=self.path, line=1,
-                            expected="one of the header columns " + ", ".join(repr(h) for h in self.header)) from None
+                            expected="one of the header columns " + ", ".join(repr(h) for h in self.header)) from exc
         return i, [r[i] for r in self.rows]
 
 
@@ -100,12 +100,12 @@ def read_table(path: str | Path) -> Table:
             raise GridError(f"file is {size} bytes", path=p, expected=f"at most {_MAX_BYTES} bytes")
         raw = p.read_bytes()
     except OSError as exc:
-        raise GridError(f"cannot read: {exc.strerror or exc}", path=p) from None
+        raise GridError(f"cannot read: {exc.strerror or exc}", path=p) from exc
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise GridError(f"not UTF-8 text (byte {exc.start})", path=p, line=line, expected="a UTF-8 CSV file") from None
+        raise GridError(f"not UTF-8 text (byte {exc.start})", path=p, line=line, expected="a UTF-8 CSV file") from exc
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise GridError("NUL byte in file", path=p, line=line, expected="a text CSV file")
@@ -132,7 +132,7 @@ def read_table(path: str | Path) -> Table:
             rows.append(row)
             lines.append(reader.line_num)
     except csv.Error as exc:
-        raise GridError(f"malformed CSV: {exc}", path=p, line=reader.line_num, expected="valid CSV") from None
+        raise GridError(f"malformed CSV: {exc}", path=p, line=reader.line_num, expected="valid CSV") from exc
     if header is None:
         raise GridError("no header", path=p, expected="a header line and data rows")
     if not rows:
@@ -218,7 +218,7 @@ def _parse_times(table: Table, column: str, *, tz: str | None, assume_utc: bool,
             t = pd.to_datetime(s, format=parse_fmt, errors="coerce")
     except (ValueError, TypeError, OverflowError) as exc:
         raise GridError(f"cannot read times: {exc}", path=table.path, column=column,
-                        expected="ISO 8601 times") from None
+                        expected="ISO 8601 times") from exc
     bad = t.isna().to_numpy()
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
@@ -247,16 +247,16 @@ def _parse_times(table: Table, column: str, *, tz: str | None, assume_utc: bool,
                 line = int(table.lines[hit[0]]) if len(hit) else None
             raise GridError(f"cannot place the naive times in zone {zone!r}: {exc}", path=table.path, line=line,
                             column=column,
-                            expected="a valid IANA zone, and times that exist exactly once in it (DST)") from None
+                            expected="a valid IANA zone, and times that exist exactly once in it (DST)") from exc
         except Exception as exc:  # unknown zone names raise zoneinfo/pytz specific errors
             raise GridError(f"unknown time zone {zone!r} ({type(exc).__name__})", path=table.path, column=column,
-                            expected="an IANA zone name such as UTC or Europe/Berlin") from None
+                            expected="an IANA zone name such as UTC or Europe/Berlin") from exc
         t = t.dt.tz_convert("UTC")
     try:
         return pd.DatetimeIndex(t).as_unit("ns").asi8.copy()
     except (ValueError, OverflowError) as exc:
         raise GridError(f"times out of range: {exc}", path=table.path, column=column,
-                        expected="times between 1678 and 2261") from None
+                        expected="times between 1678 and 2261") from exc
 
 
 def _build(table: Table, t_ns: np.ndarray, vals: np.ndarray, *, unit: str, kind: str, interpolation: str,

@@ -116,7 +116,7 @@ def region_file(name: str, kind: str) -> Path:
         raise GridError(f"region {r.zone}: the reference data for its {kind} signal is missing ({exc})",
                         expected=f"the shared data folder with {rel} (set FLEET_SHARED_DATA), or a file of your own "
                                  f"in the scenario (site.grid.{kind}: path/to/file.csv, any format "
-                                 "`fleet grid inspect` reads)") from None
+                                 "`fleet grid inspect` reads)") from exc
     p = base / rel
     if not p.is_file():
         raise GridError(f"region {r.zone}: reference file missing: {p}",
@@ -126,7 +126,7 @@ def region_file(name: str, kind: str) -> Path:
 
 
 @overload
-def load_region_signals(name: str, kind: str, *, basis: str = ..., currency: str = ..., gaps: str = ...) -> Signal: ...
+def load_region_signals(name: str, kind: str, *, basis: str = ..., currency: str = ..., gaps: str = ...) -> Signal: ...  # type: ignore[overload-overlap]  # a str is also a Sequence[str]; the str form wins
 @overload
 def load_region_signals(name: str, kind: Sequence[str] | None = None, *, basis: str = ..., currency: str = ...,
                         gaps: str = ...) -> dict[str, Signal]: ...

@@ -37,8 +37,8 @@ from __future__ import annotations
 import bisect
 import logging
 import math
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, cast
 
 import numpy as np
 import pandas as pd
@@ -61,7 +61,7 @@ def to_utc(ts: Any, what: str = "start_utc") -> pd.Timestamp:
         t = pd.Timestamp(ts)
     except (ValueError, TypeError) as exc:
         raise GridError(f"{what}: cannot read {ts!r} as a time ({exc})",
-                        expected="an ISO 8601 time with a zone, e.g. 2023-06-01T00:00:00Z") from None
+                        expected="an ISO 8601 time with a zone, e.g. 2023-06-01T00:00:00Z") from exc
     if t is pd.NaT:
         raise GridError(f"{what}: got NaT", expected="a time")
     if t.tzinfo is None:
@@ -149,8 +149,8 @@ class Signal:
         """A signal with the same value at every time (covers every window)."""
         try:
             v = float(value)
-        except (TypeError, ValueError):
-            raise GridError(f"{source}: constant value {value!r} is not a number") from None
+        except (TypeError, ValueError) as exc:
+            raise GridError(f"{source}: constant value {value!r} is not a number") from exc
         return cls(pd.DatetimeIndex([pd.Timestamp("2000-01-01", tz="UTC")]), np.array([v]), unit, kind,
                    "step", source, dict(meta or {}), is_constant=True)
 
@@ -187,6 +187,12 @@ class Signal:
         return len(self.values)
 
     @property
+    def step_s(self) -> float:
+        """``resolution_s`` once construction has settled it (inferred when not given; inf for a
+        constant), typed as the float it then always is."""
+        return cast(float, self.resolution_s)
+
+    @property
     def start(self) -> pd.Timestamp:
         """First interval start; far past for a constant."""
         if self.is_constant:
@@ -208,7 +214,7 @@ class Signal:
         if self.is_constant or len(self.index) < 2:
             return []
         t = self.index.asi8
-        res_ns = int(round(self.resolution_s * _NS))
+        res_ns = int(round(self.step_s * _NS))
         d = np.diff(t)
         lines = self.meta.get("lines")
         out = []
@@ -226,7 +232,7 @@ class Signal:
         if self.is_constant or len(self.index) < 2:
             return True
         d = np.diff(self.index.asi8)
-        return bool(np.all(d == int(round(self.resolution_s * _NS))))
+        return bool(np.all(d == int(round(self.step_s * _NS))))
 
     def _require_usable(self, what: str) -> None:
         if self.is_constant:
@@ -256,7 +262,7 @@ class Signal:
             raise GridError(f"{self.describe_where()}: {len(gaps)} gap(s) in the series; first: {gaps[0]}",
                             expected="a series without gaps, or gap policy 'ffill' or 'interpolate'")
         t = self.index.asi8
-        res_ns = int(round(self.resolution_s * _NS))
+        res_ns = int(round(self.step_s * _NS))
         if np.any((t - t[0]) % res_ns != 0):
             bad = int(np.flatnonzero((t - t[0]) % res_ns != 0)[0])
             raise GridError(f"{self.describe_where()}: stamp {self.index[bad].isoformat()} is off the "
@@ -320,7 +326,7 @@ class Signal:
             return self
         a, b = to_utc(start_utc), to_utc(end_utc, "end_utc")
         t = self.index.asi8
-        res_ns = int(round(self.resolution_s * _NS))
+        res_ns = int(round(self.step_s * _NS))
         keep = (t < b.value) & (t + res_ns > a.value)
         if not keep.any():
             raise GridError(f"{self.describe_where()}: no data between {a.isoformat()} and {b.isoformat()}",
@@ -537,7 +543,7 @@ class BoundSignal:
         if self.is_constant:
             self.times = np.array([-math.inf])
             self.t_first, self.t_end = -math.inf, math.inf
-            self.dt = math.inf
+            self.dt: float | None = math.inf
             c = float(vals[0])
             self.value_at: Callable[[float], float] = lambda t: c
             return
@@ -545,9 +551,10 @@ class BoundSignal:
         self.times = t_rel
         self.n = n = len(vals)
         self.t_first = t0 = float(t_rel[0])
-        self.t_end = t_end = t0 + float((signal.index.asi8[-1] - signal.index.asi8[0]) / _NS) + signal.resolution_s
+        self.t_end = t_end = t0 + float((signal.index.asi8[-1] - signal.index.asi8[0]) / _NS) + signal.step_s
         regular = signal.is_regular
-        self.dt = dt = float(signal.resolution_s) if regular else None
+        dt = float(signal.step_s)          # used only where the series is regular
+        self.dt = dt if regular else None
         vl = vals.tolist()
         tl = t_rel.tolist()
         # slopes for linear interpolation (0 on the last, held interval)

@@ -35,7 +35,7 @@ def summarize(signal: Signal, max_gaps: int = 20) -> dict[str, Any]:
             "start_utc": signal.start.isoformat(),
             "end_utc": signal.end.isoformat(),
             "span_h": span_s / 3600.0,
-            "resolution_s": float(signal.resolution_s),
+            "resolution_s": float(signal.step_s),
             "regular": bool(signal.is_regular),
         })
     out.update({
@@ -89,37 +89,32 @@ def format_summary(s: dict[str, Any]) -> str:
 
 def plot_signal(signal: Signal, out: str | Path, title: str | None = None) -> Path:
     """A PNG: the series over time, and its mean hour-of-day profile (UTC), units on the axes. Atomic."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4), gridspec_kw={"width_ratios": [2.2, 1]})
-    try:
-        label = f"{signal.kind} [{signal.unit}]"
-        if signal.is_constant:
-            ax1.axhline(signal.values[0])
-        else:
-            ax1.step(signal.index.tz_convert("UTC").tz_localize(None), signal.values, where="post", lw=0.6)
-            for g in signal.gaps():
-                ax1.axvspan(g.start.tz_localize(None), g.end.tz_localize(None), color="red", alpha=0.3)
-        ax1.set_xlabel("time (UTC)")
-        ax1.set_ylabel(label)
-        ax1.grid(alpha=0.3)
-        prof = signal.hour_of_day_profile()
-        ax2.bar(np.arange(24), prof, color="tab:green")
-        if np.any(np.isfinite(prof)):
-            lo = int(np.nanargmin(prof))
-            ax2.bar([lo], [prof[lo]], color="tab:blue", label=f"lowest: {lo:02d} UTC")
-            ax2.legend(loc="lower right", fontsize=8)
-        ax2.set_xlabel("hour of day (UTC)")
-        ax2.set_ylabel(f"mean {label}")
-        ax2.set_xticks(range(0, 24, 3))
-        ax2.grid(alpha=0.3, axis="y")
-        fig.suptitle(title or signal.source or label, fontsize=10)
-        fig.tight_layout()
-        with atomic_path(out, suffix=".png") as tmp:
-            fig.savefig(tmp, format="png", dpi=110)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(12, 4))
+    ax1, ax2 = fig.subplots(1, 2, gridspec_kw={"width_ratios": [2.2, 1]})
+    label = f"{signal.kind} [{signal.unit}]"
+    if signal.is_constant:
+        ax1.axhline(signal.values[0])
+    else:
+        ax1.step(signal.index.tz_convert("UTC").tz_localize(None), signal.values, where="post", lw=0.6)
+        for g in signal.gaps():
+            ax1.axvspan(g.start.tz_localize(None), g.end.tz_localize(None), color="red", alpha=0.3)
+    ax1.set_xlabel("time (UTC)")
+    ax1.set_ylabel(label)
+    ax1.grid(alpha=0.3)
+    prof = signal.hour_of_day_profile()
+    ax2.bar(np.arange(24), prof, color="tab:green")
+    if np.any(np.isfinite(prof)):
+        lo = int(np.nanargmin(prof))
+        ax2.bar([lo], [prof[lo]], color="tab:blue", label=f"lowest: {lo:02d} UTC")
+        ax2.legend(loc="lower right", fontsize=8)
+    ax2.set_xlabel("hour of day (UTC)")
+    ax2.set_ylabel(f"mean {label}")
+    ax2.set_xticks(range(0, 24, 3))
+    ax2.grid(alpha=0.3, axis="y")
+    fig.suptitle(title or signal.source or label, fontsize=10)
+    fig.tight_layout()
+    with atomic_path(out, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
     return Path(out)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as _dt
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import yaml
@@ -106,7 +106,7 @@ def write_calibration(fit: FitResult, base: DeviceConstants, *, data: str, summa
                       path: Path | None = None) -> Path:
     """Write the fitted constants to the calibrated-constants file (atomically)."""
     path = Path(path or CALIBRATED_PATH)
-    doc = {
+    doc: dict[str, Any] = {
         "note": "written by `fleet calibrate --write`; physical values stay in device_energy.yaml",
         "fitted_on": str(data),
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),

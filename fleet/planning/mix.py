@@ -99,7 +99,7 @@ def _hourly(sig, start, hours: int) -> np.ndarray:
 def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
     """The mix problem of scenario ``sc`` under ``spec`` (its ``plan.mix`` section)."""
     from ..catalog import get_accelerator
-    from ..frontier import accelerator_power, canonical_model
+    from ..frontier import accelerator_power
     from ..run import accounting_inputs
     from ..sim.assemble import build_requests, default_profile_factory
 
@@ -316,7 +316,7 @@ class SimFigures:
 
 
 def simulate_and_account(sc, inputs: MixInputs, target: float, label: str) -> SimFigures:
-    from ..account import account, slo_met
+    from ..accounting import account, slo_met
     from ..run import accounting_inputs, simulate_step
 
     sim = simulate_step(sc, quiet=True)

@@ -196,7 +196,7 @@ def calibrate_utilisation(profile, model: str, rps_model: float, max_batch: int,
     arrivals with the demand's token lengths (resampled), meets the SLO for ``target`` of its
     requests in a :data:`CALIB_WINDOW_S` simulation; bisection over [0.2, 1.2] in
     :data:`CALIB_STEPS` steps, cached per operating point, token mix and SLO."""
-    from ..account import SLO, slo_met
+    from ..accounting import SLO, slo_met
     from ..sim.engine import Engine
 
     i_tok = demand["input_tokens"].to_numpy(np.int64)
@@ -246,7 +246,7 @@ def calibrate_utilisation(profile, model: str, rps_model: float, max_batch: int,
 # ==================================================================================== verify
 def hourly_attainment(sim, slo: dict[str, Any], hours: int) -> pd.DataFrame:
     """SLO attainment per (engine pool, model, hour of arrival): requests, met, attainment."""
-    from ..account import SLO, slo_met
+    from ..accounting import SLO, slo_met
 
     req = sim.requests
     cols = ["engine_pool", "model", "hour", "requests", "met", "attainment"]
@@ -404,7 +404,7 @@ def plan_and_verify(sc, spec=None, *, log: Callable[[str], None] | None = None, 
 
 def savings(sc, planned_sc, sim, base) -> dict:
     """Energy, cost and carbon of the planned run against the scenario as written (both simulated)."""
-    from ..account import account
+    from ..accounting import account
     from ..signals import accounting_inputs
 
     out = {}

@@ -1,4 +1,4 @@
-"""fleet.report: the PDF/PNG report, ``summary.json`` and CSV tables of a run.
+"""fleet.report: the PDF/PNG report, ``summary.json``, CSV tables and run record of a run.
 
 The report reads a :class:`~fleet.report.data.RunResult` only (results, never simulation or
 planner internals).  :func:`write_report` writes everything into a temporary directory and moves
@@ -31,18 +31,22 @@ def _readable(root: Path) -> None:
 
 def write_report(r: RunResult, out_dir: str | Path, *, pdf: bool = True, png: bool = True,
                  dpi: int = 110, progress: Callable[[str], None] | None = None) -> Path:
-    """Write ``report.pdf``, ``figures/*.png``, CSV tables and ``summary.json`` into ``out_dir``
-    (replacing it atomically).  Returns ``out_dir``."""
+    """Write ``report.pdf``, ``figures/*.png``, CSV tables, ``summary.json`` and the run record
+    ``run.json`` into ``out_dir`` (replacing it atomically).  Returns ``out_dir``.
+
+    Every file but ``run.json`` (wall times) is a function of the scenario and its seed: a rerun
+    gives the same bytes (the PDF is dated with the scenario's ``start_utc``, not the clock)."""
     from .pdf import write_pdf_and_pngs
-    from .summary import summary_dict
+    from .summary import RUN_RECORD, run_record, summary_dict
     from .tables import write_tables
 
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         files = write_tables(r, tmp)
         files += write_pdf_and_pngs(r, tmp, pdf=pdf, png=png, dpi=dpi, progress=progress)
-        files.append("summary.json")
+        files += ["summary.json", RUN_RECORD]
         write_json_atomic(tmp / "summary.json", summary_dict(r, files))
+        write_json_atomic(tmp / RUN_RECORD, run_record(r))
         _readable(tmp)
     log.info("report written to %s", out_dir)
     return out_dir

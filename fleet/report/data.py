@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from ..account import Accounts
+from ..accounting import Accounts
 from ..sim.result import SimResult
 
 #: Energy breakdown per output token of each serving pool at its simulated operating point.

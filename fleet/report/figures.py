@@ -13,6 +13,13 @@ import pandas as pd
 
 from .data import RunResult
 
+
+def _colors() -> list[str]:
+    """The colour cycle of the current matplotlib style."""
+    import matplotlib
+
+    return matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+
 PAGE = (11.69, 8.27)        # A4 landscape, inches
 MAX_LINES = 8               # more nodes than this at one level: show the top ones by peak power
 COMPONENTS = ("compute", "memory", "interconnect", "static")
@@ -173,9 +180,9 @@ def summary_data(r: RunResult) -> list[tuple[str, list[tuple[str, str]]]]:
 
 
 def draw_summary(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig = plt.figure(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
     fig.suptitle(r.title, fontsize=16, fontweight="bold", x=0.04, ha="left", y=0.97)
     sub = (f"scenario {r.name}  ·  hash {r.scenario_hash}  ·  seed {r.seed}  ·  fleet "
            f"{r.meta.get('version', '?')}  ·  commit {(r.meta.get('git_commit') or 'n/a')[:10]}")
@@ -249,9 +256,9 @@ def _span(v: list) -> str:
 
 def _empty_page(title: str, message: str):
     """A page that says plainly why there is nothing to plot."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig = plt.figure(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
     fig.suptitle(title, fontsize=14, fontweight="bold")
     fig.text(0.5, 0.55, message, ha="center", va="center", fontsize=12, color="#444444", wrap=True)
     return fig
@@ -296,10 +303,10 @@ def fleet_table_rows(r: RunResult) -> tuple[list[str], list[list[str]]]:
 
 
 def draw_fleet(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     d = fleet_data(r)
-    fig = plt.figure(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
     fig.suptitle("Fleet and utilisation by pool", fontsize=14, fontweight="bold")
     n_rows = min(len(r.accounts.pools), 10)
     gs = fig.add_gridspec(2, 3, height_ratios=[0.25 + 0.12 * n_rows, 2.6], hspace=0.3, top=0.9, bottom=0.1,
@@ -378,16 +385,17 @@ def power_levels_data(r: RunResult, levels=("site", "row", "rack", "pool")) -> l
 
 
 def draw_power_levels(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     data = power_levels_data(r)
     n = max(1, len(data))
-    fig, axes = plt.subplots(n, 1, figsize=PAGE, sharex=True, squeeze=False)
+    fig = Figure(figsize=PAGE)
+    axes = fig.subplots(n, 1, sharex=True, squeeze=False)
     fig.suptitle("Power over time at each level of the tree, against its budget", fontsize=14,
                  fontweight="bold")
     horizon = float(r.meta.get("horizon_s") or (data[0].time_s.max() if data else 1.0))
     xlabel = "time"
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors()
     for ax, ls in zip(axes[:, 0], data):
         x, xlabel = _time_axis(ls.time_s, horizon)
         for i, node in enumerate(ls.nodes):
@@ -431,12 +439,13 @@ def power_cdf_data(r: RunResult, level: str = "row") -> dict[str, tuple[np.ndarr
 
 
 def draw_power_cdf(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     data = power_cdf_data(r)
-    fig, ax = plt.subplots(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
+    ax = fig.subplots()
     fig.suptitle("Distribution of power per row (CDF of telemetry samples)", fontsize=14, fontweight="bold")
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors()
     for i, (node, (v, prob, b)) in enumerate(data.items()):
         c = colors[i % len(colors)]
         ax.step(v / 1e3, prob, where="post", color=c, label=f"{node}  (p99 {fmt_si(np.percentile(v, 99), 'W')})")
@@ -475,15 +484,16 @@ def latency_cdf_data(r: RunResult) -> dict[str, dict[str, tuple[np.ndarray, floa
 
 
 def draw_latency_cdf(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     data = latency_cdf_data(r)
     title = "Latency of completed requests (CDF) against the SLO"
     if not any(len(v) for per in data.values() for v, _ in per.values()):
         return _empty_page(title, "No completed inference requests in this scenario.")
-    fig, axes = plt.subplots(1, 3, figsize=PAGE)
+    fig = Figure(figsize=PAGE)
+    axes = fig.subplots(1, 3)
     fig.suptitle(title, fontsize=14, fontweight="bold")
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors()
     for ax, (col, label) in zip(axes, LATENCIES):
         per = data.get(col, {})
         for i, (model, (v, slo)) in enumerate(per.items()):
@@ -537,14 +547,15 @@ def energy_per_token_data(r: RunResult) -> pd.DataFrame:
 
 
 def draw_energy_per_token(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     d = energy_per_token_data(r)
     title = "Energy per output token by pool: breakdown and the gap to the physical lower bound"
     if not len(d):
         return _empty_page(title, "No serving pool in this scenario: energy per token applies to serving.\n"
                                   "Training energy is in pools.csv and jobs.csv.")
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=PAGE, gridspec_kw={"width_ratios": [3, 2]})
+    fig = Figure(figsize=PAGE)
+    (ax, ax2) = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     fig.suptitle(title, fontsize=13, fontweight="bold")
     x = np.arange(len(d))
     bottom = np.zeros(len(d))
@@ -572,12 +583,12 @@ def draw_energy_per_token(r: RunResult):
     ax2.semilogy(x, sim, "kD", ms=8, label="simulated GPU J/token")
     if np.isfinite(lb).any():
         ax2.semilogy(x, lb, "gv", ms=9, label="physical lower bound J/token")
-        for xi, s, l in zip(x, sim, lb):
-            if math.isfinite(s) and math.isfinite(l) and l > 0:
-                ax2.vlines(xi, l, s, color="#999999", lw=1)
-                ratio = s / l
+        for xi, s, low in zip(x, sim, lb):
+            if math.isfinite(s) and math.isfinite(low) and low > 0:
+                ax2.vlines(xi, low, s, color="#999999", lw=1)
+                ratio = s / low
                 txt = f"{ratio:,.0f}x above" if ratio < 1e6 else f"{ratio:.1e}x above"
-                ax2.annotate(txt, (xi, math.sqrt(s * l)), xytext=(6, 0),
+                ax2.annotate(txt, (xi, math.sqrt(s * low)), xytext=(6, 0),
                              textcoords="offset points", fontsize=8, va="center", rotation=90)
     else:
         ax2.text(0.5, 0.5, "lower bound not available\n" + "\n".join(r.analysis.notes[:2]),
@@ -605,13 +616,14 @@ def carbon_hourly_data(r: RunResult) -> pd.DataFrame:
 
 def draw_carbon_hourly(r: RunResult):
     import matplotlib.dates as mdates
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     d = carbon_hourly_data(r)
     title = "Operational carbon by hour with the grid carbon intensity"
     if not len(d):
         return _empty_page(title, "No energy was recorded, so there is no operational carbon.")
-    fig, (ax, axp) = plt.subplots(2, 1, figsize=PAGE, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
+    fig = Figure(figsize=PAGE)
+    (ax, axp) = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 2]})
     fig.suptitle(title, fontsize=14, fontweight="bold")
     t = pd.DatetimeIndex(d["hour_utc"]).tz_convert("UTC").tz_localize(None)
     width = 1 / 24 * 0.85
@@ -651,7 +663,7 @@ def draw_carbon_hourly(r: RunResult):
 def frontier_data(r: RunResult) -> dict[str, pd.DataFrame]:
     """Per pool (and model): its operating points across power caps, sorted by cap."""
     f = r.analysis.frontier
-    out = {}
+    out: dict[str, pd.DataFrame] = {}
     if not len(f):
         return out
     for (pool, model), g in f.groupby(["pool", "model"], sort=False):
@@ -682,16 +694,17 @@ def frontier_labels(g: pd.DataFrame, rel: float = 2e-3, span: tuple[float, float
 
 
 def draw_frontier(r: RunResult):
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     data = frontier_data(r)
     title = "Time-energy frontier of each pool: energy per token against latency across power caps"
     if not data:
         return _empty_page(title, "No serving pool with an energy model to draw.\n"
                            + "\n".join(r.analysis.notes[:3]))
-    fig, ax = plt.subplots(figsize=PAGE)
+    fig = Figure(figsize=PAGE)
+    ax = fig.subplots()
     fig.suptitle(title, fontsize=13, fontweight="bold")
-    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    colors = _colors()
     span = (1.0, 1.0)
     if data:
         allf = pd.concat(list(data.values()))
@@ -750,13 +763,13 @@ def appendix_data(r: RunResult) -> list[tuple[str, str, str]]:
 def draw_appendix(r: RunResult):
     import textwrap
 
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     rows = appendix_data(r)
     figs = []
     per_page = 24
     for start in range(0, max(1, len(rows)), per_page):
-        fig = plt.figure(figsize=PAGE)
+        fig = Figure(figsize=PAGE)
         fig.suptitle("Appendix: assumptions and data sources" + (" (continued)" if start else ""),
                      fontsize=14, fontweight="bold", x=0.04, ha="left")
         y = 0.9

@@ -1,7 +1,11 @@
-"""The multi-page PDF and the PNG figures (matplotlib, Agg backend, no display needed)."""
+"""The multi-page PDF and the PNG figures.
+
+Pages are :class:`matplotlib.figure.Figure` objects made without pyplot, so rendering needs no
+display and never touches the user's pyplot backend (the CLI chooses Agg for itself)."""
 
 from __future__ import annotations
 
+import datetime as _dt
 import logging
 from pathlib import Path
 from typing import Callable
@@ -21,21 +25,35 @@ def _figures(r: RunResult):
             yield (stem if i == 0 else f"{stem}_{i + 1}"), fig
 
 
+def _scenario_date(r: RunResult) -> _dt.datetime:
+    """The scenario's own start (UTC): the date a report is about, the same on every rerun."""
+    start = r.meta.get("start_utc")
+    if isinstance(start, _dt.datetime):
+        d = start
+    elif start:
+        d = _dt.datetime.fromisoformat(str(start).replace("Z", "+00:00"))
+    else:
+        d = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    return d if d.tzinfo is not None else d.replace(tzinfo=_dt.timezone.utc)
+
+
+def _pdf_metadata(r: RunResult) -> dict:
+    """PDF document information without the clock: both dates are the scenario's start."""
+    date = _scenario_date(r)
+    return {"Title": r.title, "Creator": "fleet", "Subject": f"scenario {r.name} {r.scenario_hash}",
+            "CreationDate": date, "ModDate": date}
+
+
 def write_pdf_and_pngs(r: RunResult, out: Path, *, pdf: bool = True, png: bool = True, dpi: int = 110,
                        progress: Callable[[str], None] | None = None) -> list[str]:
     """Render every page into ``out/report.pdf`` and ``out/figures/<stem>.png``; returns file names."""
     import matplotlib
-
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
     from matplotlib.backends.backend_pdf import PdfPages
 
     files: list[str] = []
     if png:
         (out / "figures").mkdir(exist_ok=True)
-    pdf_file = PdfPages(out / "report.pdf", metadata={"Title": r.title, "Creator": "fleet",
-                                                       "Subject": f"scenario {r.name} {r.scenario_hash}"}) \
-        if pdf else None
+    pdf_file = PdfPages(out / "report.pdf", metadata=_pdf_metadata(r)) if pdf else None
     try:
         with matplotlib.rc_context({"font.size": 9, "axes.titlesize": 11, "figure.dpi": dpi,
                                     "svg.hashsalt": "fleet", "pdf.compression": 6}):
@@ -48,7 +66,6 @@ def write_pdf_and_pngs(r: RunResult, out: Path, *, pdf: bool = True, png: bool =
                 if png:
                     fig.savefig(out / "figures" / f"{stem}.png", dpi=dpi)
                     files.append(f"figures/{stem}.png")
-                plt.close(fig)
     finally:
         if pdf_file is not None:
             pdf_file.close()

@@ -49,6 +49,24 @@ def summary_dict(r: RunResult, files: list[str] | None = None) -> dict:
         "metrics": r.accounts.metrics_dict(),
         "assumptions": [vars(a) for a in r.accounts.assumptions],
         "energy_model_notes": list(r.analysis.notes),
-        "timings_s": m.get("timings_s", {}),
         "files": sorted(files or []),
+    })
+
+
+#: the one file of a report that differs between two runs of the same scenario and seed
+RUN_RECORD = "run.json"
+
+
+def run_record(r: RunResult) -> dict:
+    """``run.json``: how this particular run went (wall time per step, in seconds).  Everything
+    else in a report folder is a function of the scenario and its seed, byte for byte."""
+    m = r.meta
+    timings = {k: float(v) for k, v in (m.get("timings_s") or {}).items()}
+    return _clean({
+        "note": "wall times of this run; the only file of the report that changes when the same "
+                "scenario and seed are run again",
+        "scenario": r.name,
+        "scenario_hash": r.scenario_hash,
+        "timings_s": timings,
+        "total_s": sum(timings.values()),
     })

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..account import iter_metric_rows
+from ..accounting import iter_metric_rows
 from .data import RunResult
 
 #: above this many requests the per-request table is written as Parquet instead of CSV

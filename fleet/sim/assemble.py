@@ -58,6 +58,9 @@ from .result import POOL_COLUMNS, JOB_COLUMNS, SCHEDULE_COLUMNS, SimResult
 if TYPE_CHECKING:
     from ..frontier import OperatingPoint, ServingProfile
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..frontier.profile import ServingProfile
+
 #: seconds added after the end of the demand when no horizon is given (requests in flight finish)
 DRAIN_S = 120.0
 #: largest (gpu nodes x telemetry intervals) table built (about 1 GB per float64 array)
@@ -99,7 +102,7 @@ def trace_demand(x: SimInput, k: int, tr: TraceInput) -> tuple[pd.DataFrame, flo
             df = traces.time_shift(df, tr.time_shift_s)
         _check_requests(df)
     except FleetError as exc:
-        raise _scenario_error(x, exc, tr.field) from None
+        raise _scenario_error(x, exc, tr.field) from exc
     end = float(df["arrival_s"].iloc[-1]) if len(df) else 0.0
     if st is not None:
         end = max(end, st.hours * 3600.0 + tr.time_shift_s)
@@ -142,7 +145,7 @@ def build_requests(x: SimInput) -> tuple[pd.DataFrame, float]:
                                        peak_to_trough=sy.peak_to_trough, peak_hour=sy.peak_hour,
                                        servegen_model=sy.servegen_model)
             except FleetError as exc:
-                raise _scenario_error(x, exc, sy.field) from None
+                raise _scenario_error(x, exc, sy.field) from exc
             d_end = duration
         df = df.copy()
         df["model"] = model
@@ -193,7 +196,7 @@ def build_jobs(x: SimInput, pool) -> pd.DataFrame:
                                      max_gpus=min(pool.gpus, s.max_gpus or pool.gpus),
                                      model=s.model or tr.model)
     except FleetError as exc:
-        raise _scenario_error(x, exc, tr.field) from None
+        raise _scenario_error(x, exc, tr.field) from exc
     df = df.copy()
     default = tr.model or DEFAULT_TRAINING_MODEL
     df["model"] = [m if isinstance(m, str) and m else default for m in df["model"]]
@@ -225,7 +228,7 @@ class _Group:
     model: str
     replicas: int
     tp: int
-    profile: object
+    profile: ServingProfile
     serve: object = None     # the input's ServeInput (its ``field`` names it in the scenario)
     pool_in: object = None   # the input's PoolInput
 
@@ -239,7 +242,7 @@ def _groups(x: SimInput, factory: ProfileFactory) -> list[_Group]:
             try:
                 prof = factory(s.op)
             except FleetError as exc:
-                raise _scenario_error(x, exc, s.field) from None
+                raise _scenario_error(x, exc, s.field) from exc
             out.append(_Group(pool.name, s.engine_pool, s.model, int(s.replicas), s.tp, prof, s, pool))
     return out
 
@@ -373,7 +376,7 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
                                                      tr.release_times is not None else None),
                                       release_signal=release_signal, release_check_s=release_check_s)
         except FleetError as exc:
-            raise _scenario_error(x, exc, tr.field if tr is not None else pool.field) from None
+            raise _scenario_error(x, exc, tr.field if tr is not None else pool.field) from exc
         sched.start()
         if tr is not None and tr.schedule and tr.pool == pool.name:
             sched.set_job_plan({int(k): list(v) for k, v in tr.schedule.items()})
@@ -385,7 +388,7 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
     try:
         run = eng.run()
     except FleetError as exc:
-        raise _scenario_error(x, exc, _field_of(x, groups, getattr(exc, "sim_origin", None))) from None
+        raise _scenario_error(x, exc, _field_of(x, groups, getattr(exc, "sim_origin", None))) from exc
     finally:
         if bar is not None:
             bar.n = round(horizon)

@@ -211,7 +211,7 @@ class Engine:
         self._replicas: list[Replica] = []
         self._routers: dict[str, Any] = {}
         self._frames: list[pd.DataFrame] = []
-        self._store: RequestStore | None = None
+        self._store: RequestStore = None  # type: ignore[assignment]  # made by run(), before any event
         self._node_ids: dict[str, int] = {}
         self._node_names: list[str] = []
         self._rec_node = array("i")
@@ -258,7 +258,7 @@ class Engine:
         try:
             profile.validate()
         except ValueError as exc:
-            raise ConfigurationError(f"pool {name!r}: invalid serving profile: {exc}") from None
+            raise ConfigurationError(f"pool {name!r}: invalid serving profile: {exc}") from exc
         if max_prefill_tokens is None:
             max_prefill_tokens = 2048 if chunked_prefill else max(8192, int(profile.max_context_tokens))
         pool = ServingPool(name=name, code=len(self._pools), model=model, profile=profile,
@@ -440,6 +440,7 @@ class Engine:
 
     def _sample_series(self, now: float) -> None:
         s = self._series
+        assert s is not None, "sampling is scheduled only with a series list"
         for r in self._replicas:
             s.append((now, r.pool.code, r.index, len(r.queue), r.running, r.kv_used_tokens))
 

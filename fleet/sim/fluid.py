@@ -42,11 +42,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
 from scipy.optimize import nnls
 from scipy.stats import poisson
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..frontier.profile import ServingProfile
+
+#: (rate_rps, duration_s, seed) -> canonical request table
+WindowMaker = Callable[[float, float, int], pd.DataFrame]
 
 #: columns of an hourly (or any step) load table
 LOAD_COLUMNS = ("time_s", "duration_s", "rate_rps", "input_mean", "input_sq_mean", "output_mean")
@@ -75,7 +82,7 @@ def load_from_requests(df: pd.DataFrame, step_s: float = 3600.0, horizon_s: floa
 class FluidModel:
     """Hourly energy and latency of ``replicas`` replicas at operating point ``profile``."""
 
-    profile: object
+    profile: ServingProfile
     replicas: int
     idle_coef: float = 1.0
     dyn_coef: float = 1.0           # weight of the balanced-spread dynamic power
@@ -334,7 +341,7 @@ class _Demand:
 
     load: pd.DataFrame
     end_s: float
-    make_window: object      # (rate_rps, duration_s, seed) -> canonical request table
+    make_window: WindowMaker
 
 
 def hourly_demand(x, step_s: float) -> dict[str, _Demand]:
@@ -343,7 +350,7 @@ def hourly_demand(x, step_s: float) -> dict[str, _Demand]:
     from ..workload import synth, traces
     from .assemble import _sub_seed, _synth_tokens, trace_demand
 
-    out: dict[str, list[tuple[pd.DataFrame, float, object]]] = {}
+    out: dict[str, list[tuple[pd.DataFrame, float, WindowMaker]]] = {}
     for k, d in enumerate(x.inference):
         model = d.model
         if d.trace is not None:
@@ -353,9 +360,10 @@ def hourly_demand(x, step_s: float) -> dict[str, _Demand]:
             base["arrival_s"] -= base["arrival_s"].iloc[0] if len(base) else 0.0
             nat = len(base) / CALIBRATION_WINDOW_S
 
-            def make(rate, dur, seed, _base=base, _nat=nat):
+            def from_trace(rate, dur, seed, _base=base, _nat=nat):
                 w = traces.scale_rate(_base, max(rate / _nat, 1e-6), seed=seed) if _nat > 0 else _base
                 return traces.window(w, 0.0, dur) if len(w) else w
+            make: WindowMaker = from_trace
         else:
             sy = d.synth
             tokens = _synth_tokens(sy) or synth.AZURE_CONV_LOGNORMAL
@@ -378,8 +386,9 @@ def hourly_demand(x, step_s: float) -> dict[str, _Demand]:
             end = dur
             kind = "gamma" if sy.cv != 1.0 else "poisson"
 
-            def make(rate, dur_s, seed, _kind=kind, _cv=sy.cv, _tok=tokens):
+            def synthetic(rate, dur_s, seed, _kind=kind, _cv=sy.cv, _tok=tokens):
                 return synth.synth_trace(_kind, rate, dur_s, seed, cv=_cv, tokens=_tok)
+            make = synthetic
         out.setdefault(model, []).append((load, end, make))
     merged: dict[str, _Demand] = {}
     for model, parts in out.items():

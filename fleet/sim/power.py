@@ -381,7 +381,7 @@ def instant_power(tree: PowerTree, gpu_power_w: dict[str, float]) -> dict[str, d
 
     ``gpu_power_w`` maps gpu-node names (e.g. ``{r.node: r.power_w for r in eng.replicas()}``
     during a run) to W; nodes not given draw their ``idle_w`` (0 if it is NaN).  Server overhead
-    follows the same linear model as the telemetry, so a capping controller (a later issue) sees
+    follows the same linear model as the telemetry, so a capping controller sees
     what the telemetry will record.  Returns ``{level: {node: W}}`` for gpu, server, rack, row,
     site and pool."""
     gpu = np.array([gpu_power_w.get(g.node, 0.0 if math.isnan(g.idle_w) else g.idle_w)

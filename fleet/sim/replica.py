@@ -74,6 +74,8 @@ from ..frontier.steady import KV_WATERMARK  # one constant for the estimate and 
 from .serving import ST_COMPLETED, ST_RUNNING
 
 if TYPE_CHECKING:  # pragma: no cover
+    import numpy as np
+
     from ..frontier.profile import ServingProfile
     from .engine import Engine
     from .serving import ServingPool
@@ -90,6 +92,8 @@ class _Sink:
 _SINK = _Sink()
 
 IDLE, PREFILL, DECODE, WAKE = 0, 1, 2, 3
+#: a prefill step merged into the decode span after it: (t0, t1, energy J, batch, rows, prompt tokens)
+_PrefillRecord = tuple[float, float, float, int, list[int], list[int]]
 PHASE_NAMES = ("idle", "prefill", "decode", "idle")
 
 
@@ -122,7 +126,7 @@ class Replica:
         self.chunked = pool.chunked_prefill
         self.mpt = int(pool.max_prefill_tokens)
         self.iteration = bool(iteration)
-        self._pending_profile = None
+        self._pending_profile: ServingProfile | None = None
         # replica schedule (Engine.set_schedule): ``active`` replicas are offered to the router;
         # an inactive one drains and, once idle, is ``off``: it draws ``inactive_w`` (W, whole
         # replica; None: its profile's idle power) until it is activated again
@@ -151,7 +155,7 @@ class Replica:
         self.pf_sq = 0
         # a prefill step merged into the decode span that follows it, not yet recorded:
         # (t0, t1, energy, batch for stats, rows, prompt tokens)
-        self.pf_rec = None
+        self.pf_rec: _PrefillRecord | None = None
         self.pf_done: dict[int, int] = {}    # chunked prefill: row -> prompt tokens already prefilled
         self.just_preempted = False
         self.seg = array("d")                # (t0, t1, energy_j) triples of this replica
@@ -159,10 +163,10 @@ class Replica:
         self._cnt = eng._counter
         self.S = eng._store                  # the request store, set by the engine at run()
         self.n_in = 0                        # requests routed here and not finished (queued + running)
-        self.load_arr = None                 # router load vector (numpy) and this replica's slot
+        self.load_arr: np.ndarray | None = None                 # router load vector (numpy) and this replica's slot
         self.load_idx = 0
         self.load_inv = 1.0
-        self.kv_arr = None                   # router KV-load vector (least_kv), same slot
+        self.kv_arr: np.ndarray | None = None                   # router KV-load vector (least_kv), same slot
         self.q_tokens = 0                    # KV tokens the queued requests will need
         self.busy_s = 0.0
         self.idle_j = 0.0                    # energy of the idle segments (J)
@@ -212,6 +216,7 @@ class Replica:
 
     def _apply_pending_profile(self) -> None:
         p = self._pending_profile
+        assert p is not None, "a profile change is pending"
         self._pending_profile = None
         self._load_profile(p)
         self._update_load()
@@ -301,6 +306,7 @@ class Replica:
         if ph == DECODE:
             now = self.eng.env.now
             if now < self.t_phase:          # merged prefill step in flight
+                assert self.pf_rec is not None
                 t0, t1, e = self.pf_rec[:3]
                 return e / (t1 - t0)
             b = self.span_b
@@ -545,6 +551,7 @@ class Replica:
 
     def _flush_prefill_record(self) -> None:
         """Record the merged prefill step planned together with the decode span in flight."""
+        assert self.pf_rec is not None
         t0, t1, e, nb, _, _ = self.pf_rec
         self.pf_rec = None
         self.seg.extend((t0, t1, e))
@@ -926,6 +933,7 @@ class Replica:
     def _finalize_merged_prefill(self, t_end: float) -> None:
         """The horizon falls inside a merged prefill step: keep the elapsed fraction of its
         energy, and undo what it would have done at its end (first tokens, shares)."""
+        assert self.pf_rec is not None
         t0, t1, e, nb, batch, toks = self.pf_rec
         self.pf_rec = None
         S = self.S

@@ -1,5 +1,5 @@
 """What a simulation returns: the contract between :mod:`fleet.sim` and everything that reads
-its results (:mod:`fleet.account`, :mod:`fleet.report`, :mod:`fleet.regress`).
+its results (:mod:`fleet.accounting`, :mod:`fleet.report`, :mod:`fleet.regress`).
 
 All times are seconds from the simulation start (``meta["start_utc"]`` is the wall-clock time
 of t = 0, used to align grid signals); power in W, energy in J.

@@ -221,10 +221,10 @@ def make_router(spec: "str | Router") -> "Router":
     if isinstance(spec, str):
         try:
             return _BUILTIN[spec]()
-        except KeyError:
+        except KeyError as exc:
             raise ConfigurationError(
                 f"unknown router {spec!r}; expected one of round_robin, jsq, least_kv "
-                "or an object with choose(request, replicas)") from None
+                "or an object with choose(request, replicas)") from exc
     if not callable(getattr(spec, "choose", None)):
         raise ConfigurationError("a router must have a method choose(request, replicas) -> replica")
     return spec

@@ -163,9 +163,9 @@ def plan_run(profile: TrainingProfile, t_start: float, done_steps: int, total_st
     if k > 0 and remaining > k:
         # checkpoints after every step index that is a multiple of k (and before the end)
         first = k - (done_steps % k)
-        sizes = [first] + [k] * ((remaining - first - 1) // k)
-        sizes.append(remaining - sum(sizes))
-        sizes = np.array([s for s in sizes if s > 0], dtype=np.int64)
+        parts = [first] + [k] * ((remaining - first - 1) // k)
+        parts.append(remaining - sum(parts))
+        sizes = np.array([s for s in parts if s > 0], dtype=np.int64)
     else:
         sizes = np.array([remaining], dtype=np.int64)
     ck = profile.checkpoint_time_s if k > 0 else 0.0
@@ -475,7 +475,7 @@ class TrainingScheduler:
 
     def _wait_release(self, job: _Job):
         env = self.env
-        waits = []
+        waits: list[simpy.Event] = []
         if job.job_id in self.release_times:
             waits.append(env.timeout(max(0.0, self.release_times[job.job_id] - env.now)))
         if math.isfinite(job.deadline_s):
@@ -485,14 +485,17 @@ class TrainingScheduler:
             waits.append(env.process(self._poll_signal(job)))
         if not waits:   # no signal configured: released when submitted
             waits.append(env.timeout(0.0))
-        waits.append(job.release_event)
+        if job.release_event is not None:
+            waits.append(job.release_event)
         yield env.any_of(waits)
         job.released = True
         self._schedule()
 
     def _poll_signal(self, job: _Job):
+        signal = self.release_signal
+        assert signal is not None, "polled only when a release signal is set"
         while not job.released:
-            if self.release_signal(self.env.now):
+            if signal(self.env.now):
                 return
             yield self.env.timeout(self.release_check_s)
 

@@ -2,7 +2,7 @@
 from fleet.workload.llm import (PRECISION_BYTES, MemoryPlan, TrainCost, TrainMemory, WorkCost,  # noqa: F401
                                 decode_cost, kv_bytes_per_token, max_batch, memory_plan,
                                 prefill_cost, training_memory, training_step_cost, weight_bytes)
-# request traces, synthetic demand, training jobs (issue 3)
+# request traces, synthetic demand, training jobs
 from fleet.workload.schema import (REQUEST_COLUMNS, REQUIRED_COLUMNS, canonicalize,  # noqa: F401,E402
                                    validate_requests)
 from fleet.workload.traces import (ColumnMapping, TraceWarning, detect_format,  # noqa: F401,E402

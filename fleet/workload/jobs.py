@@ -119,7 +119,7 @@ def load_cluster_summary(path: str | Path | None = None, span_days: dict[str, fl
     try:
         df = pd.read_csv(path)
     except Exception as exc:  # noqa: BLE001
-        raise TraceError(f"unreadable cluster summary ({exc})", path=path) from None
+        raise TraceError(f"unreadable cluster summary ({exc})", path=path) from exc
     spans = {"seren": 184.0, "kalos": 123.0, **(span_days or {})}
     out = {}
     for i, row in df.iterrows():
@@ -134,7 +134,7 @@ def load_cluster_summary(path: str | Path | None = None, span_days: dict[str, fl
                 float(row["complete_gpu_time"] + row["cancel_gpu_time"] + row["fail_gpu_time"]),
                 spans.get(key, float("nan")))
         except (KeyError, ValueError, TypeError) as exc:
-            raise TraceError(f"bad cluster row ({exc})", path=path, line=int(i) + 2) from None
+            raise TraceError(f"bad cluster row ({exc})", path=path, line=int(i) + 2) from exc
     return out
 
 
@@ -310,6 +310,7 @@ def generate_jobs(n: int | None = None, horizon_s: float | None = None, cluster:
     elif n is not None:
         submit = np.cumsum(r_arr.exponential(1.0 / rate, int(n)))
     else:
+        assert horizon_s is not None, "n or horizon_s (checked above)"
         count = int(rate * horizon_s * 1.2 + 10 * math.sqrt(rate * horizon_s) + 20)
         submit = np.cumsum(r_arr.exponential(1.0 / rate, count))
         while submit[-1] < horizon_s:
@@ -415,10 +416,10 @@ def read_jobs(path: str | Path) -> pd.DataFrame:
         raise TraceError("no such file", path=path, expected="a job table CSV")
     try:
         df = pd.read_csv(path, dtype={"model": object, "deferrable": object}, keep_default_na=True)
-    except pd.errors.EmptyDataError:
-        raise TraceError("empty file", path=path, line=1, expected="a header and job rows") from None
+    except pd.errors.EmptyDataError as exc:
+        raise TraceError("empty file", path=path, line=1, expected="a header and job rows") from exc
     except Exception as exc:  # noqa: BLE001
-        raise TraceError(f"unreadable job table ({type(exc).__name__}: {exc})", path=path) from None
+        raise TraceError(f"unreadable job table ({type(exc).__name__}: {exc})", path=path) from exc
     for c in JOB_COLUMNS:
         if c not in df.columns:
             from .schema import check_columns

@@ -806,7 +806,7 @@ def memory_plan(model: Any, memory_bytes_per_gpu: float, tp: int, *, precision: 
     act = (default_activation_reserve(arch, tp, prec) if activation_reserve_bytes is None
            else float(activation_reserve_bytes))
     kv_gpu = usable - w_gpu - act
-    common = dict(memory_per_gpu=mem, usable_per_gpu=usable, activation_reserve_per_gpu=act,
+    common: dict[str, Any] = dict(memory_per_gpu=mem, usable_per_gpu=usable, activation_reserve_per_gpu=act,
                   tp=tp, precision=prec, kv_precision=kvp)
     if kv_gpu <= 0:
         gpu = gpu_name or "GPU"

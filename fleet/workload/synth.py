@@ -211,10 +211,10 @@ def servegen_profile(model: str = "m-large", mean_rate_rps: float | None = None,
     path = Path(path)
     try:
         df = pd.read_csv(path)
-    except FileNotFoundError:
-        raise TraceError("no such file", path=path, expected="servegen_request_rate_600s.csv") from None
+    except FileNotFoundError as exc:
+        raise TraceError("no such file", path=path, expected="servegen_request_rate_600s.csv") from exc
     except Exception as exc:  # noqa: BLE001
-        raise TraceError(f"unreadable ServeGen rate file ({exc})", path=path) from None
+        raise TraceError(f"unreadable ServeGen rate file ({exc})", path=path) from exc
     for c in ("model", "window_start_s", "total_rate_rps"):
         if c not in df.columns:
             raise TraceError("missing column", path=path, line=1, column=c,

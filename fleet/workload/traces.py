@@ -47,7 +47,6 @@ holds one chunk at a time, so a 10-million-row trace streams in bounded memory.
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import re
@@ -61,7 +60,7 @@ import pandas as pd
 
 from ..errors import FleetError, TraceError
 from .schema import (CATEGORY_COLUMNS, OPTIONAL_COLUMNS, REQUEST_COLUMNS, canonicalize,
-                     check_columns, empty_requests, log_transform, new_attrs)
+                     check_columns, new_attrs)
 
 DEFAULT_CHUNKSIZE = 1_000_000
 
@@ -124,7 +123,8 @@ class ColumnMapping:
                 if not isinstance(mapping.get(k), str) or not mapping.get(k):
                     raise TraceError("column mapping lacks a column name", path=path, column=k,
                                      expected="the name of a column in the file")
-            m = cls(**{k: (str(v) if v is not None else None) for k, v in mapping.items()})
+            kw: dict[str, Any] = {k: (str(v) if v is not None else None) for k, v in mapping.items()}
+            m = cls(**kw)
         if m.unit not in (*UNITS_NS, "datetime"):
             raise TraceError(f"unknown time unit {m.unit!r} in the column mapping", path=path,
                              column="unit", expected="s, ms, us, ns or datetime")
@@ -159,9 +159,9 @@ def _first_line(path: Path, limit: int = 1 << 20) -> str:
         if raw.strip():
             try:
                 return raw.decode("utf-8").strip()
-            except UnicodeDecodeError:
+            except UnicodeDecodeError as exc:
                 raise TraceError("not UTF-8 text", path=path, line=1,
-                                 expected="a CSV, JSON Lines or Parquet trace") from None
+                                 expected="a CSV, JSON Lines or Parquet trace") from exc
     return ""  # pragma: no cover - head.strip() was non-empty
 
 
@@ -179,15 +179,15 @@ def detect_format(path: str | Path) -> str:
             import pyarrow.parquet as pq
             names = pq.ParquetFile(path).schema_arrow.names
         except Exception as exc:  # noqa: BLE001 - a corrupt file is a user error
-            raise TraceError(f"unreadable Parquet file: {exc}", path=path) from None
+            raise TraceError(f"unreadable Parquet file: {exc}", path=path) from exc
         return "canonical" if set(CANONICAL_COLUMNS) <= set(names) else "parquet"
     line = _first_line(path)
     if line.startswith("{") or line.startswith("["):
         try:
             obj = json.loads(line)
-        except ValueError:
+        except ValueError as exc:
             raise TraceError("first line is not valid JSON (truncated?)", path=path, line=1,
-                             expected="one JSON object per line") from None
+                             expected="one JSON object per line") from exc
         if isinstance(obj, dict) and set(MOONCAKE_FIELDS) <= set(obj):
             return "mooncake"
         return "jsonl"
@@ -334,9 +334,9 @@ def _parse_blocks(s: pd.Series, path, lines, col: str) -> np.ndarray:
                 if any(isinstance(x, bool) or not isinstance(x, (int, np.integer)) for x in v):
                     raise ValueError
                 out[i] = tuple(int(x) for x in v)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError) as exc:
             raise TraceError(f"not a list of integer block ids: {v!r}", path=path,
-                             line=int(lines[i]), column=col, expected="a list of integers") from None
+                             line=int(lines[i]), column=col, expected="a list of integers") from exc
     return out
 
 
@@ -404,9 +404,9 @@ def _csv_chunks(path: Path, m: ColumnMapping, fmt: str, chunksize: int, failed: 
         first = first[3:]
     try:
         header = [h.strip() for h in next(csv.reader([first.decode("utf-8")]))]
-    except (UnicodeDecodeError, csv.Error, StopIteration):
+    except (UnicodeDecodeError, csv.Error, StopIteration) as exc:
         raise TraceError("unreadable CSV header", path=path, line=1,
-                         expected="a header line naming the columns") from None
+                         expected="a header line naming the columns") from exc
     needed = [m.arrival, m.input_tokens, m.output_tokens]
     check_columns(header, needed, path)
     if len(set(header)) != len(header):
@@ -435,15 +435,15 @@ def _csv_chunks(path: Path, m: ColumnMapping, fmt: str, chunksize: int, failed: 
                 yield _frame_to_raw(frame, m, path, lines, fmt, failed)
     except FleetError:
         raise
-    except pd.errors.EmptyDataError:
-        raise TraceError("empty file", path=path, line=1, expected="a header and data rows") from None
+    except pd.errors.EmptyDataError as exc:
+        raise TraceError("empty file", path=path, line=1, expected="a header and data rows") from exc
     except pd.errors.ParserError as exc:
         mm = _PANDAS_LINE.search(str(exc))
         raise TraceError(f"malformed CSV row ({str(exc).strip()})", path=path,
                          line=int(mm.group(1)) if mm else None,
-                         expected=f"{len(header)} comma-separated fields per row") from None
+                         expected=f"{len(header)} comma-separated fields per row") from exc
     except UnicodeDecodeError as exc:
-        raise TraceError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from None
+        raise TraceError(f"not UTF-8 text ({exc.reason} at byte {exc.start})", path=path) from exc
 
 
 def _jsonl_chunks(path: Path, m: ColumnMapping, fmt: str, chunksize: int, failed: str) -> Iterator[_Raw]:
@@ -464,11 +464,11 @@ def _jsonl_chunks(path: Path, m: ColumnMapping, fmt: str, chunksize: int, failed
                 continue
             try:
                 obj = json.loads(raw)
-            except UnicodeDecodeError:
-                raise TraceError("not UTF-8 text", path=path, line=lineno) from None
+            except UnicodeDecodeError as exc:
+                raise TraceError("not UTF-8 text", path=path, line=lineno) from exc
             except ValueError as exc:
                 raise TraceError(f"not valid JSON, truncated line? ({exc})", path=path, line=lineno,
-                                 expected="one complete JSON object per line") from None
+                                 expected="one complete JSON object per line") from exc
             if not isinstance(obj, dict):
                 raise TraceError(f"a JSON {type(obj).__name__}, not an object", path=path, line=lineno,
                                  expected="one JSON object per line")
@@ -553,18 +553,29 @@ def _raw_chunks(path: Path, fmt: str, m: ColumnMapping, chunksize: int, failed: 
     return _csv_chunks(path, m, fmt, chunksize, failed)
 
 
+def _malformed_input_errors() -> tuple[type[BaseException], ...]:
+    """What the parsers we call raise on malformed bytes: pandas (ParserError, EmptyDataError and
+    bad conversions are ValueErrors), json (JSONDecodeError), codecs (UnicodeDecodeError), csv
+    (csv.Error), numbers too large (OverflowError), pyarrow (ArrowException), a truncated gzip
+    stream (EOFError, zlib.error).  Anything else (TypeError, KeyError, AttributeError, ...) is a
+    bug in fleet and propagates as itself."""
+    import zlib
+
+    import pyarrow as pa
+
+    return (ValueError, OverflowError, csv.Error, EOFError, zlib.error, pa.ArrowException)
+
+
 def _guard(path, fn, *args, **kwargs):
-    """Run ``fn``; anything but a FleetError becomes a TraceError naming ``path``."""
+    """Run ``fn``; a parser's error on malformed input becomes a TraceError naming ``path``."""
     try:
         return fn(*args, **kwargs)
     except FleetError:
         raise
-    except (MemoryError, KeyboardInterrupt):
-        raise
     except OSError as exc:
-        raise TraceError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    except Exception as exc:  # noqa: BLE001 - the last line of defence for malformed input
-        raise TraceError(f"could not read the trace ({type(exc).__name__}: {exc})", path=path) from None
+        raise TraceError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    except _malformed_input_errors() as exc:
+        raise TraceError(f"could not read the trace ({type(exc).__name__}: {exc})", path=path) from exc
 
 
 def _check_plausible(path, unit: str, col: str, n: int, span_s: float, last_line: int | None) -> None:
@@ -702,12 +713,10 @@ def iter_trace_chunks(path: str | Path, chunksize: int = DEFAULT_CHUNKSIZE, form
         yield from _iter_trace_chunks(path, chunksize, format, mapping, failed)
     except FleetError:
         raise
-    except (MemoryError, KeyboardInterrupt, GeneratorExit):
-        raise
     except OSError as exc:
-        raise TraceError(f"cannot read: {exc.strerror or exc}", path=path) from None
-    except Exception as exc:  # noqa: BLE001
-        raise TraceError(f"could not read the trace ({type(exc).__name__}: {exc})", path=path) from None
+        raise TraceError(f"cannot read: {exc.strerror or exc}", path=path) from exc
+    except _malformed_input_errors() as exc:
+        raise TraceError(f"could not read the trace ({type(exc).__name__}: {exc})", path=path) from exc
 
 
 def _iter_trace_chunks(path, chunksize, format, mapping, failed) -> Iterator[pd.DataFrame]:
@@ -752,7 +761,7 @@ def _iter_trace_chunks(path, chunksize, format, mapping, failed) -> Iterator[pd.
                           attrs, id_offset=n)
         n += len(chunk)
         yield chunk
-    if t0_ns is None:
+    if t0_ns is None or prev_last is None:
         raise TraceError("no requests in the file", path=path, line=2,
                          expected="at least one data row after the header")
     _check_plausible(path, m.unit, m.arrival, n, (prev_last - t0_ns) / 1e9, last_line)
@@ -966,6 +975,7 @@ def sample(df: pd.DataFrame, n: int | None = None, frac: float | None = None, se
         if not 0 <= frac <= 1:
             raise TraceError(f"frac must be in [0, 1], got {frac}")
         n = int(round(frac * total))
+    assert n is not None        # exactly one of n and frac (checked above)
     if not 0 <= int(n) <= total:
         raise TraceError(f"cannot sample {n} of {total} requests", expected=f"0 <= n <= {total}")
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fleet.account import (
+from fleet.accounting import (
     J_PER_KWH,
     J_PER_MWH,
     S_PER_YEAR,
@@ -197,7 +197,7 @@ def test_llmcarbon_formulas_on_a_hand_computed_case(shared_data):
     v100_kg = float(hw.loc["V100", "unit (cm2 or GB)"] * hw.loc["V100", "CPA (kgCO2/cm2 or GB)"])
     # per node, LLMCarbon's CO2e_chip column (its "others" row reads 148.2, not 111.6 x 1.2)
     node_kg = float(sum(hw.loc[k, "CO2e_chip (kgCO2eq)"] for k in ("CPU", "DRAM", "SSD", "others")))
-    from fleet.account import SERVER_EMBODIED_KGCO2E
+    from fleet.accounting import SERVER_EMBODIED_KGCO2E
     assert SERVER_EMBODIED_KGCO2E == pytest.approx(node_kg, rel=1e-9)   # our constant is theirs
 
     devices, power_w, hours, pue, ci = 16, 300.0, 10.0, 1.1, 429.0   # 2 nodes of 8 V100

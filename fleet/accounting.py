@@ -59,7 +59,7 @@ class Metric:
     note: str = ""
 
     def as_dict(self) -> dict:
-        v = self.value
+        v: object = self.value
         if isinstance(v, (np.floating, np.integer)):
             v = v.item()
         if isinstance(v, float) and not math.isfinite(v):
@@ -112,7 +112,7 @@ class SignalInput:
             try:
                 return np.asarray(sig.bind(t0, _store=False).mean_over(off, off + 3600.0), dtype=float)
             except FleetError as exc:
-                raise FleetError(f"{self.description}: {exc}") from None
+                raise FleetError(f"{self.description}: {exc}") from exc
         if not isinstance(self.values, pd.Series):
             return np.full(len(times_utc), float(self.values))
         s = self.values.sort_index()
