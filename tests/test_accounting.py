@@ -242,3 +242,27 @@ def test_grid_signal_inputs_give_exact_hourly_means():
     assert list(h["carbon_intensity_g_per_kwh"]) == pytest.approx([vals[40:44].mean(), vals[44:48].mean()])
     assert acc.value("carbon.operational") == pytest.approx(
         (h["facility_energy_j"] / J_PER_KWH * h["carbon_intensity_g_per_kwh"]).sum(), rel=1e-12)
+
+
+def test_statistics_tables_slo_attainment_and_peaks_by_hour():
+    import pandas as pd
+
+    from fleet.accounting import SLO, peaks_against_budgets, slo_attainment
+
+    req = pd.DataFrame({"model": ["m", "m", "m", "n"], "pool": ["a", "a", "b", "a"],
+                        "status": ["completed", "completed", "running", "completed"],
+                        "arrival_s": [10.0, 3700.0, 3800.0, 20.0], "ttft_s": [0.1, 3.0, float("nan"), 0.2],
+                        "tpot_s": [0.01, 0.01, float("nan"), 0.5], "e2e_s": [1.0, 5.0, float("nan"), 9.0]})
+    slo = {"m": SLO(ttft_s=1.0, tpot_s=0.05), "n": SLO(tpot_s=0.1)}
+    t = slo_attainment(req, slo, by=("model", "hour"))
+    got = {(r.model, r.hour): (r.requests, r.met) for r in t.itertuples()}
+    # hour 0: m met (0.1 s, 10 ms); hour 1: m missed TTFT (3 s) and one still running; n missed TPOT
+    assert got == {("m", 0): (1, 1), ("m", 1): (2, 0), ("n", 0): (1, 0)}
+    assert list(slo_attainment(req, slo, by=("hour",), hours=1)["requests"]) == [4]
+    power = pd.DataFrame({"time_s": [0.0, 60.0, 3600.0, 0.0], "level": ["site", "site", "site", "row"],
+                          "node": ["site", "site", "site", "row0"], "power_w": [100.0, 300.0, 200.0, 50.0]})
+    p = peaks_against_budgets(power, {"site": 250.0, "row0": 40.0})
+    assert p.to_dict("records") == [
+        {"node": "site", "hour": 0, "peak_w": 300.0, "budget_w": 250.0},
+        {"node": "site", "hour": 1, "peak_w": 200.0, "budget_w": 250.0},
+        {"node": "row0", "hour": 0, "peak_w": 50.0, "budget_w": 40.0}]

@@ -244,42 +244,6 @@ def calibrate_utilisation(profile, model: str, rps_model: float, max_batch: int,
 
 
 # ==================================================================================== verify
-def hourly_attainment(sim, slo: dict[str, Any], hours: int) -> pd.DataFrame:
-    """SLO attainment per (engine pool, model, hour of arrival): requests, met, attainment."""
-    from ..accounting import SLO, slo_met
-
-    req = sim.requests
-    cols = ["engine_pool", "model", "hour", "requests", "met", "attainment"]
-    if not len(req):
-        return pd.DataFrame(columns=cols)
-    s = {m: SLO(ttft_s=v[0] or math.inf, tpot_s=v[1] or math.inf, e2e_s=math.inf) for m, v in slo.items()}
-    met = slo_met(req, s)
-    ep = req["engine_pool"].astype(str) if "engine_pool" in req else req["pool"].astype(str)
-    df = pd.DataFrame({"engine_pool": ep.to_numpy(), "model": req["model"].astype(str).to_numpy(),
-                       "hour": np.minimum((req["arrival_s"].to_numpy(float) // 3600).astype(np.int64), hours - 1),
-                       "met": met.astype(np.int64)})
-    g = df.groupby(["engine_pool", "model", "hour"], sort=True)["met"].agg(["size", "sum"]).reset_index()
-    g.columns = ["engine_pool", "model", "hour", "requests", "met"]
-    g["attainment"] = g["met"] / g["requests"]
-    return g[cols]
-
-
-def hourly_peaks(sim, budgets: dict[str, float], hours: int) -> pd.DataFrame:
-    """Peak telemetry power per budgeted node ('site', rows) and hour, against its budget."""
-    p = sim.power
-    rows = []
-    for node, budget in budgets.items():
-        level = "site" if node == "site" else "row"
-        sel = p[(p["level"].astype(str) == level) & (p["node"].astype(str) == node)]
-        if not len(sel):
-            continue
-        h = np.minimum((sel["time_s"].to_numpy(float) // 3600).astype(np.int64), hours - 1)
-        peaks = pd.Series(sel["power_w"].to_numpy(float)).groupby(h).max()
-        for hour, pk in peaks.items():
-            rows.append({"node": node, "hour": int(hour), "peak_w": float(pk), "budget_w": float(budget)})
-    return pd.DataFrame(rows, columns=["node", "hour", "peak_w", "budget_w"])
-
-
 def apply(sc, ctx: Context, plan: op.OperatePlan):
     """The planned scenario: caps and schedule written back, re-validated."""
     updates: dict[str, Any] = {}
@@ -307,6 +271,7 @@ def decisions_table(sc, ctx: Context, plan: op.OperatePlan) -> list[dict]:
 def plan_and_verify(sc, spec=None, *, log: Callable[[str], None] | None = None, baseline: bool = True,
                     time_limit_s: float | None = None):
     """Plan, apply, simulate, verify and tighten (module docstring); a :class:`PlanOutcome`."""
+    from ..accounting import SLO, peaks_against_budgets, slo_attainment
     from ..run import simulate_step
     from . import PlanOutcome
 
@@ -342,8 +307,9 @@ def plan_and_verify(sc, spec=None, *, log: Callable[[str], None] | None = None, 
         say(f"round {k + 1}: {sol.status}, objective {sol.objective:.6g} {sol.objective_unit}, gap {sol.gap:.2%}, "
             f"caps {plan.caps}")
         sim = simulate_step(planned_sc, quiet=True)
-        att = hourly_attainment(sim, ctx.slo, ctx.hours)
-        peaks = hourly_peaks(sim, budgets, ctx.hours)
+        slo = {m: SLO(ttft_s=v[0] or math.inf, tpot_s=v[1] or math.inf, e2e_s=math.inf) for m, v in ctx.slo.items()}
+        att = slo_attainment(sim.requests, slo, by=("engine_pool", "model", "hour"), hours=ctx.hours)
+        peaks = peaks_against_budgets(sim.power, budgets, hours=ctx.hours)
         by_model = att.groupby(["model", "hour"])[["requests", "met"]].sum().reset_index()
         by_model["attainment"] = by_model["met"] / by_model["requests"]
         bad = by_model[by_model["attainment"] < spec.slo_target]
