@@ -197,10 +197,11 @@ def plan_step(scenario: Scenario, frontiers: Frontiers) -> PlanDecisions:
 
 
 # ------------------------------------------------------------------------------ simulate
-def simulate_step(scenario: Scenario, *, quiet: bool = False):
+def simulate_step(scenario: Scenario, *, quiet: bool = False, mode: str | None = None):
     """The simulation of the scenario as written (after the plan step), with the what-if part's
     profiles if there is one.  Its own progress bar follows ``simulation.progress`` and is off
-    when ``quiet`` or under CI."""
+    when ``quiet`` or under CI.  ``fleet run`` and ``fleet simulate`` both simulate through here,
+    so a scenario's what-if part applies to both; ``mode`` overrides ``simulation.mode``."""
     from . import sim as _sim
 
     simulate = getattr(_sim, "simulate", None)
@@ -212,6 +213,8 @@ def simulate_step(scenario: Scenario, *, quiet: bool = False):
         kw["profile_factory"] = factory
     if not progress_enabled(quiet):
         kw["progress"] = False
+    if mode is not None:
+        kw["mode"] = mode
     return simulate(scenario, **kw)
 
 

@@ -26,6 +26,11 @@ DEFAULT_UTILIZATION = 0.75
 DP_OVERLAP = 0.7
 
 
+def exposed_link_share(t_exposed_s: float, t_overlapped_s: float) -> float:
+    """Share of a step's link energy spent in the exposed-communication phase (by time)."""
+    return t_exposed_s / max(t_exposed_s + t_overlapped_s, 1e-12)
+
+
 def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: int | None = None,
                       seq_len: int = 4096, precision: str = "bf16", tp: int | None = None, pp: int | None = None,
                       recompute: bool = False, utilization: float | None = None, pue: float = 1.2,
@@ -33,16 +38,25 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
                       calibrated: bool = False) -> dict:
     """Time (s), GPU and facility energy (J), operational carbon (gCO2e) of training ``model``
     on ``tokens`` tokens with ``gpus`` accelerators; plus the largest micro-batch that fits."""
+    import math
+
+    from ..limits import MAX_SEQ_LEN, MAX_TRAINING_GPUS
+
     m = _get_model(model)
     acc = build_accelerator(gpu, calibrated=calibrated)
     llm = _llm()
     n = int(gpus)
-    if n < 1:
-        raise ConfigurationError(f"--gpus must be >= 1, got {gpus}")
-    if tokens <= 0:
-        raise ConfigurationError(f"--tokens must be > 0, got {tokens}")
-    if not (0.0 < pue < 3.0):
+    if not 1 <= n <= MAX_TRAINING_GPUS:
+        raise ConfigurationError(f"--gpus must be in [1, {MAX_TRAINING_GPUS:,}], got {gpus:,}")
+    if not (math.isfinite(tokens) and tokens > 0):
+        raise ConfigurationError(f"--tokens must be a finite number > 0, got {tokens}")
+    if not 1 <= int(seq_len) <= MAX_SEQ_LEN:
+        raise ConfigurationError(f"--seq-len must be in [1, {MAX_SEQ_LEN:,}] tokens, got {seq_len}")
+    if not (1.0 <= pue < 3.0):
         raise ConfigurationError(f"PUE {pue} is implausible; expected 1.0 <= PUE < 3")
+    if not (math.isfinite(carbon_intensity_g_per_kwh) and carbon_intensity_g_per_kwh >= 0):
+        raise ConfigurationError(f"carbon intensity must be a finite number >= 0 gCO2e/kWh, "
+                                 f"got {carbon_intensity_g_per_kwh}")
     u = DEFAULT_UTILIZATION if utilization is None else float(utilization)
     if not (0.0 < u <= 1.0):
         raise ConfigurationError(f"utilization {u} must be in (0, 1]")
@@ -84,12 +98,24 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
     t_dp = (1.0 - DP_OVERLAP) * (cost.dp_comm_bytes / n / bw_pd + cost.dp_messages * lat_pd)
     e_comm = cost.tp_comm_bytes * nv_j + (cost.pp_comm_bytes + cost.dp_comm_bytes) * j_pd
     work = WorkArrays(flops=cost.flops / u, lin_bytes=cost.hbm_bytes, kv_bytes=0.0, steps=0.0)
-    # the utilisation factor stretches compute time; its energy is charged for the real FLOPs only
+    # the utilisation factor stretches compute time; its energy is charged for the real FLOPs only.
+    # An uncapped GPU is limited by its TDP: no phase of a step draws more than the cap.
     kw = {} if power_cap_w is None else {"cap_w": float(power_cap_w)}
+    cap_gpu = float(power_cap_w) if power_cap_w is not None else float(acc.tdp_w)
     op = evaluate(work, dev, **kw)
-    t_step = float(op.time_s) + t_tp + t_pp + t_dp
     e_compute = float(op.compute_j) * u
-    e_static = float(op.static_j) / float(op.time_s) * t_step
+    p_static = float(op.static_j) / float(op.time_s)
+    t_exposed = t_tp + t_pp + t_dp
+    # the compute phase carries the overlapped share of the link energy (the exposed share is the
+    # low-power phase at the end of the step, see fleet.frontier.training); where that lifts the
+    # phase above the cap, the power limit stretches it (static power over the longer phase)
+    exposed_share = exposed_link_share(t_exposed, DP_OVERLAP * cost.dp_comm_bytes / n / bw_pd)
+    t_compute = float(op.time_s)
+    e_dyn = e_compute + float(op.memory_j) + e_comm * (1.0 - exposed_share)
+    if e_dyn / t_compute + p_static > n * cap_gpu:
+        t_compute = e_dyn / (n * cap_gpu - p_static)
+    t_step = t_compute + t_exposed
+    e_static = p_static * t_step
     e_step = e_compute + float(op.memory_j) + e_comm + e_static
     steps = float(tokens) / step_tokens
     e_gpu = e_step * steps
@@ -104,6 +130,7 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
         "gpu_energy_j": e_gpu, "gpu_energy_mwh": e_gpu / 3.6e9,
         "facility_energy_j": e_fac, "facility_energy_mwh": e_fac / 3.6e9, "pue": pue,
         "avg_power_w": e_step / t_step,
+        "power_cap_w": cap_gpu,
         "carbon_intensity_g_per_kwh": carbon_intensity_g_per_kwh,
         "operational_co2e_t": e_fac / 3.6e6 * carbon_intensity_g_per_kwh / 1e6,
         "breakdown_j": {"compute": e_compute * steps, "memory": float(op.memory_j) * steps,

@@ -44,7 +44,7 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     GPU (None: uncapped).
     """
     from ..catalog import get_model
-    from .train_estimate import DP_OVERLAP, training_estimate
+    from .train_estimate import DP_OVERLAP, exposed_link_share, training_estimate
 
     gpus = int(gpus)
     if gpus < 1:
@@ -74,9 +74,15 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     static_w = float(est["breakdown_j"]["static"]) / step_t
     e_link = float(est["breakdown_j"]["interconnect"])
     # the exposed phase: static power plus the exposed share of the link energy
-    exposed_share = t_comm / max(t_comm + DP_OVERLAP * cost.dp_comm_bytes / gpus / bw_pd, 1e-12)
+    exposed_share = exposed_link_share(t_comm, DP_OVERLAP * cost.dp_comm_bytes / gpus / bw_pd)
     p_comm = static_w + (e_link * exposed_share / t_comm if t_comm > 0 else 0.0)
     p_comp = (step_e - p_comm * t_comm) / (step_t - t_comm)
+    cap_total = gpus * float(est["power_cap_w"])
+    if p_comp > cap_total * (1.0 + 1e-9):
+        # only when the exposed phase was clipped above: the power limit stretches the compute
+        # phase (same energy), so no phase draws more than the cap
+        step_t = t_comm + (step_e - p_comm * t_comm) / cap_total
+        p_comp = cap_total
     if p_comm > p_comp:            # never a "dip" above the compute power
         p_comm = p_comp
     comm_frac = t_comm / step_t
@@ -88,7 +94,7 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     ckpt_steps = max(1, int(round(checkpoint_interval_s / step_t))) if checkpoint_interval_s > 0 else 0
     prof = TrainingProfile(
         model=spec.name, accelerator=acc.name, gpus=gpus, precision=precision,
-        power_cap_w=float(power_cap_w if power_cap_w is not None else acc.power_max_w),
+        power_cap_w=float(power_cap_w if power_cap_w is not None else acc.tdp_w),
         step_time_s=step_t, step_energy_j=step_e, tokens_per_step=tokens,
         comm_fraction=comm_frac, comm_power_fraction=comm_pf,
         checkpoint_interval_steps=ckpt_steps, checkpoint_time_s=ckpt_t,
