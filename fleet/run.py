@@ -428,6 +428,11 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
     try:
         bar.start("load scenario")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if report and out_root is not None:     # refuse a bad output location before the work
+            from ._io import check_output_dir
+            from .report import REPORT_MARKER
+
+            check_output_dir(Path(out_root) / sc.name, REPORT_MARKER)
         bar.sub(sc.name)
         bar.start("build frontiers")
         frontiers = build_frontiers(sc)

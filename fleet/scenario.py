@@ -21,7 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from ._yaml import StrictLoader, parse_yaml
-from .errors import ScenarioError
+from .errors import ScenarioError, fmt_value
 from .limits import MAX_BATCH, MAX_FLEET_GPUS, MAX_JOBS, MAX_REQUESTS
 
 
@@ -81,7 +81,7 @@ def format_validation_error(exc: ValidationError, path: str | Path | None) -> Sc
             msg = "unknown key"
         got = err.get("input")
         if err.get("type") != "extra_forbidden" and not isinstance(got, (dict, list)):
-            msg += f", got {got!r}"
+            msg += f", got {fmt_value(got)}"
         lines.append((_yaml_path(loc), msg))
     first_field, first_msg = lines[0]
     text = first_msg
@@ -583,7 +583,7 @@ def _format_errors(exc: ValidationError, path: str | Path | None) -> ScenarioErr
             got = err.get("input")
             if err.get("type") not in ("missing",) and not isinstance(got, (dict, list)) \
                     and not isinstance(got, BaseModel):
-                msg += f", got {got!r}"
+                msg += f", got {fmt_value(got)}"
         lines.append((_yaml_path(loc), msg))
     # one line per distinct path (unions report the same field several times)
     seen, uniq = set(), []

@@ -41,6 +41,9 @@ def _span_s(sig) -> float:
 def cmd_inspect(args) -> int:
     from ..grid.summary import format_summary, plot_signal, summarize
 
+    if args.plot:
+        from .._io import check_output_file
+        check_output_file(args.plot)
     sig = _load(args)
     if args.resample is not None:
         from ..errors import GridError

@@ -31,7 +31,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from ..scenario import load_scenario
     from ..sim import save_result
 
+    from .._io import check_output_dir
+    from ..sim.assemble import SIM_MARKER
+
     sc = load_scenario(args.scenario)
+    check_output_dir(args.output, SIM_MARKER)       # before the work, not after
     quiet = bool(getattr(args, "quiet", False))
     log.info("simulating %s (%s mode)", sc.name, args.mode or sc.simulation.mode)
     # the same path as `fleet run` (what-if part included)

@@ -133,6 +133,9 @@ def plot_trace(df, path: str | Path, title: str = "") -> Path:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..workload.traces import read_trace, trace_stats
 
+    if args.plot:
+        from .._io import check_output_file
+        check_output_file(args.plot)
     df = read_trace(args.path, format=args.format)
     st = trace_stats(df)
     if args.plot:
@@ -147,6 +150,9 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ..workload.synth import AZURE_CONV_LOGNORMAL, EmpiricalTokens, LognormalTokens, synth_trace
     from ..workload.traces import read_trace, trace_stats, write_trace
 
+    from .._io import check_output_file
+
+    check_output_file(args.output)
     if args.tokens_from:
         tokens = EmpiricalTokens.from_trace(read_trace(args.tokens_from))
     elif args.lognormal:
@@ -178,8 +184,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from ..errors import FleetError
     from ..workload.jobs import generate_jobs, write_jobs
 
+    from .._io import check_output_file
+
     if args.n is None and args.days is None:
         raise FleetError("fleet trace jobs needs --n or --days")
+    check_output_file(args.output)
     df = generate_jobs(n=args.n, horizon_s=args.days * 86400.0 if args.days is not None else None,
                        cluster=args.cluster, seed=args.seed,
                        rate_per_s=args.rate_per_hour / 3600.0 if args.rate_per_hour else None,

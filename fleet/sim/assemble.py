@@ -47,6 +47,8 @@ from .result import POOL_COLUMNS, JOB_COLUMNS, SimResult
 DRAIN_S = 120.0
 #: largest (gpu nodes x telemetry intervals) table built (about 1 GB per float64 array)
 MAX_TELEMETRY_CELLS = 120_000_000
+#: every ``fleet simulate`` output folder holds this file: a folder without it is not replaced
+SIM_MARKER = "meta.json"
 #: model trained by jobs that name none
 DEFAULT_TRAINING_MODEL = "llama-3.1-8b"
 
@@ -229,6 +231,12 @@ def _horizon(sc, demand_end: float, jobs_end: float, dt: float, drain: bool = Tr
             raise ScenarioError("no demand to simulate and no horizon: give simulation.horizon_s",
                                 path=sc.path, field="simulation.horizon_s")
         h = end + (DRAIN_S if drain else 0.0)
+    if dt > h * (1.0 + 1e-9):
+        # stretching the horizon to one interval would inflate energy, cost and carbon
+        what = "horizon_s" if sc.simulation.horizon_s is not None else "the end of the demand (no horizon_s)"
+        raise ScenarioError(f"the telemetry interval ({dt:g} s{', fluid mode steps at least an hour' if not drain else ''}) "
+                            f"is longer than the simulated time ({h:g} s, {what}); expected an interval <= the "
+                            f"horizon", path=sc.path, field="simulation.telemetry_interval_s")
     return math.ceil(h / dt - 1e-9) * dt
 
 
@@ -516,7 +524,7 @@ def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") ->
               "pools": result.pools, "jobs": result.jobs}
     if result.series is not None:
         tables["series"] = result.series
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, marker=SIM_MARKER) as tmp:
         for name, df in tables.items():
             df = df.copy()
             for c in df.columns:

@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import FleetError, TraceError
+from ..errors import FleetError, TraceError, fmt_value
 
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "submit_s", "gpus", "model", "tokens", "duration_s", "priority",
                                 "deadline_s", "deferrable", "fail_at_s", "checkpoint_interval_s")
@@ -376,7 +376,7 @@ def validate_jobs(df: pd.DataFrame, source: str | Path | None = None) -> pd.Data
         idx = np.flatnonzero(np.asarray(mask))
         if idx.size:
             i = int(idx[0])
-            raise TraceError(f"{what}: {df[col].iloc[i]!r}", path=src, line=i + 2, column=col, expected=expected)
+            raise TraceError(f"{what}: {fmt_value(df[col].iloc[i])}", path=src, line=i + 2, column=col, expected=expected)
 
     sub = df["submit_s"].to_numpy(dtype=np.float64)
     bad(~np.isfinite(sub) | (sub < 0), "submit_s", "bad submit time", "seconds >= 0")
@@ -464,7 +464,7 @@ def read_jobs(path: str | Path) -> pd.DataFrame:
             ok = vals.isin(["true", "false", "1", "0"])
             if not ok.all():
                 i = int(np.flatnonzero(~ok.to_numpy())[0])
-                raise TraceError(f"not a boolean: {s.iloc[i]!r}", path=path, line=int(lines[i]), column=c,
+                raise TraceError(f"not a boolean: {fmt_value(s.iloc[i])}", path=path, line=int(lines[i]), column=c,
                                  expected="true or false")
             out[c] = vals.isin(["true", "1"]).to_numpy()
         else:
