@@ -17,6 +17,24 @@ class FleetError(Exception):
     exit_code = 2
 
 
+def fmt_value(v) -> str:
+    """A value as an error message shows it: numbers plainly (``212471.399``, never
+    ``np.float64(212471.399)``), text quoted, anything else as ``repr``."""
+    item = getattr(v, "item", None)
+    if item is not None and type(v).__module__ == "numpy":
+        try:
+            v = item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(v, bool) or v is None:
+        return repr(v)
+    if isinstance(v, float):
+        return repr(v) if v != v or v in (float("inf"), float("-inf")) else f"{v:.10g}"
+    if isinstance(v, int):
+        return str(v)
+    return repr(v)
+
+
 def _where(path: str | Path | None, line: int | None = None, column: str | None = None) -> str:
     parts = []
     if path is not None:
@@ -71,6 +89,16 @@ class ScenarioError(FleetError):
         self.field = field
         where = ": ".join(p for p in (self.path, field) if p)
         super().__init__(f"{where}: {message}" if where else message)
+
+
+class OutputError(FleetError):
+    """An output location fleet cannot or will not write: ``path`` and the ``reason`` (read-only,
+    full disk, a file where a folder is expected, a name too long, ...)."""
+
+    def __init__(self, reason: str, *, path: str | Path | None = None):
+        self.path = str(path) if path is not None else None
+        self.reason = reason
+        super().__init__(f"{path}: {reason}" if path is not None else reason)
 
 
 class ConfigurationError(FleetError):

@@ -27,7 +27,7 @@ import yaml
 
 from ._io import write_text_atomic
 from .errors import FleetError, ScenarioError
-from .scenario import Expectation, load_scenario, read_yaml
+from .scenario import Expectation, load_scenario, load_yaml_text, read_yaml
 
 #: tolerance when an expectation gives a value and no tolerance
 DEFAULT_REL_TOL = 0.01
@@ -305,7 +305,7 @@ def update_scenario(path: str | Path, metrics: dict[str, tuple[float, str]]) -> 
     sc = load_scenario(path, check=False)
     old = path.read_text(encoding="utf-8")
     new = rewrite_expectations(old, updated_expectations(sc.expectations, metrics))
-    before, after = read_yaml(path), yaml.safe_load(new)
+    before, after = read_yaml(path), load_yaml_text(new, path)
     before.pop("expectations", None)
     after_rest = dict(after)
     after_rest.pop("expectations", None)

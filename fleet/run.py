@@ -189,10 +189,11 @@ def plan_step(scenario: Scenario, frontiers: Frontiers | None = None, *,
 
 
 # ------------------------------------------------------------------------------ simulate
-def simulate_step(scenario: Scenario, *, quiet: bool = False):
+def simulate_step(scenario: Scenario, *, quiet: bool = False, mode: str | None = None):
     """The simulation of the scenario as written (after the plan step), with the what-if part's
     profiles if there is one.  Its own progress bar follows ``simulation.progress`` and is off
-    when ``quiet`` or under CI."""
+    when ``quiet`` or under CI.  ``fleet run`` and ``fleet simulate`` both simulate through here,
+    so a scenario's what-if part applies to both; ``mode`` overrides ``simulation.mode``."""
     from . import sim as _sim
 
     simulate = getattr(_sim, "simulate", None)
@@ -204,6 +205,8 @@ def simulate_step(scenario: Scenario, *, quiet: bool = False):
         kw["profile_factory"] = factory
     if not progress_enabled(quiet):
         kw["progress"] = False
+    if mode is not None:
+        kw["mode"] = mode
     from .siminput import sim_input
 
     return simulate(sim_input(scenario), **kw)
@@ -318,6 +321,11 @@ def run_scenario(scenario: str | Path | Scenario, out_root: str | Path | None = 
     try:
         bar.start("load scenario")
         sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
+        if report and out_root is not None:     # refuse a bad output location before the work
+            from ._io import check_output_dir
+            from .report import REPORT_MARKER
+
+            check_output_dir(Path(out_root) / sc.name, REPORT_MARKER)
         bar.sub(sc.name)
         bar.start("build frontiers")
         frontiers = build_frontiers(sc)

@@ -24,10 +24,11 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
-from .errors import ScenarioError
+from ._yaml import StrictLoader, parse_yaml
+from .errors import ScenarioError, fmt_value
+from .limits import MAX_BATCH, MAX_FLEET_GPUS, MAX_JOBS, MAX_REQUESTS
 
 
 class Strict(BaseModel):
@@ -36,15 +37,35 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=False)
 
 
-class _NoAliasLoader(yaml.SafeLoader):
-    """A safe loader that refuses anchors/aliases (no 'billion laughs')."""
+_NoAliasLoader = StrictLoader     # the name this module used before the loader moved to fleet._yaml
 
-    def compose_node(self, parent, index):  # type: ignore[override]
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
-            raise yaml.YAMLError(f"YAML aliases (*{event.anchor}) are not allowed in a scenario "
-                                 f"(line {event.start_mark.line + 1})")
-        return super().compose_node(parent, index)
+
+def load_yaml_text(text: str, path: str | Path | None = None, what: str = "scenario"):
+    """Parse YAML ``text`` with :class:`fleet._yaml.StrictLoader`; every problem is a ScenarioError."""
+    return parse_yaml(text, path, error=ScenarioError, what=what)
+
+
+def read_text_utf8(path: Path, what: str = "scenario") -> str:
+    """The text of a YAML file, or a ScenarioError that says why it cannot be read."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ScenarioError(f"cannot read the {what} file: {exc.strerror or exc}", path=path) from exc
+    if raw[:2] == b"\x1f\x8b":
+        raise ScenarioError(f"a gzip-compressed file, not a {what} (expected UTF-8 YAML text; decompress it "
+                            f"first)", path=path)
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise ScenarioError(f"UTF-16 text; expected a {what} in UTF-8 (re-save the file as UTF-8)", path=path)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[:exc.start].count(b"\n") + 1
+        raise ScenarioError(f"not UTF-8 text: byte 0x{raw[exc.start]:02x} at line {line} (expected a {what} "
+                            f"in UTF-8; a Latin-1 or binary file must be converted)", path=path) from exc
+    if "\x00" in text:
+        line = text[:text.index("\x00")].count("\n") + 1
+        raise ScenarioError(f"a binary file, not a {what}: NUL byte at line {line}", path=path)
+    return text.removeprefix("\ufeff")
 
 
 def _yaml_path(loc: tuple[Any, ...]) -> str:
@@ -61,11 +82,7 @@ def read_yaml(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise ScenarioError("no such scenario file", path=path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        raise ScenarioError(f"not valid YAML: {exc}", path=path) from exc
+    data = load_yaml_text(read_text_utf8(path), path)
     if not isinstance(data, dict):
         raise ScenarioError("expected a mapping at the top level", path=path)
     return data
@@ -86,8 +103,15 @@ def scenario_hash(data: dict) -> str:
 # each error names its YAML path exactly.
 # =====================================================================================
 
+#: a name used as a file or folder name (reports/<name>/, row and rack labels): letters, digits,
+#: '_', '.', '-', with at least one character that is not a dot ('.' and '..' name folders that
+#: already exist: a report named '.' would replace the whole output folder)
+NAME_PATTERN = r"^[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=100)]
 PosInt = Annotated[int, Field(strict=True, gt=0)]
 NonNegInt = Annotated[int, Field(strict=True, ge=0)]
+#: a random seed: numpy's SeedSequence takes non-negative integers
+Seed = Annotated[int, Field(strict=True, ge=0, le=2**63 - 1)]
 Int = Annotated[int, Field(strict=True)]
 PosFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 NonNegFloat = Annotated[float, Field(ge=0, allow_inf_nan=False)]
@@ -101,6 +125,11 @@ Fraction = Annotated[float, Field(gt=0, le=1)]
 #: 1.8 kW + 8 x 350 W = 4.6 kW at peak.  The split itself is an estimate, not a measurement.
 DEFAULT_STATIC_W_PER_GPU_SLOT = 225.0
 DEFAULT_OVERHEAD_PER_GPU_W = 350.0
+#: Plausibility bounds of the server overhead (W): 10x the defaults above.  A DGX B200 is 14.3 kW
+#: for 8 x 1 kW GPUs, i.e. about 6.3 kW (790 W per GPU) that is not GPU; values far beyond are
+#: typos (kW entered as W) and would dominate every result.
+MAX_SERVER_STATIC_W = 10 * 8 * DEFAULT_STATIC_W_PER_GPU_SLOT
+MAX_OVERHEAD_PER_GPU_W = 10 * DEFAULT_OVERHEAD_PER_GPU_W
 
 
 class ServerSpec(Strict):
@@ -109,8 +138,9 @@ class ServerSpec(Strict):
     ``static_w`` defaults to 225 W per GPU slot (1.8 kW for 8 GPUs), ``per_gpu_w`` to 350 W.
     """
 
-    static_w: NonNegFloat | None = None
-    per_gpu_w: NonNegFloat = DEFAULT_OVERHEAD_PER_GPU_W
+    static_w: Annotated[float, Field(ge=0, le=MAX_SERVER_STATIC_W, allow_inf_nan=False)] | None = None
+    per_gpu_w: Annotated[float, Field(ge=0, le=MAX_OVERHEAD_PER_GPU_W, allow_inf_nan=False)] = \
+        DEFAULT_OVERHEAD_PER_GPU_W
 
 
 class ServeSpec(Strict):
@@ -123,7 +153,7 @@ class ServeSpec(Strict):
     precision: str = "bf16"
     kv_precision: str | None = None          # None: the activation dtype (bf16; fp32/fp16 stay)
     replicas: PosInt | None = None           # None: the pool's remaining GPUs // tp
-    max_batch: PosInt = 256
+    max_batch: Annotated[int, Field(strict=True, gt=0, le=MAX_BATCH)] = 256
     chunked_prefill: bool = False
     max_prefill_tokens: PosInt | None = None
     ep: PosInt | None = None                 # expert-parallel degree (MoE only; None/1: off; = tp)
@@ -150,12 +180,12 @@ class PoolSpec(Strict):
     in the pool's ``row``; each pool starts a new rack.
     """
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     accelerator: str
     gpus: PosInt
     gpus_per_server: PosInt = 8
     servers_per_rack: PosInt = 4
-    row: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")] = "row0"
+    row: Name = "row0"
     server: ServerSpec = Field(default_factory=ServerSpec)
     power_cap_w: PosFloat | None = None      # per GPU; None = TDP (uncapped)
     role: Literal["serving", "training"] = "serving"
@@ -242,7 +272,7 @@ class SynthSource(Strict):
     rate: PosFloat                            # mean requests per second
     hours: PosFloat = 1.0
     cv: PosFloat = 1.0                        # inter-arrival coefficient of variation (1 = Poisson)
-    seed: Int | None = None                   # None: derived from the scenario seed
+    seed: Seed | None = None                  # None: derived from the scenario seed
     input_tokens: PosFloat | None = None      # mean (tokens)
     output_tokens: PosFloat | None = None     # mean (tokens)
     tokens_cv: PosFloat = 1.0
@@ -273,9 +303,9 @@ class InferenceDemand(Strict):
 class TrainingSynth(Strict):
     """Synthetic training jobs (:mod:`fleet.workload.jobs`)."""
 
-    jobs: PosInt = 10
+    jobs: Annotated[int, Field(strict=True, gt=0, le=MAX_JOBS)] = 10
     hours: PosFloat = 24.0
-    seed: Int | None = None
+    seed: Seed | None = None
     model: str | None = None
     max_gpus: PosInt | None = None
     deferrable_fraction: Annotated[float, Field(ge=0, le=1)] = 0.0
@@ -334,6 +364,16 @@ class SimulationSpec(Strict):
     #: accelerator's idle power, catalog idle_w, measured) or 'off' (powered down: catalog
     #: standby_w per GPU, modelled)
     inactive: Literal["idle", "off"] = "idle"
+
+    @model_validator(mode="after")
+    def _interval_within_horizon(self):
+        if self.horizon_s is not None and self.telemetry_interval_s > self.horizon_s:
+            raise ValueError(f"telemetry_interval_s ({self.telemetry_interval_s:g} s) is longer than "
+                             f"horizon_s ({self.horizon_s:g} s); expected an interval <= the horizon")
+        if self.horizon_s is not None and self.mode == "fluid" and self.horizon_s < 3600.0:
+            raise ValueError(f"fluid mode steps an hour at a time; horizon_s {self.horizon_s:g} s is shorter: "
+                             f"expected horizon_s >= 3600 or a request-level mode")
+        return self
 
 
 # =====================================================================================
@@ -594,6 +634,12 @@ class PlanSpec(Strict):
         return any(getattr(self, k) is not None for k in type(self).model_fields)
 
 
+#: Time stamps are pandas nanosecond times, which end in April 2262; a start before 2200 leaves
+#: room for horizons of decades.  Grid data begins well after 1970.
+START_UTC_MIN = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+START_UTC_MAX = _dt.datetime(2200, 1, 1, tzinfo=_dt.timezone.utc)
+
+
 def _default_start() -> _dt.datetime:
     return _dt.datetime(2023, 6, 1, tzinfo=_dt.timezone.utc)
 
@@ -601,9 +647,9 @@ def _default_start() -> _dt.datetime:
 class Scenario(Strict):
     """A whole scenario.  Load one with :func:`load_scenario`."""
 
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    name: Name
     description: str = ""
-    seed: Int = 0
+    seed: Seed = 0
     start_utc: _dt.datetime = Field(default_factory=_default_start)
     fleet: FleetSpec
     demand: DemandSpec = Field(default_factory=DemandSpec)
@@ -632,7 +678,10 @@ class Scenario(Strict):
     def _aware(cls, v: _dt.datetime) -> _dt.datetime:
         if v.tzinfo is None:
             raise ValueError("expected a time-zone-aware time, e.g. 2023-06-01T00:00:00Z")
-        return v.astimezone(_dt.timezone.utc)
+        v = v.astimezone(_dt.timezone.utc)
+        if not (START_UTC_MIN <= v < START_UTC_MAX):
+            raise ValueError(f"expected a start between {START_UTC_MIN:%Y-%m-%d} and {START_UTC_MAX:%Y-%m-%d}")
+        return v
 
     @property
     def path(self) -> Path | None:
@@ -759,6 +808,9 @@ def _friendly(err: Mapping[str, Any]) -> str | None:
     typ = err.get("type", "")
     ctx = err.get("ctx") or {}
     got = err.get("input")
+    if typ in ("less_than", "less_than_equal") and isinstance(got, (int, float)) and not isinstance(got, bool):
+        bound = ctx.get("lt", ctx.get("le"))
+        return f"expected a number {'<' if typ == 'less_than' else '<='} {bound:,}"
     if typ in ("greater_than", "greater_than_equal") and isinstance(got, (int, float)) \
             and not isinstance(got, bool):
         bound = ctx.get("gt", ctx.get("ge"))
@@ -778,7 +830,9 @@ def _friendly(err: Mapping[str, Any]) -> str | None:
     if typ == "missing":
         return "required key is missing"
     if typ == "string_pattern_mismatch":
-        return "expected a name of letters, digits, '_', '.' or '-'"
+        return "expected a name of letters, digits, '_', '.' or '-', not only dots"
+    if typ == "string_too_long":
+        return f"expected at most {ctx.get('max_length')} characters"
     if typ in ("list_type", "dict_type", "model_type", "model_attributes_type"):
         return {"list_type": "expected a list", "dict_type": "expected a mapping"}.get(typ, "expected a mapping")
     if typ == "value_error":
@@ -799,7 +853,7 @@ def _format_errors(exc: ValidationError, path: str | Path | None) -> ScenarioErr
             got = err.get("input")
             if err.get("type") not in ("missing",) and not isinstance(got, (dict, list)) \
                     and not isinstance(got, BaseModel):
-                msg += f", got {got!r}"
+                msg += f", got {fmt_value(got)}"
         lines.append((_yaml_path(loc), msg))
     # one line per distinct path (unions report the same field several times)
     seen, uniq = set(), []
@@ -927,6 +981,15 @@ def _check_scenario(sc: Scenario) -> None:
     for r in sc.fleet.power.rows:
         if r not in rows:
             raise _err(sc, f"fleet.power.rows.{r}", f"unknown row; the fleet's rows are {sorted(rows)}")
+    racks = rack_names(sc.fleet)
+    for r in sc.fleet.power.racks:
+        if r not in racks:
+            shown = ", ".join(racks[:8]) + (", ..." if len(racks) > 8 else "")
+            raise _err(sc, f"fleet.power.racks.{r}", f"unknown rack; the fleet's racks are {shown} "
+                                                     f"(row/rackN, numbered per row in pool order)")
+    _check_sizes(sc)
+    _check_site(sc)
+    _check_whatif(sc)
     # demand
     for k, d in enumerate(sc.demand.inference):
         where = f"demand.inference[{k}]"
@@ -972,6 +1035,95 @@ def _check_scenario(sc: Scenario) -> None:
                     resolve_model(name)
                 except FleetError as exc:
                     raise _err(sc, fld, _strip_where(exc)) from exc
+
+
+def rack_names(fleet: FleetSpec) -> list[str]:
+    """The racks of the power tree, as :func:`fleet.sim.power.build_tree` numbers them: per row,
+    in pool order, each pool starting a new rack."""
+    out: list[str] = []
+    nxt: dict[str, int] = {}
+    for pool in fleet.pools:
+        n = math.ceil(pool.servers / pool.servers_per_rack)
+        first = nxt.get(pool.row, 0)
+        out += [f"{pool.row}/rack{first + k}" for k in range(n)]
+        nxt[pool.row] = first + n
+    return out
+
+
+def _check_sizes(sc: Scenario) -> None:
+    """Refuse, before anything is allocated, a scenario whose simulation would not fit in memory
+    or finish (limits in :mod:`fleet.limits`)."""
+    total = sum(p.gpus for p in sc.fleet.pools)
+    if total > MAX_FLEET_GPUS:
+        big = max(range(len(sc.fleet.pools)), key=lambda i: sc.fleet.pools[i].gpus)
+        raise _err(sc, f"fleet.pools[{big}].gpus",
+                   f"the fleet has {total:,} GPUs; expected at most {MAX_FLEET_GPUS:,} in one simulation "
+                   f"(fleet.limits.MAX_FLEET_GPUS): simulate a representative slice")
+    if sc.simulation.mode == "fluid":
+        return          # fluid mode never generates every request
+    expected, first = 0.0, None
+    for k, d in enumerate(sc.demand.inference):
+        if d.synth is not None:
+            n = d.synth.rate * d.synth.hours * 3600.0
+            if sc.simulation.horizon_s is not None:
+                n = min(n, d.synth.rate * sc.simulation.horizon_s)
+            expected += n
+            if first is None and n > MAX_REQUESTS / 10:
+                first = k
+    if expected > MAX_REQUESTS:
+        k = first if first is not None else 0
+        raise _err(sc, f"demand.inference[{k}].synth",
+                   f"the demand is about {expected:,.0f} requests; a request-level simulation takes at most "
+                   f"{MAX_REQUESTS:,} (fleet.limits.MAX_REQUESTS): use simulation.mode: fluid, a shorter "
+                   f"horizon (synth.hours, simulation.horizon_s) or a lower rate")
+
+
+def _check_site(sc: Scenario) -> None:
+    """Grid signals: a carbon intensity is never negative; regions are ones fleet knows (even when
+    both signals are constants, a misspelt region is a mistake worth reporting)."""
+    from .errors import FleetError
+
+    site = sc.site
+    ci = site.carbon_intensity
+    if ci is not None and ci.constant is not None and ci.constant < 0:
+        raise _err(sc, "site.carbon_intensity", f"expected a carbon intensity >= 0 gCO2e/kWh, got {ci.constant:g}")
+    if site.pue.constant is not None and site.pue.constant >= 3.0:
+        raise _err(sc, "site.pue", f"expected a PUE between 1 and 3 (facility / IT energy), got {site.pue.constant:g}")
+    from .grid.regions import region
+
+    for fld, name in (("site.region", site.region),
+                      ("site.carbon_intensity.region", ci.region if ci is not None else None),
+                      ("site.price.region", site.price.region if site.price is not None else None),
+                      ("site.pue.region", site.pue.region)):
+        if name is not None:
+            try:
+                region(name)
+            except FleetError as exc:
+                raise _err(sc, fld, _strip_where(exc)) from None
+
+
+def _check_whatif(sc: Scenario) -> None:
+    """A what-if part names device constants that exist and accelerators the catalog knows."""
+    from .errors import FleetError
+
+    if sc.whatif is None:
+        return
+    from difflib import get_close_matches
+
+    from .catalog.device_energy import load_device_constants
+
+    known = [c.name for c in load_device_constants(False).items]
+    for key in sc.whatif.device_constants:
+        if key not in known:
+            close = get_close_matches(key, known, n=3)
+            hint = f"; did you mean {' or '.join(close)}?" if close else \
+                f"; expected a name from fleet/catalog/device_energy.yaml, e.g. {', '.join(known[:4])}"
+            raise _err(sc, f"whatif.device_constants.{key}", f"unknown device constant {key!r}{hint}")
+    for i, a in enumerate(sc.whatif.accelerators or []):
+        try:
+            resolve_accelerator(a)
+        except FleetError as exc:
+            raise _err(sc, f"whatif.accelerators[{i}]", _strip_where(exc)) from None
 
 
 def _nan(x) -> bool:

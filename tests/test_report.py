@@ -162,7 +162,7 @@ def test_files_and_summary_json(run, written):
 def test_failed_report_leaves_no_half_output(run, tmp_path, monkeypatch):
     out = tmp_path / "synthetic"
     out.mkdir()
-    (out / "old.txt").write_text("previous report")
+    (out / "summary.json").write_text("previous report")   # a fleet report (it has its marker)
 
     def boom(_r):
         raise RuntimeError("figure failed")
@@ -173,7 +173,7 @@ def test_failed_report_leaves_no_half_output(run, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_report(run, out, dpi=40)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["synthetic"]
-    assert [p.name for p in out.iterdir()] == ["old.txt"]
+    assert [p.name for p in out.iterdir()] == ["summary.json"]
 
 
 # ------------------------------------------------------------------ rendered pages

@@ -151,7 +151,7 @@ def test_whatif_part_changes_the_profiles_and_bad_names_are_located(tmp_path):
     assert r.analysis.breakdown["memory_j"].iloc[0] < base.analysis.breakdown["memory_j"].iloc[0]
     assert any("what-if" in s for s in r.meta["data_sources"])
     bad = small_scenario(tmp_path, "wibad", whatif={"label": "x", "device_constants": {"memory.nope": 1.0}})
-    with pytest.raises(Exception, match=r"wibad\.yaml: whatif\.device_constants: .*memory\.nope"):
+    with pytest.raises(Exception, match=r"wibad\.yaml: whatif\.device_constants\.memory\.nope: unknown device constant"):
         run_scenario(bad, None, quiet=True)
 
 

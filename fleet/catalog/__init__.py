@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
-import yaml
 
 from ..errors import CatalogError, ConfigurationError
 from ..paths import CATALOG_DIR
@@ -67,8 +66,9 @@ _SOURCE_SUFFIX = "_source"
 def schema() -> dict:
     """The parsed ``schema.yaml``: ``{"accelerators": {...}, "models": {...}, "methods": {...}}``."""
     path = CATALOG_DIR / "schema.yaml"
-    with open(path, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    from .._yaml import parse_yaml
+
+    return parse_yaml(path.read_text(encoding="utf-8"), path, error=CatalogError, what="catalog schema")
 
 
 def catalog_dir() -> Path:

@@ -16,7 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import yaml
 
 from ..errors import CatalogError
 
@@ -107,12 +106,13 @@ class DeviceConstants:
 
 
 def _parse(path: Path, section: str, kinds: Iterable[str]) -> list[Constant]:
+    from .._yaml import parse_yaml
+
     try:
-        doc = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise CatalogError(f"invalid YAML: {exc}", path=path,
-                           line=(mark.line + 1) if mark else None) from exc
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"cannot read the catalog file: {exc}", path=path) from exc
+    doc = parse_yaml(text, path, error=CatalogError, what="catalog file")
     if not isinstance(doc, dict) or not isinstance(doc.get(section), dict):
         raise CatalogError(f"missing mapping {section!r}", path=path, expected=f"a top-level '{section}:' mapping")
     out = []

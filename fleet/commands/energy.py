@@ -17,11 +17,21 @@ import numpy as np
 from ..catalog.device_energy import has_calibration
 from ..catalog.precision import STORAGE
 from ..errors import ConfigurationError
-from ._common import add_json_flag, emit
+from ..limits import MAX_CAPS, MAX_REPLICA_GPUS, MAX_SEQ_LEN, MAX_TRAINING_GPUS
+from ._common import (add_json_flag, emit, float_in, int_in, nonempty, nonneg_float, nonneg_int, positive_float,
+                      positive_int, pue_float)
 
 
 def _f(v) -> float:
     return float(np.asarray(v).ravel()[0])
+
+
+def _check_replica_gpus(args) -> None:
+    """A serving replica is one tensor-parallel group inside a scale-up domain."""
+    if args.gpus > MAX_REPLICA_GPUS:
+        raise ConfigurationError(f"--gpus {args.gpus:,} GPUs in one serving replica; expected at most "
+                                 f"{MAX_REPLICA_GPUS} (a scale-up domain, e.g. an NVL72 rack): a fleet of "
+                                 f"replicas is a scenario (fleet run), or use --train for a training run")
 
 
 def _use_calibrated(args) -> bool:
@@ -43,11 +53,11 @@ def _operating_point(args, calibrated: bool, *, power_cap_w: float | None = None
 def _add_replica_args(p, *, batch: bool = True) -> None:
     p.add_argument("--model", required=True, help="model name or Hugging Face id (fleet models list)")
     p.add_argument("--gpu", required=True, help="accelerator name (fleet hardware list)")
-    p.add_argument("--gpus", type=int, default=1, help="GPUs per replica (tensor parallel degree)")
-    p.add_argument("--precision", default="bf16",
+    p.add_argument("--gpus", type=int_in(1, MAX_TRAINING_GPUS, "a GPU count"), default=1, help="GPUs per replica (tensor parallel degree)")
+    p.add_argument("--precision", type=nonempty, default="bf16",
                    help="weight precision: " + ", ".join(STORAGE) + " (or an alias: bfloat16, float16, e4m3, awq ...)")
-    p.add_argument("--kv-precision", default=None, help="KV-cache precision (default: activation dtype)")
-    p.add_argument("--ep", type=int, default=1,
+    p.add_argument("--kv-precision", type=nonempty, default=None, help="KV-cache precision (default: activation dtype)")
+    p.add_argument("--ep", type=positive_int, default=1,
                    help="expert-parallel degree (MoE only; 1 = off, else equal to --gpus: the experts are split "
                         "over the replica's GPUs, attention stays tensor-parallel, as vLLM --enable-expert-parallel)")
     g = p.add_mutually_exclusive_group()
@@ -111,6 +121,7 @@ def _estimate(args) -> int:
             raise ConfigurationError(f"--{name.replace('_', '-')} is required (or use --train)")
         if getattr(args, name) < 1:
             raise ConfigurationError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    _check_replica_gpus(args)
     from ..frontier.build import make_replica
     from ..frontier.steady import effective_batch, steady_kv_tokens_per_seq, steady_max_batch, steady_state
     op = _operating_point(args, cal, power_cap_w=args.power_cap)
@@ -188,6 +199,9 @@ def _estimate(args) -> int:
 # ------------------------------------------------------------------------------------ frontier
 def _frontier(args) -> int:
     from ..frontier.frontier import build_serving_frontier
+    _check_replica_gpus(args)
+    if args.phase == "prefill" and args.context < 1:
+        raise ConfigurationError(f"--context must be >= 1 prompt token for --phase prefill, got {args.context}")
     cal = _use_calibrated(args)
     fr = build_serving_frontier(_operating_point(args, cal, max_batch=max(args.batch, 1)), n_caps=args.caps)
     if args.phase == "decode" and (args.batch < 1 or args.batch > fr.max_batch):
@@ -299,44 +313,46 @@ def register(sub) -> None:
     p = sub.add_parser("estimate", help="energy, throughput and latency of serving (or training) one model",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_replica_args(p)
-    p.add_argument("--batch", type=int, help="exact running batch (concurrent requests); refused when its "
+    p.add_argument("--batch", type=positive_int, help="exact running batch (concurrent requests); refused when its "
                    "steady-state KV occupancy does not fit")
-    p.add_argument("--max-num-seqs", type=int, default=None,
+    p.add_argument("--max-num-seqs", type=positive_int, default=None,
                    help="vLLM's batch limit: run the largest batch that fits the KV cache, up to N, and report it")
-    p.add_argument("--input-tokens", type=int, help="prompt tokens per request")
-    p.add_argument("--output-tokens", type=int, help="output tokens per request")
-    p.add_argument("--power-cap", type=float, default=None, help="per-GPU power cap (W)")
-    p.add_argument("--sm-clock", type=float, default=None,
+    p.add_argument("--input-tokens", type=positive_int, help="prompt tokens per request")
+    p.add_argument("--output-tokens", type=positive_int, help="output tokens per request")
+    p.add_argument("--power-cap", type=positive_float, default=None, help="per-GPU power cap (W)")
+    p.add_argument("--sm-clock", type=positive_float, default=None,
                    help="locked SM clock (MHz; overrides --power-cap), e.g. 1410 on H100")
     p.add_argument("--train", action="store_true", help="estimate a training run instead of serving")
-    p.add_argument("--tokens", type=float, default=None, help="training tokens D (with --train)")
-    p.add_argument("--seq-len", type=int, default=4096, help="training sequence length (with --train)")
-    p.add_argument("--utilization", type=float, default=None,
+    p.add_argument("--tokens", type=positive_float, default=None, help="training tokens D (with --train)")
+    p.add_argument("--seq-len", type=int_in(1, MAX_SEQ_LEN, "a sequence length"), default=4096,
+                   help="training sequence length (with --train)")
+    p.add_argument("--utilization", type=float_in(0.0, 1.0, lo_open=True, what="a fraction"), default=None,
                    help="achieved fraction of attainable matmul throughput in training "
                         "(default: the calibrated TRAIN_GEMM_EFFICIENCY)")
-    p.add_argument("--tp", type=int, default=None, help="training: tensor-parallel degree (default: searched)")
-    p.add_argument("--pp", type=int, default=None, help="training: pipeline stages (uneven allowed; default: searched)")
-    p.add_argument("--dp", type=int, default=None, help="training: data-parallel degree (default: searched)")
+    p.add_argument("--tp", type=positive_int, default=None, help="training: tensor-parallel degree (default: searched)")
+    p.add_argument("--pp", type=positive_int, default=None,
+                   help="training: pipeline stages (uneven allowed; default: searched)")
+    p.add_argument("--dp", type=positive_int, default=None, help="training: data-parallel degree (default: searched)")
     p.add_argument("--zero", type=int, default=None, choices=(0, 1, 2, 3),
                    help="training: ZeRO stage (default: searched)")
     p.add_argument("--recompute", choices=("on", "off", "auto"), default=None,
                    help="training: activation recomputation (default auto: searched)")
-    p.add_argument("--global-batch-tokens", type=int, default=None,
+    p.add_argument("--global-batch-tokens", type=positive_int, default=None,
                    help="training: tokens per optimizer step (default 4M)")
-    p.add_argument("--network-gbs", type=float, default=None,
+    p.add_argument("--network-gbs", type=positive_float, default=None,
                    help="training: scale-out bandwidth per GPU, GB/s one way (default: device constant)")
-    p.add_argument("--pue", type=float, default=1.2, help="power usage effectiveness (facility / IT energy)")
-    p.add_argument("--carbon-intensity", type=float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
+    p.add_argument("--pue", type=pue_float, default=1.2, help="power usage effectiveness (facility / IT energy)")
+    p.add_argument("--carbon-intensity", type=nonneg_float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
     add_json_flag(p)
     p.set_defaults(func=_estimate)
 
     p = sub.add_parser("frontier", help="time-energy Pareto points of a decode iteration over power caps")
     _add_replica_args(p)
-    p.add_argument("--batch", type=int, default=64, help="running batch")
-    p.add_argument("--context", type=int, default=1024,
+    p.add_argument("--batch", type=positive_int, default=64, help="running batch")
+    p.add_argument("--context", type=nonneg_int, default=1024,
                    help="context tokens per sequence (decode) or prompt tokens (prefill)")
     p.add_argument("--phase", choices=("decode", "prefill"), default="decode", help="unit of work")
-    p.add_argument("--caps", type=int, default=11, help="number of caps from the min to the max limit")
+    p.add_argument("--caps", type=int_in(2, MAX_CAPS, "a number of caps"), default=11, help="number of caps from the min to the max limit")
     add_json_flag(p)
     p.set_defaults(func=_frontier)
 

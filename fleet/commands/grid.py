@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ._common import add_json_flag, emit
+from ._common import add_json_flag, emit, out_path, positive_float
 
 
 def _load(args):
@@ -31,11 +31,29 @@ def _load(args):
                        interpolation=args.interpolation)
 
 
+def _span_s(sig) -> float:
+    """Seconds from the signal's first to its last stamp."""
+    if len(sig.index) < 2:
+        return 0.0
+    return float((sig.index[-1] - sig.index[0]).total_seconds())
+
+
 def cmd_inspect(args) -> int:
     from ..grid.summary import format_summary, plot_signal, summarize
 
+    if args.plot:
+        from .._io import check_output_file
+        check_output_file(args.plot)
     sig = _load(args)
-    if args.resample:
+    if args.resample is not None:
+        from ..errors import GridError
+        from ..limits import MAX_SIGNAL_POINTS
+
+        n = _span_s(sig) / float(args.resample)
+        if n > MAX_SIGNAL_POINTS:
+            raise GridError(f"--resample {args.resample:g} s over {_span_s(sig):,.0f} s makes {n:,.0f} points; "
+                            f"expected at most {MAX_SIGNAL_POINTS:,} (fleet.limits.MAX_SIGNAL_POINTS): use a "
+                            f"longer interval", path=args.path)
         if sig.gaps():
             sig = sig.fill_gaps("ffill")
         sig = sig.resample(float(args.resample))
@@ -116,9 +134,9 @@ def register(sub) -> None:
     i.add_argument("--time-column", dest="time_column", default=None, help="generic files: the time column")
     i.add_argument("--column", default=None, help="generic files: the value column")
     i.add_argument("--interpolation", default=None, choices=["step", "linear"], help="override (default step)")
-    i.add_argument("--resample", default=None, type=float, metavar="SECONDS",
+    i.add_argument("--resample", default=None, type=positive_float, metavar="SECONDS",
                    help="time-mean resample to this interval first (gaps filled forward)")
-    i.add_argument("--plot", default=None, metavar="OUT.png", help="write a PNG of the series and its profile")
+    i.add_argument("--plot", type=out_path, default=None, metavar="OUT.png", help="write a PNG of the series and its profile")
     add_json_flag(i)
     i.set_defaults(func=cmd_inspect)
 

@@ -6,7 +6,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from ._common import add_json_flag, emit
+from ._common import add_json_flag, emit, out_path
+
+
+def out_dir_arg(text: str) -> Path:
+    return Path(out_path(text))
 
 
 def _verbosity(p: argparse.ArgumentParser) -> None:
@@ -38,7 +42,7 @@ def register(sub) -> None:
                                    "CSV tables, summary.json).")
     p.add_argument("scenario", type=Path, nargs="?", default=None,
                    help="scenario YAML file (default: the default scenario shipped with fleet)")
-    p.add_argument("-o", "--out", type=Path, default=Path("reports"),
+    p.add_argument("-o", "--out", type=out_dir_arg, default=Path("reports"),
                    help="folder that receives <scenario>/ (default: reports)")
     _verbosity(p)
     add_json_flag(p)
@@ -62,7 +66,7 @@ def register(sub) -> None:
     c.add_argument("--update", action="store_true",
                    help="rewrite the expectations with the actual values (adds a default set where there "
                         "are none) and show the diff")
-    c.add_argument("--report", type=Path, default=None, metavar="DIR",
+    c.add_argument("--report", type=out_dir_arg, default=None, metavar="DIR",
                    help="also write each scenario's report into DIR/<scenario>/")
     _verbosity(c)
     add_json_flag(c)
@@ -81,6 +85,7 @@ def compare_table(summaries: list[dict], metrics: list[str]) -> list[dict]:
     rows = []
     for name in metrics:
         vals = [(s.get("metrics", {}).get(name) or {}).get("value") for s in summaries]
+        vals = [v if isinstance(v, (int, float)) and not isinstance(v, bool) else None for v in vals]
         unit = next(((s.get("metrics", {}).get(name) or {}).get("unit") for s in summaries
                      if name in s.get("metrics", {})), "")
         if all(v is None for v in vals):
@@ -103,9 +108,16 @@ def cmd_compare(args) -> int:
         if not f.is_file():
             raise FleetError(f"{p}: no summary.json (expected a report folder written by fleet run)")
         try:
-            summaries.append(json.loads(f.read_text(encoding="utf-8")))
-        except json.JSONDecodeError as exc:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise FleetError(f"{f}: not valid JSON ({exc})") from exc
+        except OSError as exc:
+            raise FleetError(f"{f}: cannot read ({exc.strerror or exc})") from exc
+        if not isinstance(data, dict) or not isinstance(data.get("metrics", {}), dict) or \
+                not all(isinstance(v, dict) for v in data.get("metrics", {}).values()):
+            raise FleetError(f"{f}: expected a summary.json written by fleet run (an object with a 'metrics' "
+                             f"object of {{value, unit}} entries), got {type(data).__name__}")
+        summaries.append(data)
     rows = compare_table(summaries, args.metric or COMPARE_METRICS)
     names = [s.get("scenario", "?") for s in summaries]
     if args.json:
@@ -151,12 +163,16 @@ def cmd_run(args) -> int:
 def cmd_check(args) -> int:
     from ..regress import check_scenario, scenario_files, update_scenario
 
+    from ..errors import FleetError
+
     _quiet_libraries(args)
     if not args.paths:
         from ..data import DEFAULT_SCENARIO
 
         args.paths = [Path("scenarios"), DEFAULT_SCENARIO]
     files = scenario_files(args.paths)
+    if not files:
+        raise FleetError(f"{', '.join(map(str, args.paths))}: no scenario files (*.yaml, *.yml) to check")
     results, n_bad, n_updated = [], 0, 0
     for f in files:
         res = check_scenario(f, report_dir=args.report, quiet=bool(getattr(args, "quiet", False)),
@@ -186,4 +202,8 @@ def cmd_check(args) -> int:
             print(f"{n_updated} of {checked} scenarios updated, {n_bad} failed to run", flush=True)
         else:
             print(f"{checked} scenarios checked, {n_bad} failed", flush=True)
+    if not args.update and not any(not r.get("skipped") for r in results):
+        print("fleet: nothing checked: no scenario carries expectations (add them with --update)",
+              file=sys.stderr, flush=True)
+        return 1
     return 1 if n_bad else 0

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from ._common import add_json_flag, emit
+from ._common import add_json_flag, emit, out_path
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +18,7 @@ log = logging.getLogger(__name__)
 def register(sub) -> None:
     p = sub.add_parser("simulate", help="simulate a scenario and write its result tables")
     p.add_argument("scenario", help="scenario YAML file")
-    p.add_argument("-o", "--output", required=True, metavar="DIR", help="output directory (replaced atomically)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", type=out_path, help="output directory (replaced atomically)")
     p.add_argument("--mode", choices=["coalesced", "iteration", "fluid"], default=None,
                    help="override simulation.mode (iteration = one event per decode iteration, the reference; fluid = hourly steps)")
     p.add_argument("--format", choices=["parquet", "csv"], default="parquet", help="table format [parquet]")
@@ -28,16 +27,19 @@ def register(sub) -> None:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from ..run import simulate_step
     from ..scenario import load_scenario
-    from ..sim import save_result, simulate
+    from ..sim import save_result
+
+    from .._io import check_output_dir
+    from ..sim.assemble import SIM_MARKER
 
     sc = load_scenario(args.scenario)
-    quiet = getattr(args, "quiet", False)
-    progress = (not quiet) and sys.stderr.isatty()
+    check_output_dir(args.output, SIM_MARKER)       # before the work, not after
+    quiet = bool(getattr(args, "quiet", False))
     log.info("simulating %s (%s mode)", sc.name, args.mode or sc.simulation.mode)
-    from ..siminput import sim_input
-
-    res = simulate(sim_input(sc), mode=args.mode, progress=progress)
+    # the same path as `fleet run` (what-if part included)
+    res = simulate_step(sc, quiet=quiet, mode=args.mode)
     out = save_result(res, args.output, args.format)
     req = res.requests
     summary = {

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ._common import add_json_flag, emit
+from ._common import (add_json_flag, emit, float_in, int_in, nonempty, nonneg_float, out_path, positive_float,
+                      positive_int, seed_int)
+from ..limits import MAX_GENERATED_JOBS
 
 
 def register(sub) -> None:
@@ -20,52 +22,52 @@ def register(sub) -> None:
     pi = tsub.add_parser("inspect", help="summary statistics (and a plot) of a request trace")
     pi.add_argument("path", help="trace file (Azure CSV, Mooncake JSONL, BurstGPT CSV, canonical CSV/Parquet)")
     pi.add_argument("--format", default=None, help="override format detection (azure, mooncake, burstgpt, canonical)")
-    pi.add_argument("--plot", default=None, metavar="PNG", help="write rate-over-time and token histograms here")
+    pi.add_argument("--plot", type=out_path, default=None, metavar="PNG", help="write rate-over-time and token histograms here")
     add_json_flag(pi)
     pi.set_defaults(func=cmd_inspect)
 
     ps = tsub.add_parser("synth", help="generate synthetic requests (deterministic for a seed)")
     ps.add_argument("--profile", required=True, choices=["poisson", "gamma", "diurnal", "servegen"])
-    ps.add_argument("--rate", type=float, required=True, help="mean request rate, requests/s")
-    ps.add_argument("--hours", type=float, required=True, help="length of the trace, hours")
-    ps.add_argument("--seed", type=int, required=True)
-    ps.add_argument("--cv", type=float, default=1.0,
+    ps.add_argument("--rate", type=positive_float, required=True, help="mean request rate, requests/s")
+    ps.add_argument("--hours", type=positive_float, required=True, help="length of the trace, hours")
+    ps.add_argument("--seed", type=seed_int, required=True)
+    ps.add_argument("--cv", type=positive_float, default=1.0,
                     help="coefficient of variation of inter-arrival times (1 = Poisson) [1]")
-    ps.add_argument("--peak-to-trough", type=float, default=2.0, help="diurnal: peak/trough rate ratio [2]")
-    ps.add_argument("--peak-hour", type=float, default=14.0, help="diurnal: hour of the peak [14]")
-    ps.add_argument("--weekend-factor", type=float, default=1.0,
+    ps.add_argument("--peak-to-trough", type=float_in(1.0, what="a ratio"), default=2.0, help="diurnal: peak/trough rate ratio [2]")
+    ps.add_argument("--peak-hour", type=float_in(0.0, 24.0, hi_open=True, what="an hour of the day"), default=14.0, help="diurnal: hour of the peak [14]")
+    ps.add_argument("--weekend-factor", type=positive_float, default=1.0,
                     help="diurnal: Saturday/Sunday rate factor (!= 1 makes a weekly profile) [1]")
-    ps.add_argument("--servegen-model", default="m-large", help="servegen: model class [m-large]")
+    ps.add_argument("--servegen-model", type=nonempty, default="m-large", help="servegen: model class [m-large]")
     ps.add_argument("--servegen-file", default=None, help="servegen: rate CSV [shared data]")
-    ps.add_argument("--start-hour", type=float, default=0.0, help="start this many hours into the profile [0]")
+    ps.add_argument("--start-hour", type=nonneg_float, default=0.0, help="start this many hours into the profile [0]")
     tok = ps.add_mutually_exclusive_group()
     tok.add_argument("--tokens-from", default=None, metavar="TRACE",
                      help="resample (input, output) lengths from this trace")
-    tok.add_argument("--lognormal", nargs=4, type=float, default=None,
+    tok.add_argument("--lognormal", nargs=4, type=float_in(what="a finite number"), default=None,
                      metavar=("IN_MU", "IN_SIGMA", "OUT_MU", "OUT_SIGMA"),
                      help="lognormal token lengths (parameters of ln tokens) [Azure conv fit]")
-    ps.add_argument("--rho", type=float, default=None, help="with --lognormal: correlation of the logs [0]")
-    ps.add_argument("--input-max", type=int, default=None, help="with --lognormal: cap on input tokens")
-    ps.add_argument("--output-max", type=int, default=None, help="with --lognormal: cap on output tokens")
+    ps.add_argument("--rho", type=float_in(-1.0, 1.0, what="a correlation"), default=None, help="with --lognormal: correlation of the logs [0]")
+    ps.add_argument("--input-max", type=positive_int, default=None, help="with --lognormal: cap on input tokens")
+    ps.add_argument("--output-max", type=positive_int, default=None, help="with --lognormal: cap on output tokens")
     ps.add_argument("--model", default=None, help="fill the model column with this name")
-    ps.add_argument("-o", "--output", required=True, help="output .csv or .parquet")
+    ps.add_argument("-o", "--output", type=out_path, required=True, help="output .csv or .parquet")
     add_json_flag(ps)
     ps.set_defaults(func=cmd_synth)
 
     pj = tsub.add_parser("jobs", help="generate a training-job table calibrated to AcmeTrace")
     pj.add_argument("--cluster", default="seren", choices=["seren", "kalos"])
-    pj.add_argument("--n", type=int, default=None, help="number of jobs")
-    pj.add_argument("--days", type=float, default=None, help="submission horizon, days")
-    pj.add_argument("--seed", type=int, required=True)
-    pj.add_argument("--rate-per-hour", type=float, default=None,
+    pj.add_argument("--n", type=int_in(1, MAX_GENERATED_JOBS, "a number of jobs"), default=None, help="number of jobs")
+    pj.add_argument("--days", type=positive_float, default=None, help="submission horizon, days")
+    pj.add_argument("--seed", type=seed_int, required=True)
+    pj.add_argument("--rate-per-hour", type=positive_float, default=None,
                     help="job submissions per hour [the cluster's own rate]")
-    pj.add_argument("--max-gpus", type=int, default=None, help="cap GPUs per job (small fleets)")
-    pj.add_argument("--deferrable-frac", type=float, default=0.3, help="share of deferrable jobs [0.3]")
-    pj.add_argument("--deadline-slack-hours", type=float, default=24.0,
+    pj.add_argument("--max-gpus", type=positive_int, default=None, help="cap GPUs per job (small fleets)")
+    pj.add_argument("--deferrable-frac", type=float_in(0.0, 1.0, what="a fraction"), default=0.3, help="share of deferrable jobs [0.3]")
+    pj.add_argument("--deadline-slack-hours", type=nonneg_float, default=24.0,
                     help="deferrable jobs: deadline slack after the earliest end, hours [24]")
-    pj.add_argument("--checkpoint-interval", type=float, default=1800.0, help="seconds [1800]")
+    pj.add_argument("--checkpoint-interval", type=positive_float, default=1800.0, help="seconds [1800]")
     pj.add_argument("--model", default=None, help="fill the model column with this name [empty]")
-    pj.add_argument("-o", "--output", required=True, help="output CSV")
+    pj.add_argument("-o", "--output", type=out_path, required=True, help="output CSV")
     add_json_flag(pj)
     pj.set_defaults(func=cmd_jobs)
 
@@ -129,6 +131,9 @@ def plot_trace(df, path: str | Path, title: str = "") -> Path:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from ..workload.traces import read_trace, trace_stats
 
+    if args.plot:
+        from .._io import check_output_file
+        check_output_file(args.plot)
     df = read_trace(args.path, format=args.format)
     st = trace_stats(df)
     if args.plot:
@@ -143,16 +148,20 @@ def cmd_synth(args: argparse.Namespace) -> int:
     from ..workload.synth import AZURE_CONV_LOGNORMAL, EmpiricalTokens, LognormalTokens, synth_trace
     from ..workload.traces import read_trace, trace_stats, write_trace
 
+    from .._io import check_output_file
+
+    check_output_file(args.output)
     tokens: EmpiricalTokens | LognormalTokens
     if args.tokens_from:
         tokens = EmpiricalTokens.from_trace(read_trace(args.tokens_from))
     elif args.lognormal:
         a, b, c, d = args.lognormal
-        tokens = LognormalTokens(a, b, c, d, rho=args.rho or 0.0,
-                                 input_max=args.input_max or 131072, output_max=args.output_max or 8192,
+        tokens = LognormalTokens(a, b, c, d, rho=args.rho if args.rho is not None else 0.0,
+                                 input_max=131072 if args.input_max is None else args.input_max,
+                                 output_max=8192 if args.output_max is None else args.output_max,
                                  source=f"lognormal {a} {b} {c} {d}")
     else:
-        if args.rho is not None or args.input_max or args.output_max:
+        if args.rho is not None or args.input_max is not None or args.output_max is not None:
             raise FleetError("--rho/--input-max/--output-max need --lognormal")
         tokens = AZURE_CONV_LOGNORMAL
     if not args.hours > 0:
@@ -174,8 +183,11 @@ def cmd_jobs(args: argparse.Namespace) -> int:
     from ..errors import FleetError
     from ..workload.jobs import generate_jobs, write_jobs
 
+    from .._io import check_output_file
+
     if args.n is None and args.days is None:
         raise FleetError("fleet trace jobs needs --n or --days")
+    check_output_file(args.output)
     df = generate_jobs(n=args.n, horizon_s=args.days * 86400.0 if args.days is not None else None,
                        cluster=args.cluster, seed=args.seed,
                        rate_per_s=args.rate_per_hour / 3600.0 if args.rate_per_hour else None,

@@ -54,7 +54,7 @@ import pandas as pd
 
 from ..catalog.device_energy import DeviceConstants, load_device_constants
 from ..catalog.precision import normalize_precision, valid_precisions
-from ..errors import CatalogError, ConfigurationError, InputError
+from ..errors import CatalogError, ConfigurationError, InputError, fmt_value
 from ..hardware.accelerator import Accelerator
 from ..hardware.calibrate import DEFAULT_FIT_PARAMS, error_summary, fit_constants
 from ..hardware.energy import Device, WorkArrays, evaluate
@@ -159,7 +159,7 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
                   "output_throughput_tok_s"):
             v = r[c]
             if not (isinstance(v, (int, float, np.integer, np.floating)) and np.isfinite(v) and v > 0):
-                raise InputError(f"{c} must be a positive number, got {v!r}", path=path, line=int(i) + 2, column=c)
+                raise InputError(f"{c} must be a positive number, got {fmt_value(v)}", path=path, line=int(i) + 2, column=c)
         tp = int(r["tensor_parallel"])
         ep_flag = int(r.get("expert_parallel", 1) or 1) > 1
         if tp == 1 and int(r["num_gpus"]) > 1:

@@ -228,6 +228,11 @@ def _goodput(ctx: dict, ev: dict) -> dict:
                 f_restart=f_restart, f_lost=f_lost)
 
 
+def exposed_link_share(t_exposed_s: float, t_overlapped_s: float) -> float:
+    """Share of a step's link energy spent in the exposed-communication phase (by time)."""
+    return t_exposed_s / max(t_exposed_s + t_overlapped_s, 1e-12)
+
+
 def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: int | None = None,
                       seq_len: int = 4096, precision: str = "bf16", tp: int | None = None, pp: int | None = None,
                       recompute: bool | None = None, utilization: float | None = None, pue: float = 1.2,
@@ -245,18 +250,27 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
     GEMM efficiency.  ``network_gbs_per_gpu``: the cluster's scale-out bandwidth per GPU, one way
     (GB/s; default the device constant ``link.network_gbs``).  ``failures``: count checkpoints,
     failures and restarts (True) or report the steady state only."""
+    import math
+
+    from ..limits import MAX_SEQ_LEN, MAX_TRAINING_GPUS
+
     m = _get_model(model)
     precision = normalize_precision(precision)
     acc = build_accelerator(gpu, calibrated=calibrated)
     llm = _llm()
     arch = llm.architecture(m)
     n = int(gpus)
-    if n < 1:
-        raise ConfigurationError(f"--gpus must be >= 1, got {gpus}")
-    if tokens <= 0:
-        raise ConfigurationError(f"--tokens must be > 0, got {tokens}")
-    if not (0.0 < pue < 3.0):
+    if not 1 <= n <= MAX_TRAINING_GPUS:
+        raise ConfigurationError(f"--gpus must be in [1, {MAX_TRAINING_GPUS:,}], got {gpus:,}")
+    if not (math.isfinite(tokens) and tokens > 0):
+        raise ConfigurationError(f"--tokens must be a finite number > 0, got {tokens}")
+    if not 1 <= int(seq_len) <= MAX_SEQ_LEN:
+        raise ConfigurationError(f"--seq-len must be in [1, {MAX_SEQ_LEN:,}] tokens, got {seq_len}")
+    if not (1.0 <= pue < 3.0):
         raise ConfigurationError(f"PUE {pue} is implausible; expected 1.0 <= PUE < 3")
+    if not (math.isfinite(carbon_intensity_g_per_kwh) and carbon_intensity_g_per_kwh >= 0):
+        raise ConfigurationError(f"carbon intensity must be a finite number >= 0 gCO2e/kWh, "
+                                 f"got {carbon_intensity_g_per_kwh}")
     k = constants or TrainConstants()
     eta = k.gemm_efficiency if utilization is None else float(utilization)
     if not (0.0 < eta <= 1.0):

@@ -70,6 +70,12 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     t_comm = min(wait_share * step_t, 0.9 * step_t)
     p_comm = gpus * float(est["wait_power_per_gpu_w"])
     p_comp = (step_e - p_comm * t_comm) / (step_t - t_comm)
+    cap_total = gpus * float(est["power_cap_w"])
+    if p_comp > cap_total * (1.0 + 1e-9):
+        # only when the exposed phase was clipped above: the power limit stretches the compute
+        # phase (same energy), so no phase draws more than the cap
+        step_t = t_comm + (step_e - p_comm * t_comm) / cap_total
+        p_comp = cap_total
     if p_comm > p_comp:            # never a "dip" above the compute power
         p_comm = p_comp
     comm_frac = t_comm / step_t
@@ -81,7 +87,7 @@ def build_training_profile(model: str, accelerator: str, gpus: int, *, precision
     ckpt_steps = max(1, int(round(checkpoint_interval_s / step_t))) if checkpoint_interval_s > 0 else 0
     prof = TrainingProfile(
         model=spec.name, accelerator=acc.name, gpus=gpus, precision=precision,
-        power_cap_w=float(power_cap_w if power_cap_w is not None else acc.power_max_w),
+        power_cap_w=float(power_cap_w if power_cap_w is not None else acc.tdp_w),
         step_time_s=step_t, step_energy_j=step_e, tokens_per_step=tokens,
         comm_fraction=comm_frac, comm_power_fraction=comm_pf,
         checkpoint_interval_steps=ckpt_steps, checkpoint_time_s=ckpt_t,

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import GridError
+from ..errors import GridError, fmt_value
 from .signal import Signal
 from .units import temperature_to_celsius
 
@@ -84,9 +84,9 @@ class PUE:
         try:
             v = float(value)
         except (TypeError, ValueError) as exc:
-            raise GridError(f"PUE {value!r} is not a number", expected="a number >= 1") from exc
+            raise GridError(f"PUE {fmt_value(value)} is not a number", expected="a number >= 1") from exc
         if not (v >= 1.0 and np.isfinite(v)):
-            raise GridError(f"PUE {value!r} is below 1 or not finite", expected="a number >= 1")
+            raise GridError(f"PUE {fmt_value(value)} is below 1 or not finite", expected="a number >= 1")
         return cls(Signal.constant(v, "1", "pue", source=f"constant PUE {v:g}"))
 
     @classmethod

@@ -18,6 +18,9 @@ log = logging.getLogger("fleet.report")
 
 __all__ = ["RunResult", "PoolAnalysis", "write_report"]
 
+#: every report folder holds this file: a folder without it is not replaced (it is not ours)
+REPORT_MARKER = "summary.json"
+
 
 def _readable(root: Path) -> None:
     """Temporary files and folders are created private (0600/0700); a report is for reading."""
@@ -41,7 +44,7 @@ def write_report(r: RunResult, out_dir: str | Path, *, pdf: bool = True, png: bo
     from .tables import write_tables
 
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, marker=REPORT_MARKER) as tmp:
         files = write_tables(r, tmp)
         files += write_pdf_and_pngs(r, tmp, pdf=pdf, png=png, dpi=dpi, progress=progress)
         files += ["summary.json", RUN_RECORD]

@@ -65,6 +65,8 @@ if TYPE_CHECKING:  # pragma: no cover
 DRAIN_S = 120.0
 #: largest (gpu nodes x telemetry intervals) table built (about 1 GB per float64 array)
 MAX_TELEMETRY_CELLS = 120_000_000
+#: every ``fleet simulate`` output folder holds this file: a folder without it is not replaced
+SIM_MARKER = "meta.json"
 #: model trained by jobs that name none
 DEFAULT_TRAINING_MODEL = "llama-3.1-8b"
 
@@ -256,6 +258,12 @@ def _horizon(x: SimInput, demand_end: float, jobs_end: float, dt: float, drain: 
             raise ScenarioError("no demand to simulate and no horizon: give simulation.horizon_s",
                                 path=x.path, field=f"{x.simulation.field}.horizon_s")
         h = end + (DRAIN_S if drain else 0.0)
+    if dt > h * (1.0 + 1e-9):
+        # stretching the horizon to one interval would inflate energy, cost and carbon
+        what = "horizon_s" if x.simulation.horizon_s is not None else "the end of the demand (no horizon_s)"
+        raise ScenarioError(f"the telemetry interval ({dt:g} s{', fluid mode steps at least an hour' if not drain else ''}) "
+                            f"is longer than the simulated time ({h:g} s, {what}); expected an interval <= the "
+                            f"horizon", path=x.path, field=f"{x.simulation.field}.telemetry_interval_s")
     return math.ceil(h / dt - 1e-9) * dt
 
 
@@ -619,7 +627,7 @@ def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") ->
         tables["series"] = result.series
     if getattr(result, "schedule", None) is not None:
         tables["schedule"] = result.schedule
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, marker=SIM_MARKER) as tmp:
         for name, df in tables.items():
             df = df.copy()
             for c in df.columns:

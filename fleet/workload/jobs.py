@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..errors import FleetError, TraceError
+from ..errors import FleetError, TraceError, fmt_value
 
 JOB_COLUMNS: tuple[str, ...] = ("job_id", "submit_s", "gpus", "model", "tokens", "duration_s", "priority",
                                 "deadline_s", "deferrable", "fail_at_s", "checkpoint_interval_s")
@@ -299,6 +299,14 @@ def generate_jobs(n: int | None = None, horizon_s: float | None = None, cluster:
     rate = float(rate_per_s) if rate_per_s is not None else jm.rate_per_s
     if not rate > 0:
         raise FleetError(f"job arrival rate must be > 0, got {rate}")
+    from ..limits import MAX_GENERATED_JOBS
+
+    expected = float(n) if n is not None else rate * float(horizon_s or 0.0)
+    if expected > MAX_GENERATED_JOBS:
+        raise FleetError(f"about {expected:,.0f} jobs would be generated; expected at most {MAX_GENERATED_JOBS:,} "
+                         f"(fleet.limits.MAX_GENERATED_JOBS): use fewer jobs, fewer days or a lower rate")
+    if int(seed) < 0:
+        raise FleetError(f"seed must be a non-negative integer, got {seed}")
     ss = np.random.SeedSequence(int(seed)).spawn(3)
     r_arr, r_size, r_misc = (np.random.default_rng(s) for s in ss)
     if n is not None and int(n) < 1:
@@ -369,7 +377,7 @@ def validate_jobs(df: pd.DataFrame, source: str | Path | None = None) -> pd.Data
         idx = np.flatnonzero(np.asarray(mask))
         if idx.size:
             i = int(idx[0])
-            raise TraceError(f"{what}: {df[col].iloc[i]!r}", path=src, line=i + 2, column=col, expected=expected)
+            raise TraceError(f"{what}: {fmt_value(df[col].iloc[i])}", path=src, line=i + 2, column=col, expected=expected)
 
     sub = df["submit_s"].to_numpy(dtype=np.float64)
     bad(~np.isfinite(sub) | (sub < 0), "submit_s", "bad submit time", "seconds >= 0")
@@ -409,11 +417,28 @@ def write_jobs(df: pd.DataFrame, path: str | Path) -> Path:
     return Path(path)
 
 
+def _check_header(path: Path) -> None:
+    """Unique column names (pandas would rename a second 'gpus' to 'gpus.1' and read the first)."""
+    import csv
+
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            header = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TraceError(f"unreadable job table header ({exc})", path=path, line=1,
+                         expected="a CSV header naming the columns") from exc
+    names = [h.strip() for h in header]
+    dup = next((h for h in names if names.count(h) > 1), None)
+    if dup is not None:
+        raise TraceError("duplicate column name", path=path, line=1, column=dup, expected="unique column names")
+
+
 def read_jobs(path: str | Path) -> pd.DataFrame:
     """Read a job table written by :func:`write_jobs` (or by hand with the same columns)."""
     path = Path(path)
     if not path.is_file():
         raise TraceError("no such file", path=path, expected="a job table CSV")
+    _check_header(path)
     try:
         df = pd.read_csv(path, dtype={"model": object, "deferrable": object}, keep_default_na=True)
     except pd.errors.EmptyDataError as exc:
@@ -424,6 +449,11 @@ def read_jobs(path: str | Path) -> pd.DataFrame:
         if c not in df.columns:
             from .schema import check_columns
             check_columns(df.columns, [c], path)
+    from ..limits import MAX_JOBS
+
+    if len(df) > MAX_JOBS:
+        raise TraceError(f"{len(df):,} jobs; expected at most {MAX_JOBS:,} (fleet.limits.MAX_JOBS): simulate a "
+                         f"shorter period", path=path)
     out = {}
     lines = np.arange(len(df)) + 2
     for c in JOB_COLUMNS:
@@ -435,7 +465,7 @@ def read_jobs(path: str | Path) -> pd.DataFrame:
             ok = vals.isin(["true", "false", "1", "0"])
             if not ok.all():
                 i = int(np.flatnonzero(~ok.to_numpy())[0])
-                raise TraceError(f"not a boolean: {s.iloc[i]!r}", path=path, line=int(lines[i]), column=c,
+                raise TraceError(f"not a boolean: {fmt_value(s.iloc[i])}", path=path, line=int(lines[i]), column=c,
                                  expected="true or false")
             out[c] = vals.isin(["true", "1"]).to_numpy()
         else:

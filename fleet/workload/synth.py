@@ -386,6 +386,17 @@ def synth_trace(kind: str, rate_rps: float, duration_s: float, seed: int, *, cv:
     """Synthetic requests: ``kind`` is ``poisson``, ``gamma`` (renewal with ``cv``), ``diurnal``
     or ``servegen`` (time-varying mean ``rate_rps``, with ``cv`` as burstiness).  Tokens default
     to :data:`AZURE_CONV_LOGNORMAL`.  Same arguments, same table."""
+    from ..limits import MAX_REQUESTS
+
+    if not (math.isfinite(rate_rps) and rate_rps > 0 and math.isfinite(duration_s) and duration_s > 0):
+        raise FleetError(f"rate ({rate_rps!r} req/s) and duration ({duration_s!r} s) must be finite and > 0")
+    expected = rate_rps * duration_s
+    if expected > MAX_REQUESTS:
+        raise FleetError(f"about {expected:,.0f} requests ({rate_rps:g} req/s for {duration_s / 3600:g} h); expected "
+                         f"at most {MAX_REQUESTS:,} (fleet.limits.MAX_REQUESTS): use a shorter horizon or a lower "
+                         f"rate (a scenario: simulation.mode: fluid)")
+    if int(seed) < 0:
+        raise FleetError(f"seed must be a non-negative integer, got {seed}")
     tokens = tokens if tokens is not None else AZURE_CONV_LOGNORMAL
     arr_seq, tok_seq = np.random.SeedSequence(int(seed)).spawn(2)
     rng_a, rng_t = np.random.default_rng(arr_seq), np.random.default_rng(tok_seq)

@@ -429,8 +429,18 @@ def _csv_chunks(path: Path, m: ColumnMapping, fmt: str, chunksize: int, failed: 
                     raise TraceError("rows have more fields than the header", path=path, line=rows + 2,
                                      expected=f"{len(header)} comma-separated fields per row")
                 frame.columns = [str(c).strip() for c in frame.columns]
-                frame = frame[usecols]
                 lines = np.arange(rows, rows + len(frame), dtype=np.int64) + 2
+                # a blank line has every field empty; a line whose needed fields are empty but
+                # that has text ('# comment', a line without commas) is not blank: refuse it
+                part = frame[needed].isna().all(axis=1).to_numpy() & ~frame.isna().all(axis=1).to_numpy()
+                if part.any():
+                    i = int(np.argmax(part))
+                    text = next((str(v) for v in frame.iloc[i] if isinstance(v, str) or pd.notna(v)), "")
+                    raise TraceError(f"not a data row: {text[:60]!r}" + (" (comment lines are not allowed)"
+                                                                         if text.lstrip().startswith("#") else ""),
+                                     path=path, line=int(lines[i]),
+                                     expected=f"{len(header)} comma-separated fields, or an empty line")
+                frame = frame[usecols]
                 rows += len(frame)
                 yield _frame_to_raw(frame, m, path, lines, fmt, failed)
     except FleetError:
@@ -909,8 +919,14 @@ def scale_rate(df: pd.DataFrame, factor: float, seed: int, jitter_s: float | Non
     factor = float(factor)
     if not (factor > 0 and math.isfinite(factor)):
         raise TraceError(f"rate factor must be > 0, got {factor}", expected="a positive number")
-    rng = np.random.default_rng(seed)
+    from ..limits import MAX_REQUESTS
+
     n = len(df)
+    if n * factor > MAX_REQUESTS:
+        raise TraceError(f"scaling {n:,} requests by {factor:g} makes about {n * factor:,.0f}; expected at most "
+                         f"{MAX_REQUESTS:,} (fleet.limits.MAX_REQUESTS): use a lower rate_scale or a window of "
+                         f"the trace", expected="a smaller rate factor")
+    rng = np.random.default_rng(seed)
     data = df.drop(columns=["request_id"])
     if factor == 1.0 or n == 0:
         return _derived(df, data, "scale_rate x1.0 (unchanged)", sort=False)
