@@ -1006,12 +1006,12 @@ def _check_scenario(sc: Scenario) -> None:
         if d.trace is not None and not d.trace.path.is_file():
             raise _err(sc, f"{where}.trace.path", f"no such trace file: {d.trace.path}")
     _check_schedule(sc)
-    pools = {p.name for p in sc.fleet.pools}
-    for k, r in enumerate(sc.simulation.size_routes):
-        if r.pool not in pools:
-            raise _err(sc, f"simulation.size_routes[{k}].pool", f"unknown pool {r.pool!r}; the fleet's pools are "
-                                                                f"{sorted(pools)}")
-        if not r.weight:
+    pool_names = {p.name for p in sc.fleet.pools}
+    for k, route in enumerate(sc.simulation.size_routes):
+        if route.pool not in pool_names:
+            raise _err(sc, f"simulation.size_routes[{k}].pool", f"unknown pool {route.pool!r}; the fleet's pools "
+                                                                f"are {sorted(pool_names)}")
+        if not route.weight:
             raise _err(sc, f"simulation.size_routes[{k}].weight", "expected at least one weight (one per hour)")
     if sc.simulation.router == "size_aware" and not sc.simulation.size_routes:
         raise _err(sc, "simulation.size_routes", "the size_aware router needs size_routes (a mix plan writes them)")
@@ -1296,7 +1296,8 @@ def serve_operating_point(sc: Scenario, pool: int, serve: int):
         return OperatingPoint(
             s.model, p.accelerator, tp=s.tp, ep=s.ep or 1, precision=s.precision, kv_precision=s.kv_precision,
             power_cap_w=p.power_cap_w, max_batch=s.max_batch,
-            constants=f"what-if: {sc.whatif.label}" if consts is not None else sc.simulation.constants,
+            constants=(f"what-if: {sc.whatif.label}" if consts is not None and sc.whatif is not None
+                       else sc.simulation.constants),
             device_constants=consts)
     except FleetError as exc:
         if isinstance(exc, ScenarioError):

@@ -50,6 +50,7 @@ def resolve_signal(spec: SignalSpec | None, site_region: str | None, kind: str, 
             desc = f"{what}, {reg.zone}"
             sources.append(f"{desc}: {sig.source}")
         else:
+            assert spec.file is not None, "a signal spec names a region, a file or a value (checked on load)"
             path = spec.file if spec.file.is_absolute() else (sc.base_dir / spec.file)
             sig = grid.read_signal(path, basis=spec.basis, gaps=spec.gaps)
             desc = f"{path.name} ({sig.kind})"

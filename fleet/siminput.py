@@ -124,8 +124,9 @@ def sim_input(scenario) -> SimInput:
         simulation=SimOptions(horizon_s=sim.horizon_s, telemetry_interval_s=float(sim.telemetry_interval_s),
                               mode=sim.mode, router=sim.router, record=tuple(sim.record), progress=bool(sim.progress),
                               constants=sim.constants, inactive=sim.inactive,
-                              size_routes=tuple(SizeRouteInput(r.model, r.pool, tuple(map(float, r.input_tokens)),
-                                                               tuple(map(float, r.output_tokens)),
+                              size_routes=tuple(SizeRouteInput(r.model, r.pool,
+                                                               (float(r.input_tokens[0]), float(r.input_tokens[1])),
+                                                               (float(r.output_tokens[0]), float(r.output_tokens[1])),
                                                                tuple(map(float, r.weight)))
                                                 for r in sim.size_routes)),
         schedule=_schedule(sc, pools), scenario_hash=sc.hash(), path=sc.path)

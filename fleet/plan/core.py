@@ -460,7 +460,7 @@ class PlanModel:
         # the other side of each conflict: constraints at their limit in the elastic solution that
         # share variables with a relaxed one (what the relaxed constraint runs into)
         relaxed = {c.name for c in conflicts}
-        touched = set()
+        touched: set[int] = set()
         for c, _, _, _ in slack_of:
             if c.name in relaxed:
                 touched.update(int(i) for i in c.idx)
@@ -543,9 +543,9 @@ def _scaled_row(coef: np.ndarray, bound: float, sense: str, bounds: tuple[np.nda
 
 def _ortools_version() -> str:
     try:
-        import ortools
+        from importlib.metadata import version
 
-        return str(ortools.__version__)
+        return version("ortools")
     except Exception:  # noqa: BLE001 - the version is informative only
         return "unknown"
 

@@ -376,9 +376,9 @@ def _hint_values(om: OperateModel, plan: OperatePlan) -> np.ndarray:
         v[var] = int(abs(pr.pool_caps[pool][j] - plan.caps.get(pool, -1)) < 1e-9)
     top = len(pr.levels) - 1
     for gi, g in enumerate(pr.groups):
-        j = [jj for jj, c in enumerate(pr.pool_caps[g.pool]) if abs(c - plan.caps.get(g.pool, -1)) < 1e-9]
-        if not j or g.key not in plan.schedule:
+        at = [jj for jj, c in enumerate(pr.pool_caps[g.pool]) if abs(c - plan.caps.get(g.pool, -1)) < 1e-9]
+        if not at or g.key not in plan.schedule:
             continue
         for h, n in enumerate(plan.schedule[g.key][:pr.hours]):
-            v[om.active_var[(gi, h, j[0], top)]] = int(n)
+            v[om.active_var[(gi, h, at[0], top)]] = int(n)
     return v

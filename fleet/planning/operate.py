@@ -347,6 +347,7 @@ def plan_and_verify(sc, spec=None, *, log: Callable[[str], None] | None = None, 
         say(f"round {k + 1}: rejected by the simulation ({len(bad)} model-hours below {spec.slo_target:.2%}, "
             f"{len(over)} budget excesses): derating and solving again")
         prev = plan
+    assert sol is not None and plan is not None and ctx is not None, "at least one round ran (rounds >= 1)"
     outcome = PlanOutcome("operate", sol.status, verified, planned_sc, sol.figures(),
                           decisions_table(sc, ctx, plan), rounds, {}, {}, sim, None)
     outcome.tables["schedule"] = schedule_table(ctx, plan)
@@ -373,7 +374,7 @@ def savings(sc, planned_sc, sim, base) -> dict:
     from ..accounting import account
     from ..signals import accounting_inputs
 
-    out = {}
+    out: dict[str, Any] = {}
     accs = []
     for s, r in ((planned_sc, sim), (sc, base)):
         inputs, _, _ = accounting_inputs(s, float(r.meta.get("horizon_s") or 0.0))

@@ -139,6 +139,7 @@ def build_requests(x: SimInput) -> tuple[pd.DataFrame, float]:
             df, d_end = trace_demand(x, k, d.trace)
         else:
             sy = d.synth
+            assert sy is not None, "an inference demand has a trace or a synth (checked on load)"
             try:
                 tokens = _synth_tokens(sy)
                 seed = sy.seed if sy.seed is not None else _sub_seed(x.seed, 2, k)
@@ -192,6 +193,7 @@ def build_jobs(x: SimInput, pool) -> pd.DataFrame:
             df = wjobs.read_jobs(tr.jobs)
         else:
             s = tr.synth
+            assert s is not None, "training demand has jobs or a synth (checked on load)"
             df = wjobs.generate_jobs(n=s.jobs, horizon_s=s.hours * 3600.0,
                                      seed=s.seed if s.seed is not None else _sub_seed(x.seed, 3),
                                      deferrable_frac=s.deferrable_fraction,
@@ -241,6 +243,7 @@ def _groups(x: SimInput, factory: ProfileFactory) -> list[_Group]:
         if pool.role != "serving":
             continue
         for s in pool.serve:
+            assert s.op is not None, "the typed input carries each serve entry's operating point"
             try:
                 prof = factory(s.op)
             except FleetError as exc:

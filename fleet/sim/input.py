@@ -12,12 +12,17 @@ the scenario.  :func:`fleet.siminput.sim_input` builds one from a :class:`fleet.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import datetime as _dt
 import math
 from dataclasses import dataclass, field as _field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Mapping
+
+if TYPE_CHECKING:
+    from ..frontier.operating_point import OperatingPoint
 
 #: length of one schedule entry (s): entry h of a replica schedule covers [h*3600, (h+1)*3600)
 SCHEDULE_STEP_S = 3600.0
@@ -49,7 +54,7 @@ class ServeInput:
     ep: int | None
     #: where one replica runs (model, accelerator, parallelism, precisions, the pool's cap, max batch,
     #: device constants): a :class:`fleet.frontier.OperatingPoint`, what the profile factory takes
-    op: object = None
+    op: OperatingPoint | None = None
 
 
 @dataclass(frozen=True)
