@@ -89,7 +89,7 @@ def test_fleet_simulate_applies_the_whatif_part_like_fleet_run(tmp_path, capsys)
     (["trace", "jobs", "--n", "100000000", "--seed", "1", "-o", "j.csv"], "--n"),
     (["trace", "jobs", "--n", "10", "--seed", "-1", "-o", "j.csv"], "--seed"),
     (["grid", "inspect", "caiso", "--resample", "0"], "--resample"),
-    (["run", "scenarios/default.yaml", "-o", ""], "--out"),
+    (["run", "fleet/data/default.yaml", "-o", ""], "--out"),
 ])
 def test_bad_arguments_exit_2_naming_the_flag(capsys, argv, flag):
     _fails(capsys, argv, f"argument {flag}" if flag.startswith("--") and flag not in ("--output", "--out")

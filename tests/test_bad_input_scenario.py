@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from fleet.data import DEFAULT_SCENARIO
 from fleet.errors import FleetError, ScenarioError
 from fleet.scenario import load_scenario
 
@@ -204,7 +205,7 @@ def test_error_messages_print_plain_numbers():
 
     assert fmt_value(np.float64(212471.399)) == "212471.399"
     assert fmt_value(np.int64(7)) == "7" and fmt_value("x") == "'x'" and fmt_value(float("nan")) == "nan"
-    data = yaml.safe_load((REPO / "scenarios" / "default.yaml").read_text())
+    data = yaml.safe_load(DEFAULT_SCENARIO.read_text())
     data["simulation"]["horizon_s"] = np.float64(-212471.399)
     with pytest.raises(ScenarioError) as ei:
         parse_scenario(data, path="x.yaml")
