@@ -1064,9 +1064,7 @@ def _check_sizes(sc: Scenario) -> None:
     expected, first = 0.0, None
     for k, d in enumerate(sc.demand.inference):
         if d.synth is not None:
-            n = d.synth.rate * d.synth.hours * 3600.0
-            if sc.simulation.horizon_s is not None:
-                n = min(n, d.synth.rate * sc.simulation.horizon_s)
+            n = d.synth.rate * d.synth.hours * 3600.0      # generated in full, whatever the horizon
             expected += n
             if first is None and n > MAX_REQUESTS / 10:
                 first = k

@@ -46,7 +46,7 @@ def test_the_simulated_training_nodes_stay_under_the_cap(cap):
     from fleet.frontier.training import build_training_profile
 
     for gpus in (8, 64):
-        p = build_training_profile("llama-3.1-8b", "H100-SXM", gpus, power_cap_w=cap)
+        p = build_training_profile("llama-3.1-8b", "H100-SXM", gpus, power_cap_w=cap, calibrated=True)
         mean = p.step_energy_j / p.step_time_s
         cf, cpf = p.comm_fraction, p.comm_power_fraction
         compute_phase_w = mean / (1 - cf + cf * cpf)        # the higher of the two phases
