@@ -38,7 +38,8 @@ def _operating_point(args, calibrated: bool, *, power_cap_w: float | None = None
     return OperatingPoint(args.model, args.gpu, tp=args.gpus, ep=args.ep, precision=args.precision,
                           kv_precision=args.kv_precision, power_cap_w=power_cap_w,
                           max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
-                          constants="calibrated" if calibrated else "physical")
+                          constants="calibrated" if calibrated else "physical",
+                          **({} if getattr(args, "stack", None) is None else {"stack": args.stack}))
 
 
 def _add_replica_args(p, *, batch: bool = True) -> None:
@@ -51,6 +52,10 @@ def _add_replica_args(p, *, batch: bool = True) -> None:
     p.add_argument("--ep", type=int, default=1,
                    help="expert-parallel degree (MoE only; 1 = off, else equal to --gpus: the experts are split "
                         "over the replica's GPUs, attention stays tensor-parallel, as vLLM --enable-expert-parallel)")
+    p.add_argument("--stack", default=None,
+                   help="serving software stack (fleet/catalog/serving_stacks.yaml): vllm-mlenergy-v3 (default, "
+                        "the stack the constants were calibrated on), tensorrt-llm-1.0, vllm-splitwise-2023, "
+                        "or an alias (vllm, trtllm, vllm-2023)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--calibrated", dest="calibrated", action="store_true", default=None,
                    help="use the calibrated device constants (default when a calibration exists)")
@@ -72,6 +77,9 @@ def _estimate(args) -> int:
         from ..frontier.train_estimate import training_estimate
         if args.ep != 1:
             raise ConfigurationError("--ep is a serving option; training layouts are not expert-parallel here")
+        if getattr(args, "stack", None) is not None:
+            raise ConfigurationError("--stack is a serving option (serving software); training uses the training "
+                                     "model's own efficiency")
         if args.tokens is None:
             raise ConfigurationError("--train needs --tokens D (training tokens)")
         out = training_estimate(args.model, args.gpu, args.gpus, float(args.tokens),
@@ -158,6 +166,7 @@ def _estimate(args) -> int:
         "energy_per_request_j": _f(s.energy_per_output_token_j) * args.output_tokens,
         "kv_capacity_tokens": rep.kv_capacity_tokens,
         "idle_power_w": rep.tp * rep.acc.idle_w,
+        "stack": rep.op.stack,
     }
     out["batch_limited_by"] = limited_by
     out["kv_tokens_per_seq_steady"] = held
@@ -170,7 +179,7 @@ def _estimate(args) -> int:
             f"{'' if rep.ep == 1 else f', ep {rep.ep}'}), batch {out['batch']}, "
             f"{out['input_tokens']} in / {out['output_tokens']} out"
             f"{'' if args.power_cap is None else f', cap {args.power_cap:g} W'}"
-            f" [{'calibrated' if out['calibrated'] else 'uncalibrated'}]\n"
+            f" [{'calibrated' if out['calibrated'] else 'uncalibrated'}, stack {out['stack']}]\n"
             f"  energy / output token  {out['energy_per_output_token_j']:.4f} J "
             f"(compute {br['compute']:.4f}, memory {br['memory']:.4f}, interconnect {br['interconnect']:.4f}, "
             f"static {br['static']:.4f})\n"
