@@ -49,6 +49,15 @@ def test_trtllm_stack_holdout():
                                   if r.gpu != TRTLLM_FIT_GPU and r.tp == tp])) for tp in sorted({r.tp for r in TRTLLM_ROWS if r.gpu != TRTLLM_FIT_GPU})}
     print(f"hold-out median |error| {med:.1f}% over {len(held)} rows (target 20%); by tp: "
           + ", ".join(f"tp{k} {v:.1f}%" for k, v in by_tp.items()))
+    ho = np.array([r.gpu != TRTLLM_FIT_GPU for r in TRTLLM_ROWS])
+    meas = np.array([r.tokens_per_s for r in TRTLLM_ROWS])
+    e_st = np.abs(p["tokens_per_s"][ho] / meas[ho] - 1) * 100
+    e_ref = np.abs(ref["tokens_per_s"][ho] / meas[ho] - 1) * 100
+    print(f"held-out p90/max |error|: stack {np.percentile(e_st, 90):.1f}/{e_st.max():.1f}%, "
+          f"reference stack {np.percentile(e_ref, 90):.1f}/{e_ref.max():.1f}%")
+    print(f"reference stack (vllm-mlenergy-v3) on the same held-out rows: median |error| "
+          f"{median_ape(ref['tokens_per_s'][ho], meas[ho]):.1f}%, mean signed "
+          f"{float(np.mean(100 * (ref['tokens_per_s'][ho] / meas[ho] - 1))):+.1f}%")
     fit = fit_stack(st, ["overhead.iteration_s", "overhead.per_sequence_s", "kernel.decode_efficiency",
                                     "kernel.prefill_efficiency", "collective.bw_efficiency"],
                     throughput=[r for r in TRTLLM_ROWS if r.gpu == TRTLLM_FIT_GPU], constants=c)
