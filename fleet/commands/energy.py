@@ -88,7 +88,7 @@ def _estimate(args) -> int:
                                 power_cap_w=args.power_cap, calibrated=cal, tp=args.tp, pp=args.pp, dp=args.dp,
                                 zero_stage=args.zero, recompute=_recompute_arg(args.recompute),
                                 global_batch_tokens=args.global_batch_tokens,
-                                network_gbs_per_gpu=args.network_gbs)
+                                network_gbs_per_gpu=args.network_gbs, training_stack=args.training_stack)
         lay = out["layout"]
         shares = "  ".join(f"{k.replace('_', ' ')} {v:.1%}" for k, v in out["time_shares"].items() if v >= 0.005)
         text = (f"{out['model']} on {out['gpus']} x {out['gpu']}, {out['tokens']:.3g} tokens, "
@@ -335,6 +335,10 @@ def register(sub) -> None:
                    help="training: tokens per optimizer step (default 4M)")
     p.add_argument("--network-gbs", type=float, default=None,
                    help="training: scale-out bandwidth per GPU, GB/s one way (default: device constant)")
+    p.add_argument("--training-stack", default="megatron-core", choices=("megatron-core", "deepspeed-pipeline"),
+                   help="training: framework generation (megatron-core: interleaved 1F1B and ZeRO 0-3; "
+                        "deepspeed-pipeline: 1F1B without interleaving, ZeRO <= 1 with pipelines, as BLOOM and "
+                        "the 2020 runs)")
     p.add_argument("--pue", type=float, default=1.2, help="power usage effectiveness (facility / IT energy)")
     p.add_argument("--carbon-intensity", type=float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
     add_json_flag(p)
