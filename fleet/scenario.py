@@ -157,6 +157,18 @@ class ServeSpec(Strict):
     chunked_prefill: bool = False
     max_prefill_tokens: PosInt | None = None
     ep: PosInt | None = None                 # expert-parallel degree (MoE only; None/1: off; = tp)
+    stack: str = "vllm-mlenergy-v3"          # serving software (fleet/catalog/serving_stacks.yaml)
+
+    @field_validator("stack")
+    @classmethod
+    def _stack(cls, v: str) -> str:
+        from .catalog.serving_stack import canonical_stack
+        from .errors import FleetError
+
+        try:
+            return canonical_stack(v)
+        except FleetError as exc:
+            raise ValueError(str(exc)) from None
 
     @field_validator("precision", "kv_precision")
     @classmethod
@@ -1296,7 +1308,7 @@ def serve_operating_point(sc: Scenario, pool: int, serve: int):
             power_cap_w=p.power_cap_w, max_batch=s.max_batch,
             constants=(f"what-if: {sc.whatif.label}" if consts is not None and sc.whatif is not None
                        else sc.simulation.constants),
-            device_constants=consts)
+            device_constants=consts, stack=s.stack)
     except FleetError as exc:
         if isinstance(exc, ScenarioError):
             raise

@@ -19,7 +19,7 @@ from fleet.frontier.train_estimate import training_estimate
 
 
 def predict(r: dict) -> dict:
-    kw = {k: r[k] for k in ("tp", "pp", "dp", "recompute") if k in r}
+    kw = {k: r[k] for k in ("tp", "pp", "dp", "recompute", "training_stack") if k in r}
     return training_estimate(r["model"], r["gpu"], r["gpus"], r["tokens"], seq_len=r["seq_len"],
                              global_batch_tokens=r["batch"], precision=r["precision"],
                              network_gbs_per_gpu=r["net_gbs"], calibrated=True, **kw)
@@ -51,4 +51,6 @@ def test_training_runs_against_published():
     print(f"median |error| on GPU-hours and TFLOP/s: hold-out {med_hold:.1%} (n={len(hold)}), fit {med_fit:.1%} "
           f"(n={len(fit)}); target 15% on the hold-out")
     assert med_fit < 0.15
-    assert med_hold < 0.35          # measured 24.7 %: above the 15 % target, stated in the report
+    # measured 19.5 % (29.7 % before the training stack by framework generation and the Llama 3
+    # model-card GPU-hours): above the 15 % target, stated in the report
+    assert med_hold < 0.25

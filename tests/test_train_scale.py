@@ -121,3 +121,24 @@ def test_cli_train_flags(capsys):
     rc = main(["estimate", "--train", "--model", "llama-3.1-8b", "--gpu", "H100", "--gpus", "8", "--tokens", "1e9",
                "--tp", "0"])
     assert rc == 2 and "--tp" in capsys.readouterr().err
+
+
+def test_training_stack_by_framework_generation():
+    """deepspeed-pipeline (BLOOM's Megatron-DeepSpeed, the 2020 runs): no interleaved 1F1B, so a
+    longer bubble, and ZeRO at most 1 with pipelines; megatron-core (default) has both."""
+    kw = dict(tp=8, pp=8, dp=4, zero_stage=1, recompute=False, seq_len=2048, global_batch_tokens=2048 * 64,
+              failures=False)
+    new = training_estimate("gpt-3-175b", "A100", 256, 1e10, **kw)
+    old = training_estimate("gpt-3-175b", "A100", 256, 1e10, training_stack="deepspeed-pipeline", **kw)
+    assert new["training_stack"] == "megatron-core" and new["layout"]["virtual_stages"] > 1
+    assert old["layout"]["virtual_stages"] == 1
+    # 16 micro-batches per replica, 8 stages: the bubble is 7 micro-batch times without interleaving
+    assert old["time_shares"]["pipeline_bubble"] > 1.5 * new["time_shares"]["pipeline_bubble"]
+    assert old["step_time_s"] > new["step_time_s"]
+    with pytest.raises(ConfigurationError, match="ZeRO stage 3 with pipeline parallelism is not available"):
+        training_estimate("llama-3.1-8b", "H100", 64, 1e10, tp=2, pp=2, zero_stage=3,
+                          training_stack="deepspeed-pipeline")
+    searched = training_estimate("llama-3.1-8b", "H100", 64, 1e10, training_stack="deepspeed-pipeline")
+    assert searched["layout"]["pp"] == 1 or searched["layout"]["zero_stage"] <= 1
+    with pytest.raises(ConfigurationError, match="unknown training stack"):
+        training_estimate("llama-3.1-8b", "H100", 8, 1e9, training_stack="jax-2019")

@@ -47,7 +47,8 @@ def _operating_point(args, calibrated: bool, *, power_cap_w: float | None = None
     return OperatingPoint(args.model, args.gpu, tp=args.gpus, ep=args.ep, precision=args.precision,
                           kv_precision=args.kv_precision, power_cap_w=power_cap_w,
                           max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
-                          constants="calibrated" if calibrated else "physical")
+                          constants="calibrated" if calibrated else "physical",
+                          **({} if getattr(args, "stack", None) is None else {"stack": args.stack}))
 
 
 def _add_replica_args(p, *, batch: bool = True) -> None:
@@ -60,6 +61,10 @@ def _add_replica_args(p, *, batch: bool = True) -> None:
     p.add_argument("--ep", type=positive_int, default=1,
                    help="expert-parallel degree (MoE only; 1 = off, else equal to --gpus: the experts are split "
                         "over the replica's GPUs, attention stays tensor-parallel, as vLLM --enable-expert-parallel)")
+    p.add_argument("--stack", default=None,
+                   help="serving software stack (fleet/catalog/serving_stacks.yaml): vllm-mlenergy-v3 (default, "
+                        "the stack the constants were calibrated on), tensorrt-llm-1.0, vllm-splitwise-2023, "
+                        "or an alias (vllm, trtllm, vllm-2023)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--calibrated", dest="calibrated", action="store_true", default=None,
                    help="use the calibrated device constants (default when a calibration exists)")
@@ -81,6 +86,9 @@ def _estimate(args) -> int:
         from ..frontier.train_estimate import training_estimate
         if args.ep != 1:
             raise ConfigurationError("--ep is a serving option; training layouts are not expert-parallel here")
+        if getattr(args, "stack", None) is not None:
+            raise ConfigurationError("--stack is a serving option (serving software); training uses the training "
+                                     "model's own efficiency")
         if args.tokens is None:
             raise ConfigurationError("--train needs --tokens D (training tokens)")
         out = training_estimate(args.model, args.gpu, args.gpus, float(args.tokens),
@@ -89,7 +97,7 @@ def _estimate(args) -> int:
                                 power_cap_w=args.power_cap, calibrated=cal, tp=args.tp, pp=args.pp, dp=args.dp,
                                 zero_stage=args.zero, recompute=_recompute_arg(args.recompute),
                                 global_batch_tokens=args.global_batch_tokens,
-                                network_gbs_per_gpu=args.network_gbs)
+                                network_gbs_per_gpu=args.network_gbs, training_stack=args.training_stack)
         lay = out["layout"]
         shares = "  ".join(f"{k.replace('_', ' ')} {v:.1%}" for k, v in out["time_shares"].items() if v >= 0.005)
         text = (f"{out['model']} on {out['gpus']} x {out['gpu']}, {out['tokens']:.3g} tokens, "
@@ -168,6 +176,7 @@ def _estimate(args) -> int:
         "energy_per_request_j": _f(s.energy_per_output_token_j) * args.output_tokens,
         "kv_capacity_tokens": rep.kv_capacity_tokens,
         "idle_power_w": rep.tp * rep.acc.idle_w,
+        "stack": rep.op.stack,
     }
     out["batch_limited_by"] = limited_by
     out["kv_tokens_per_seq_steady"] = held
@@ -180,7 +189,7 @@ def _estimate(args) -> int:
             f"{'' if rep.ep == 1 else f', ep {rep.ep}'}), batch {out['batch']}, "
             f"{out['input_tokens']} in / {out['output_tokens']} out"
             f"{'' if args.power_cap is None else f', cap {args.power_cap:g} W'}"
-            f" [{'calibrated' if out['calibrated'] else 'uncalibrated'}]\n"
+            f" [{'calibrated' if out['calibrated'] else 'uncalibrated'}, stack {out['stack']}]\n"
             f"  energy / output token  {out['energy_per_output_token_j']:.4f} J "
             f"(compute {br['compute']:.4f}, memory {br['memory']:.4f}, interconnect {br['interconnect']:.4f}, "
             f"static {br['static']:.4f})\n"
@@ -341,6 +350,10 @@ def register(sub) -> None:
                    help="training: tokens per optimizer step (default 4M)")
     p.add_argument("--network-gbs", type=positive_float, default=None,
                    help="training: scale-out bandwidth per GPU, GB/s one way (default: device constant)")
+    p.add_argument("--training-stack", default="megatron-core", choices=("megatron-core", "deepspeed-pipeline"),
+                   help="training: framework generation (megatron-core: interleaved 1F1B and ZeRO 0-3; "
+                        "deepspeed-pipeline: 1F1B without interleaving, ZeRO <= 1 with pipelines, as BLOOM and "
+                        "the 2020 runs)")
     p.add_argument("--pue", type=pue_float, default=1.2, help="power usage effectiveness (facility / IT energy)")
     p.add_argument("--carbon-intensity", type=nonneg_float, default=400.0, help="grid carbon intensity (gCO2e/kWh)")
     add_json_flag(p)

@@ -51,6 +51,12 @@ class Replica:
     weights_per_gpu_bytes: float
     ep: int = 1              # expert-parallel degree: 1 (off) or tp (MoE experts split over the GPUs)
     op: OperatingPoint | None = None
+    prefill_device: Device | None = None   # the prefill phase's figures (the stack's prefill kernels)
+
+    @property
+    def prefill_dev(self) -> Device:
+        """The device figures for prefill work (``device`` where no stack sets them apart)."""
+        return self.device if self.prefill_device is None else self.prefill_device
 
     @property
     def model_name(self) -> str:
@@ -73,7 +79,7 @@ def operating_point(model, accelerator, tp: int = 1, precision: str = "bf16", kv
                     power_cap_w: float | None = None, clock: float | None = None,
                     locked_clock_mhz: float | None = None, max_batch: int | None = None,
                     calibrated: bool = False, constants: DeviceConstants | None = None,
-                    ep: int | None = 1) -> OperatingPoint:
+                    ep: int | None = 1, stack: str | None = None) -> OperatingPoint:
     """An :class:`OperatingPoint` from the keyword form the convenience wrappers take.
 
     ``calibrated`` picks the catalog's constant set; ``constants`` (a what-if
@@ -90,7 +96,8 @@ def operating_point(model, accelerator, tp: int = 1, precision: str = "bf16", kv
                           precision="bf16" if precision is None else precision,
                           kv_precision=kv_precision, power_cap_w=power_cap_w, locked_clock_mhz=locked_clock_mhz,
                           max_batch=DEFAULT_MAX_BATCH if max_batch is None else max_batch,
-                          constants=label, device_constants=constants)
+                          constants=label, device_constants=constants,
+                          **({} if stack is None else {"stack": stack}))
 
 
 def _max_clock_mhz(acc_name: str) -> float:
@@ -130,10 +137,12 @@ def _replica(op: OperatingPoint) -> Replica:
         raise ConfigurationError(
             f"{m.name} at {op.precision} does not fit on {op.tp} x {acc.name} "
             f"({acc.spec.memory_gb:g} GB each): no room for a KV cache; use more GPUs or a lower precision")
-    dev = Device.from_accelerator(acc, op.precision, op.tp)
+    stack = op.resolve_stack().values(acc.constants)
+    dev = Device.from_accelerator(acc, op.precision, op.tp, stack, "decode")
+    pdev = Device.from_accelerator(acc, op.precision, op.tp, stack, "prefill")
     check_cap(dev, op.power_cap_w, acc.name)
     clock_fraction(op, acc)
-    return Replica(m, acc, op.tp, op.precision, kvp, dev, int(kv_cap), float(weights), op.ep, op)
+    return Replica(m, acc, op.tp, op.precision, kvp, dev, int(kv_cap), float(weights), op.ep, op, pdev)
 
 
 def make_replica(op, gpu=None, tp: int = 1, precision: str = "bf16", kv_precision: str | None = None, *,
@@ -227,7 +236,7 @@ def decode_point(rep: Replica, batch: int, context_per_seq: float, *, power_cap_
 def prefill_point(rep: Replica, n_tokens: int, *, power_cap_w=None, clock=None) -> Evaluation:
     """The direct model (no fit) for one prefill of ``n_tokens`` prompt tokens (scalar fields)."""
     w = prefill_work(rep.model_name, int(n_tokens), rep.precision, rep.kv_precision, rep.tp, 0, rep.ep > 1)
-    return _scalar(evaluate(w, rep.device, **_cap_args(rep, power_cap_w, clock)))
+    return _scalar(evaluate(w, rep.prefill_dev, **_cap_args(rep, power_cap_w, clock)))
 
 
 def _profile(rep: Replica, context_range, prefill_range) -> ServingProfile:
@@ -254,7 +263,7 @@ def _profile(rep: Replica, context_range, prefill_range) -> ServingProfile:
     ns = np.unique(np.geomspace(plo, phi, 16).astype(int))
     pw = WorkArrays.stack([prefill_work(m.name, int(n), rep.precision, rep.kv_precision, rep.tp, 0, rep.ep > 1)
                            for n in ns])
-    pop = evaluate(pw, rep.device, **kw)
+    pop = evaluate(pw, rep.prefill_dev, **kw)
     pre_t, pt_err = _fit_quadratic(ns.astype(float), pop.time_s)
     pre_e, pe_err = _fit_quadratic(ns.astype(float), pop.energy_j)
 
@@ -271,6 +280,7 @@ def _profile(rep: Replica, context_range, prefill_range) -> ServingProfile:
         "locked_clock": clock,
         "locked_clock_mhz": point.locked_clock_mhz,
         "constants": point.constants,
+        "stack": point.stack,
         "operating_point": point.label(),
     }
     if rep.ep > 1:

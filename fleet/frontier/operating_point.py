@@ -29,10 +29,14 @@ from typing import Any
 
 from ..catalog.device_energy import DeviceConstants, load_device_constants
 from ..catalog.precision import default_kv_precision, normalize_precision
+from ..catalog.serving_stack import canonical_stack, default_stack_name
 from ..errors import ConfigurationError
 
 #: vLLM's default max_num_seqs: the running-batch limit when none is given.
 DEFAULT_MAX_BATCH = 256
+#: the reference serving stack (fleet/catalog/serving_stacks.yaml ``default:``): the one the
+#: device constants were calibrated on
+DEFAULT_STACK = "vllm-mlenergy-v3"
 #: the two constant sets that live in fleet/catalog (device_energy.yaml, and it with
 #: device_energy_calibrated.yaml applied on top)
 CONSTANT_SETS = ("calibrated", "physical")
@@ -119,7 +123,11 @@ class OperatingPoint:
       what the KV cache holds);
     * ``constants``: ``"calibrated"``, ``"physical"`` or the label of a what-if set carried in
       ``device_constants`` (a :class:`DeviceConstants` given as ``constants`` is moved there
-      under the label ``"custom"``).
+      under the label ``"custom"``);
+    * ``stack``: the serving software (a name or alias of ``fleet/catalog/serving_stacks.yaml``,
+      stored canonical): its per-step overhead, kernel efficiency by phase, all-reduce latency and
+      bandwidth efficiency and power while waiting, apart from the hardware.  The default is the
+      reference stack the device constants were calibrated on (ML.ENERGY v3's vLLM).
 
     The accelerator-dependent ranges (power cap within the settable limits, clock up to the
     maximum) are checked when a replica is built (:func:`fleet.frontier.make_replica`).
@@ -136,6 +144,7 @@ class OperatingPoint:
     max_batch: int = DEFAULT_MAX_BATCH
     constants: str = "calibrated"
     device_constants: DeviceConstants | None = field(default=None, repr=False)
+    stack: str = DEFAULT_STACK
 
     def __post_init__(self) -> None:
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731
@@ -176,6 +185,7 @@ class OperatingPoint:
                                      f"set: give that DeviceConstants as device_constants")
         set_("constants", c)
         set_("device_constants", dc)
+        set_("stack", canonical_stack(self.stack))
 
     # ------------------------------------------------------------------ derived
     @property
@@ -212,6 +222,15 @@ class OperatingPoint:
         """The same deployment on other device constants (a label, and the set for a what-if)."""
         return dataclasses.replace(self, constants=constants, device_constants=device_constants)
 
+    def with_stack(self, stack: str) -> "OperatingPoint":
+        """The same deployment under another serving stack (a name or alias)."""
+        return dataclasses.replace(self, stack=stack)
+
+    def resolve_stack(self):
+        """The :class:`~fleet.catalog.serving_stack.ServingStack` this point names."""
+        from ..catalog.serving_stack import get_serving_stack
+        return get_serving_stack(self.stack)
+
     def uncapped(self) -> "OperatingPoint":
         return dataclasses.replace(self, power_cap_w=None, locked_clock_mhz=None)
 
@@ -227,14 +246,15 @@ class OperatingPoint:
             limit = f"cap {self.power_cap_w:g} W"
         else:
             limit = "uncapped"
-        return f"{self.model} on {par}, {prec}, {limit}, max batch {self.max_batch}, {self.constants}"
+        stack = "" if self.stack == default_stack_name() else f", stack {self.stack}"
+        return f"{self.model} on {par}, {prec}, {limit}, max batch {self.max_batch}, {self.constants}{stack}"
 
     def to_dict(self) -> dict:
         """The fields as plain JSON-able values (the what-if set by its label only)."""
         return {"model": self.model, "accelerator": self.accelerator, "tp": self.tp, "ep": self.ep,
                 "precision": self.precision, "kv_precision": self.kv_precision,
                 "power_cap_w": self.power_cap_w, "locked_clock_mhz": self.locked_clock_mhz,
-                "max_batch": self.max_batch, "constants": self.constants}
+                "max_batch": self.max_batch, "constants": self.constants, "stack": self.stack}
 
     def __str__(self) -> str:
         return self.label()

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..hardware.energy import Evaluation, WorkArrays, evaluate
 from .build import Replica, _cap_args
-from .work import decode_work, prefill_work
+from .work import decode_work, prefill_share_work
 
 
 #: vLLM's default KV-cache block watermark (``watermark=0.01``): the fraction of the cache kept free
@@ -85,29 +85,46 @@ class SteadyState:
     prefill: Evaluation
 
 
+def prefill_requests_per_pass(batch: float, input_tokens: float, output_tokens: float,
+                              prefill_batch_tokens: float) -> int:
+    """Prompts one prefill pass holds: ``floor(prefill_batch_tokens / I)`` (at least 1), at most
+    the prompts that arrive per decode iteration rounded up (``ceil(B / O)``); 1 when the engine
+    prefills one prompt per pass (``prefill_batch_tokens`` 0, the reference stack)."""
+    if not prefill_batch_tokens or prefill_batch_tokens <= input_tokens:
+        return 1
+    per_iter = max(1, int(np.ceil(float(batch) / max(float(output_tokens), 1.0))))
+    return int(max(1, min(int(float(prefill_batch_tokens) // max(float(input_tokens), 1.0)), per_iter)))
+
+
 def serving_works(model_name: str, batch: float, input_tokens: float, output_tokens: float, precision: str,
                   kv_precision: str | None, tp: int, expert_parallel: bool = False,
-                  attention_dp: bool = False) -> tuple[WorkArrays, WorkArrays]:
+                  attention_dp: bool = False, prefill_batch_tokens: float = 0.0) -> tuple[WorkArrays, WorkArrays]:
     """(decode iteration work, one request's prefill work) of the steady state: the ONE place
     that turns a deployment into work, shared by :func:`steady_works` (``fleet estimate``,
     profiles) and the ML.ENERGY calibration (:func:`fleet.frontier.mlenergy.load_problem`).
 
     ``expert_parallel``: MoE experts split over the ``tp`` GPUs (EP size = TP size, vLLM
-    ``--enable-expert-parallel``); ``attention_dp``: with data-parallel attention instead."""
+    ``--enable-expert-parallel``); ``attention_dp``: with data-parallel attention instead.
+    ``prefill_batch_tokens``: prompt tokens the engine prefills in one pass (a serving-stack
+    parameter, :func:`prefill_requests_per_pass`); the prefill work returned is then one request's
+    share of such a pass."""
     b = max(1, int(round(batch)))
     ctx = b * (float(input_tokens) + 0.5 * float(output_tokens))
     xp = bool(expert_parallel)
     dp = xp and bool(attention_dp)
+    n_in = max(1, int(round(input_tokens)))
+    k = prefill_requests_per_pass(b, n_in, output_tokens, prefill_batch_tokens)
     return (decode_work(model_name, b, ctx, precision, kv_precision, tp, xp, dp),
-            prefill_work(model_name, max(1, int(round(input_tokens))), precision, kv_precision, tp, 0, xp, dp))
+            prefill_share_work(model_name, n_in, k, precision, kv_precision, tp, xp, dp))
 
 
 def steady_works(rep: Replica, batch: int, input_tokens: int, output_tokens: int) -> tuple[WorkArrays, WorkArrays]:
     """(decode iteration work, one request's prefill work) of the steady state on ``rep``
     (expert-parallel when ``rep.ep > 1``, attention tensor-parallel as the calibration reads
     the ML.ENERGY EP rows)."""
+    pbt = 0.0 if rep.op is None else rep.op.resolve_stack().values(rep.acc.constants)["batching.prefill_tokens"]
     return serving_works(rep.model_name, batch, input_tokens, output_tokens, rep.precision, rep.kv_precision,
-                         rep.tp, rep.ep > 1)
+                         rep.tp, rep.ep > 1, prefill_batch_tokens=pbt)
 
 
 def combine(batch, output_tokens, dec: Evaluation, pre: Evaluation) -> SteadyState:
@@ -129,4 +146,4 @@ def steady_state(rep: Replica, batch: int, input_tokens: int, output_tokens: int
     dw, pw = steady_works(rep, batch, input_tokens, output_tokens)
     kw = _cap_args(rep, power_cap_w, clock)
     return combine(max(1, int(round(batch))), output_tokens, evaluate(dw, rep.device, **kw),
-                   evaluate(pw, rep.device, **kw))
+                   evaluate(pw, rep.prefill_dev, **kw))

@@ -85,6 +85,27 @@ DP_OVERLAP = 0.7
 DEFAULT_UTILIZATION = TRAIN_GEMM_EFFICIENCY
 
 
+#: Training software stacks by framework generation: what the pipeline schedule and the sharding
+#: a run could use were (the layout search stays inside them).
+#:
+#: * ``megatron-core`` (default): Megatron-LM since v2 / Megatron-Core, NeMo, torchtitan and the
+#:   like: interleaved 1F1B with virtual pipeline stages (Narayanan et al., "Efficient Large-Scale
+#:   Language Model Training on GPU Clusters Using Megatron-LM", SC'21, arXiv 2104.04473), ZeRO 0-3
+#:   (or FSDP) alongside.
+#: * ``deepspeed-pipeline``: DeepSpeed's PipelineEngine (Megatron-DeepSpeed, as BLOOM was trained:
+#:   BigScience 2022, arXiv 2211.05100, "ZeRO stage 1" with DeepSpeed pipeline parallelism) and the
+#:   2020 frameworks before the interleaved schedule existed (GPT-3, Brown et al. 2020, trained before
+#:   SC'21): non-interleaved 1F1B (PipeDream-Flush, Narayanan et al. ICML'21), whose bubble is
+#:   ``(pp-1)`` micro-batch times, and ZeRO at most stage 1 under pipeline parallelism (DeepSpeed
+#:   refuses ZeRO-2/3 with its PipelineEngine: deepspeed/runtime/pipe/engine.py asserts
+#:   ``zero_optimization_stage() < 2``).
+TRAINING_STACKS: dict[str, dict] = {
+    "megatron-core": {"interleaved": True, "max_zero_with_pp": 3},
+    "deepspeed-pipeline": {"interleaved": False, "max_zero_with_pp": 1},
+}
+DEFAULT_TRAINING_STACK = "megatron-core"
+
+
 @dataclass(frozen=True)
 class TrainConstants:
     """The training constants in one value (for calibration and what-if runs)."""
@@ -160,7 +181,7 @@ def _evaluate_layout(ctx: dict, tp: int, pp: int, dp: int, zero: int, recompute:
         per_send = msg / pp_bw + pp_lat
         best_pipe = None
         v = 1
-        while v <= max(1, arch.layers // pp):
+        while v <= (max(1, arch.layers // pp) if ctx["interleaved"] else 1):
             tb = (pp - 1) * t_mb / v
             tq = 2.0 * v * (m_rep + pp - 1) * per_send
             if best_pipe is None or tb + tq < best_pipe[0]:
@@ -239,7 +260,8 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
                       carbon_intensity_g_per_kwh: float = 400.0, power_cap_w: float | None = None,
                       calibrated: bool = False, dp: int | None = None, zero_stage: int | None = None,
                       global_batch_tokens: int | None = None, network_gbs_per_gpu: float | None = None,
-                      failures: bool = True, constants: TrainConstants | None = None) -> dict:
+                      failures: bool = True, constants: TrainConstants | None = None,
+                      training_stack: str = DEFAULT_TRAINING_STACK) -> dict:
     """Time (s), GPU and facility energy (J), operational carbon (gCO2e), layout, MFU, average
     power per GPU and the share of time in each overhead of training ``model`` on ``tokens``
     tokens with ``gpus`` accelerators (module docstring).
@@ -249,7 +271,10 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
     step (default 4M, rounded to whole sequences).  ``utilization``: overrides the calibrated
     GEMM efficiency.  ``network_gbs_per_gpu``: the cluster's scale-out bandwidth per GPU, one way
     (GB/s; default the device constant ``link.network_gbs``).  ``failures``: count checkpoints,
-    failures and restarts (True) or report the steady state only."""
+    failures and restarts (True) or report the steady state only.  ``training_stack``: the
+    framework generation (:data:`TRAINING_STACKS`): which pipeline schedules and ZeRO stages the
+    layout search may use."""
+
     import math
 
     from ..limits import MAX_SEQ_LEN, MAX_TRAINING_GPUS
@@ -271,6 +296,10 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
     if not (math.isfinite(carbon_intensity_g_per_kwh) and carbon_intensity_g_per_kwh >= 0):
         raise ConfigurationError(f"carbon intensity must be a finite number >= 0 gCO2e/kWh, "
                                  f"got {carbon_intensity_g_per_kwh}")
+    if training_stack not in TRAINING_STACKS:
+        raise ConfigurationError(f"unknown training stack {training_stack!r}; expected one of "
+                                 f"{', '.join(TRAINING_STACKS)}")
+    tstack = TRAINING_STACKS[training_stack]
     k = constants or TrainConstants()
     eta = k.gemm_efficiency if utilization is None else float(utilization)
     if not (0.0 < eta <= 1.0):
@@ -301,6 +330,7 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
                cap={} if power_cap_w is None else {"cap_w": float(power_cap_w)},
                net_bw=net_bw, act_b=llm.precision_bytes(llm.activation_precision(prec)),
                w_b=llm.precision_bytes(prec), grad_b=4.0, failures=bool(failures),
+               interleaved=bool(tstack["interleaved"]),
                head_layers=max(0.25, arch.vocab * arch.hidden / max(1.0, arch.total_params() / arch.layers)))
     # ---- layout search
     tp_max = min(n, max(GPUS_PER_NODE, 1) if acc.scaleup_gpus >= GPUS_PER_NODE else acc.scaleup_gpus)
@@ -320,6 +350,12 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
                 continue
             for z in zeros:
                 if z > 0 and d == 1 and zero_stage is None:
+                    continue
+                if p_ > 1 and z > tstack["max_zero_with_pp"]:
+                    if zero_stage is not None:
+                        raise ConfigurationError(
+                            f"ZeRO stage {z} with pipeline parallelism is not available in the "
+                            f"{training_stack} training stack (at most {tstack['max_zero_with_pp']})")
                     continue
                 for r in recs:
                     ev, mem = _evaluate_layout(ctx, t, p_, d, z, r)
@@ -394,6 +430,7 @@ def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: 
         "max_micro_batch_tokens": int(mem.max_micro_batch_tokens),
         "max_micro_batch_sequences": int(mem.max_micro_batch_tokens // seq_len),
         "utilization_assumed": eta, "calibrated": bool(acc.constants.calibrated),
+        "training_stack": training_stack,
         "idle_gpu_energy_j": e_idle,
     }
     return out

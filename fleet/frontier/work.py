@@ -57,6 +57,30 @@ def prefill_work(model_name: str, n_tokens: int, precision: str, kv_precision: s
                                 moe_layers=float(llm.architecture(m).n_moe_layers))
 
 
+@lru_cache(maxsize=50_000)
+def prefill_share_work(model_name: str, n_tokens: int, n_requests: int, precision: str, kv_precision: str,
+                       tp: int, expert_parallel: bool = False, attention_dp: bool = False) -> WorkArrays:
+    """One request's share of a prefill pass over ``n_requests`` prompts of ``n_tokens`` each (an
+    engine that batches prompts, e.g. TensorRT-LLM up to ``max_num_tokens``): the pass's work
+    divided by ``n_requests``, so the weight stream, the collectives and the step overhead are
+    shared.  ``n_requests == 1`` is :func:`prefill_work`."""
+    import dataclasses
+
+    k = max(1, int(n_requests))
+    if k == 1:
+        return prefill_work(model_name, n_tokens, precision, kv_precision, tp, 0, expert_parallel, attention_dp)
+    m = _get_model(model_name)
+    llm = _llm()
+    n = int(n_tokens)
+    cost = llm.prefill_cost(m, k * n, tokens_sq=float(k) * n * n, n_requests=k, precision=precision,
+                            kv_precision=kv_precision, tp=int(tp), expert_parallel=bool(expert_parallel),
+                            attention_dp=bool(attention_dp))
+    w = WorkArrays.from_cost(cost, steps=1.0 / k, layers=float(m.layers), seqs=1.0,
+                             moe_layers=float(llm.architecture(m).n_moe_layers))
+    return dataclasses.replace(w, **{f: float(getattr(w, f)) / k for f in (
+        "flops", "lin_bytes", "kv_bytes", "comm_bytes", "comm_messages", "expert_bytes", "expert_skew_bytes")})
+
+
 def decode_grid(model_name: str, batches, contexts_per_seq, precision: str, kv_precision: str,
                 tp: int, expert_parallel: bool = False) -> WorkArrays:
     """WorkArrays of shape (len(batches), len(contexts)) for per-sequence contexts

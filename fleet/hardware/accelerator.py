@@ -165,22 +165,39 @@ class Accelerator:
         v = getattr(self.spec, "scaleup_gpus", None)
         return int(v) if v else GPUS_PER_NODE
 
-    def link(self, gpus: int) -> tuple[float, float, float]:
+    def link_kind(self, gpus: int) -> str:
+        """Which link a collective over ``gpus`` GPUs crosses: ``"nvlink"`` (or the vendor's
+        scale-up fabric, catalog ``nvlink_gbs``), ``"pcie"`` (no scale-up link) or ``"network"``
+        (beyond the scale-up domain)."""
+        if gpus > self.scaleup_gpus:
+            return "network"
+        return "nvlink" if float(getattr(self.spec, "nvlink_gbs", 0.0) or 0.0) > 0 else "pcie"
+
+    def link(self, gpus: int, *, bw_efficiency: float | None = None, latency_s: float | None = None,
+             latency_per_gpu_s: float = 0.0) -> tuple[float, float, float]:
         """(bandwidth B/s per GPU one direction, J/B, latency s) of a collective over ``gpus`` GPUs.
 
         Within a scale-up domain (:attr:`scaleup_gpus`): NVLink (or PCIe where the part has none);
-        beyond it: the network.
+        beyond it: the network.  The serving stack may give the collective's bandwidth efficiency
+        and latency (``latency_s`` at 2 GPUs plus ``latency_per_gpu_s`` per GPU beyond 2; over
+        PCIe twice that, a modelled hardware factor: each step crosses the host bridge or a PCIe
+        switch); None: the device constants ``link.collective_efficiency`` and
+        ``link.nvlink_latency_s`` (flat in the GPU count).  The network keeps the device constants.
         """
         c = self.constants
-        eff = c["link.collective_efficiency"]
-        if gpus > self.scaleup_gpus:
+        eff = c["link.collective_efficiency"] if bw_efficiency is None else float(bw_efficiency)
+        kind = self.link_kind(gpus)
+        if kind == "network":
+            eff = c["link.collective_efficiency"]
             return (c["link.network_gbs"] * 1e9 * eff, 8e-12 * c["link.network_pj_per_bit"],
                     c["link.network_latency_s"])
-        nv = float(getattr(self.spec, "nvlink_gbs", 0.0) or 0.0)
-        if nv > 0:
-            return nv * 1e9 * eff, 8e-12 * c["link.nvlink_pj_per_bit"], c["link.nvlink_latency_s"]
+        lat = (c["link.nvlink_latency_s"] if latency_s is None else float(latency_s)) \
+            + float(latency_per_gpu_s) * max(int(gpus) - 2, 0)
+        if kind == "nvlink":
+            nv = float(getattr(self.spec, "nvlink_gbs", 0.0) or 0.0)
+            return nv * 1e9 * eff, 8e-12 * c["link.nvlink_pj_per_bit"], lat
         pcie = float(getattr(self.spec, "pcie_gbs", 0.0) or 32.0)
-        return pcie * 1e9 * eff, 8e-12 * c["link.pcie_pj_per_bit"], 2.0 * c["link.nvlink_latency_s"]
+        return pcie * 1e9 * eff, 8e-12 * c["link.pcie_pj_per_bit"], 2.0 * lat
 
     def network(self) -> tuple[float, float, float]:
         c = self.constants

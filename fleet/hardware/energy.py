@@ -12,9 +12,18 @@ Time (per step, all GPUs of the replica work in parallel on their 1/tp share)::
     B_crit    = B_lin + S + (B_exp + S) * (1/eta_moe - 1)          MoE: expert stream at eta_moe, EP skew S
     t_kv      = B_kv / (tp * BW_att)                                 attention reads/writes KV (memory-bound)
     t_comm    = B_comm / (tp * BW_link) + messages * latency         tensor-parallel collectives
-    t_ovh     = steps * (t_iter + layers * t_layer + moe_layers * t_moe) + seqs * t_seq
-                                                                     scheduler, launches, sampling (framework)
-    t         = t_linear + t_kv + t_comm + t_ovh
+    t_host    = steps * (layers * t_layer + moe_layers * t_moe) + seqs * t_seq
+                                                                     launches, scheduling, sampling (framework)
+    t_ovh     = steps * t_iter + (1 - o) * t_host + o * max(t_host - t_gpu, 0)
+    t_gpu     = t_linear + t_kv + t_comm
+    t         = t_gpu + t_ovh
+
+``o`` (``host_overlap``, a property of the serving stack) is 0 when the host work adds to the
+GPU time (CUDA-graph replay, synchronous scheduling: every stack calibrated before stacks existed)
+and 1 when it runs concurrently with the GPU (eager PyTorch enqueues kernels asynchronously, so
+a step lasts ``max(t_gpu, t_host)``).  The overheads, the collective's latency and bandwidth
+efficiency and the kernel efficiency come from the serving stack
+(:mod:`fleet.catalog.serving_stack`) when one is given to :meth:`Device.from_accelerator`.
 
 Attention and the GEMMs are separate kernels, so their times add; within the GEMMs compute and
 the weight stream overlap (roofline max).
@@ -24,8 +33,11 @@ Energy (whole replica)::
     E_compute      = F * e_flop * V(x)^2                 (e_flop: pJ/FLOP at the precision and node)
     E_memory       = (B_lin + B_kv) * e_byte              (HBM/GDDR access + on-chip delivery)
     E_interconnect = B_comm * e_link
-    E_static       = tp * (P_idle + P_membg + P_base * g(x)) * t
-                     (idle floor + active memory-interface background + busy baseline under DVFS)
+    E_static       = tp * (P_idle + P_membg + P_base * g(x)) * t - tp * P_base * g(x) * (1 - w) * t_wait
+                     (idle floor + active memory-interface background + busy baseline under DVFS;
+                      while the GPU waits, on collective latency or on the host, it draws only the
+                      share ``w`` = ``wait_power_fraction`` of the busy baseline, a stack property)
+    t_wait         = messages * latency + t_ovh
 
 ``power = E / t`` never exceeds the cap: a cap selects the highest clock whose power fits
 (:func:`fleet.hardware.dvfs.solve_clock`); if even the lowest clock is above the cap the GPU is
@@ -35,7 +47,7 @@ modelled as duty-cycled (time stretched to ``E / cap``).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
@@ -111,20 +123,41 @@ class Device:
     mem_bg_w: Any = 0.0  # W per GPU: active memory interface background (not DVFS-scaled)
     moe_bw_fraction: Any = 1.0  # fraction of bw_att the MoE grouped-GEMM weight stream reaches
     t_moe_layer: Any = 0.0      # s per MoE layer per step (router, top-k, permute, quantise)
+    host_overlap: Any = 0.0     # 0: host overhead adds to GPU time; 1: runs concurrently (max)
+    wait_power_fraction: Any = 1.0  # share of the busy baseline drawn while waiting
 
     @classmethod
-    def from_accelerator(cls, acc: Accelerator, precision: str = "bf16", tp: int = 1) -> "Device":
+    def from_accelerator(cls, acc: Accelerator, precision: str = "bf16", tp: int = 1,
+                         stack: Mapping[str, float] | None = None, phase: str = "decode") -> "Device":
+        """The per-GPU figures of ``acc`` at ``precision`` in a replica of ``tp`` GPUs.
+
+        ``stack``: the resolved parameters of a serving stack
+        (:meth:`fleet.catalog.serving_stack.ServingStack.values`); None: the device constants'
+        overheads and collectives (what the reference stack resolves to).  ``phase``
+        (``"decode"`` or ``"prefill"``) picks the stack's kernel efficiency."""
         c = acc.constants
-        bw, jl, lat = acc.link(tp)
-        return cls(tp=float(tp), f_att=acc.attainable_flops(precision), bw_att=acc.attainable_bw,
+        if phase not in ("decode", "prefill"):
+            raise ValueError(f"phase must be 'decode' or 'prefill', got {phase!r}")
+        if stack is None:
+            bw, jl, lat = acc.link(tp)
+            t_iter, t_layer, t_seq = c["overhead.iteration_s"], c["overhead.per_layer_s"], c["overhead.per_sequence_s"]
+            t_moe, keff, overlap, wait = c.get("overhead.per_moe_layer_s") or 0.0, 1.0, 0.0, 1.0
+        else:
+            s = stack
+            bw, jl, lat = acc.link(tp, bw_efficiency=s["collective.bw_efficiency"],
+                                   latency_s=s["collective.latency_s"],
+                                   latency_per_gpu_s=s["collective.latency_per_gpu_s"])
+            t_iter, t_layer, t_seq = s["overhead.iteration_s"], s["overhead.per_layer_s"], s["overhead.per_sequence_s"]
+            t_moe, overlap, wait = s["overhead.per_moe_layer_s"], s["overhead.host_overlap"], s["power.wait_fraction"]
+            keff = s[f"kernel.{phase}_efficiency"]
+        return cls(tp=float(tp), f_att=acc.attainable_flops(precision) * keff, bw_att=acc.attainable_bw * keff,
                    j_flop=acc.j_per_flop(precision), j_byte=acc.j_per_byte_memory,
                    link_bw=bw, j_link=jl, link_lat=lat, idle_w=acc.idle_w, base_w=acc.active_base_w,
-                   t_iter=c["overhead.iteration_s"], t_layer=c["overhead.per_layer_s"],
-                   t_seq=c["overhead.per_sequence_s"],
+                   t_iter=t_iter, t_layer=t_layer, t_seq=t_seq,
                    power_min_w=acc.power_min_w, power_max_w=acc.power_max_w,
                    vf=VFCurve.from_constants(c), mem_bg_w=acc.memory_background_w,
                    moe_bw_fraction=acc.moe_weight_stream_fraction(precision),
-                   t_moe_layer=c.get("overhead.per_moe_layer_s") or 0.0)
+                   t_moe_layer=t_moe, host_overlap=overlap, wait_power_fraction=wait)
 
 
 @dataclass(frozen=True)
@@ -160,17 +193,19 @@ def _parts(work: WorkArrays, dev: Device):
     t_w = (np.asarray(work.lin_bytes, float) + np.asarray(work.expert_skew_bytes, float)
            + exp_b * (1.0 / np.asarray(dev.moe_bw_fraction, float) - 1.0)) / (tp * dev.bw_att)
     t_kv = np.asarray(work.kv_bytes, float) / (tp * dev.bw_att)
-    t_comm = np.asarray(work.comm_bytes, float) / (tp * dev.link_bw) + np.asarray(work.comm_messages, float) * dev.link_lat
-    t_ovh = (np.asarray(work.steps, float) * (dev.t_iter + np.asarray(work.layers, float) * dev.t_layer
-                                              + np.asarray(work.moe_layers, float) * dev.t_moe_layer)
-             + np.asarray(work.seqs, float) * dev.t_seq)
+    t_comm_bw = np.asarray(work.comm_bytes, float) / (tp * dev.link_bw)
+    t_comm_lat = np.asarray(work.comm_messages, float) * dev.link_lat
+    t_fixed = np.asarray(work.steps, float) * dev.t_iter
+    t_host = (np.asarray(work.steps, float) * (np.asarray(work.layers, float) * dev.t_layer
+                                               + np.asarray(work.moe_layers, float) * dev.t_moe_layer)
+              + np.asarray(work.seqs, float) * dev.t_seq)
     e_c1 = np.asarray(work.flops, float) * dev.j_flop
     e_m = (np.asarray(work.lin_bytes, float) + np.asarray(work.kv_bytes, float)) * dev.j_byte
     e_i = np.asarray(work.comm_bytes, float) * dev.j_link
     # the part of t_w that only the busiest EP rank spends streaming (the others wait for it)
     t_skew = (np.asarray(work.expert_skew_bytes, float) / np.asarray(dev.moe_bw_fraction, float)
               / (tp * dev.bw_att))
-    return tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i, t_skew
+    return tp, t_c1, t_w, t_kv, t_comm_bw, t_comm_lat, t_fixed, t_host, e_c1, e_m, e_i, t_skew
 
 
 def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Evaluation:
@@ -180,20 +215,38 @@ def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Evalua
     power cap in W (None: uncapped, max clock).  Both may be arrays.
     """
     vf = dev.vf or VFCurve(0.7, 0.55, 0.15, 0.3)
-    tp, t_c1, t_w, t_kv, t_comm, t_ovh, e_c1, e_m, e_i, t_skew = _parts(work, dev)
+    tp, t_c1, t_w, t_kv, t_comm_bw, t_comm_lat, t_fixed, t_host, e_c1, e_m, e_i, t_skew = _parts(work, dev)
     idle_share = (tp - 1.0) / tp
-    rest_t = t_kv + t_comm + t_ovh
+    ov = np.asarray(dev.host_overlap, float)
+    wf = np.asarray(dev.wait_power_fraction, float)
+    t_comm = t_comm_bw + t_comm_lat
+    # the per-step overhead when host work adds (ov = 0), in the order the model always summed it
+    t_ovh0 = (np.asarray(work.steps, float) * (dev.t_iter + np.asarray(work.layers, float) * dev.t_layer
+                                               + np.asarray(work.moe_layers, float) * dev.t_moe_layer)
+              + np.asarray(work.seqs, float) * dev.t_seq)
+    overlapped = bool(np.any(ov > 0))
+
+    def overhead(t_lin):
+        # per-step overhead: fixed, plus host work that adds (ov = 0) or hides behind the GPU (ov = 1)
+        if not overlapped:
+            return t_ovh0
+        t_gpu = t_lin + t_kv + t_comm
+        return np.where(ov > 0, t_fixed + (1.0 - ov) * t_host + ov * np.maximum(t_host - t_gpu, 0.0), t_ovh0)
+
+    rest_t = t_kv + t_comm + t_ovh0                         # an upper bound, for shapes only
     p_floor = tp * (np.asarray(dev.idle_w, float) + np.asarray(dev.mem_bg_w, float))
     p_base = tp * np.asarray(dev.base_w, float)
 
     def at(x):
         t_lin = np.maximum(t_c1 / x, t_w)
-        t = t_lin + rest_t
+        t_o = overhead(t_lin)
+        t = t_lin + (t_kv + t_comm + t_o)
         e_c = e_c1 * vf.dynamic_factor(x)
         # EP imbalance: while the busiest rank streams its extra experts the other (tp-1) ranks
         # wait at the idle floor, without the busy baseline
         wait = np.clip(t_lin - np.maximum(t_c1 / x, t_w - t_skew), 0.0, None)
-        e_s = (p_floor + p_base * vf.baseline_factor(x)) * t - p_base * vf.baseline_factor(x) * wait * idle_share
+        g = p_base * vf.baseline_factor(x)
+        e_s = (p_floor + g) * t - g * wait * idle_share - g * (1.0 - wf) * (t_comm_lat + t_o)
         return t, e_c, e_s
 
     def power(x):
@@ -224,6 +277,7 @@ def evaluate(work: WorkArrays, dev: Device, *, clock=None, cap_w=None) -> Evalua
             e = e_c + e_m + e_i + e_s
             t = t2
     t_lin = np.maximum(t_c1 / x, t_w)
+    t_ovh = overhead(t_lin)
     zero = np.zeros_like(t)
     return Evaluation(time_s=t, energy_j=e, power_w=e / t, compute_j=e_c + zero, memory_j=e_m + zero,
                           interconnect_j=e_i + zero, static_j=e_s, clock_fraction=x + zero,
