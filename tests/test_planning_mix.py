@@ -32,7 +32,14 @@ def test_plan_applies_as_a_valid_scenario_and_simulates():
     planned = out.scenario
     assert planned.derived_from == _sc().hash()
     assert planned.simulation.router == "size_aware" and planned.simulation.size_routes
-    assert {p.name for p in planned.fleet.pools} == {d["path"].split("[")[1].split("]")[0] for d in out.decisions}
+    pools = {d["path"].split("[")[1].split("]")[0] for d in out.decisions if d["path"].startswith("fleet.pools")}
+    assert {p.name for p in planned.fleet.pools} == pools
+    # the plan's active replicas per hour are the scenario's replica schedule, and the simulation ran it
+    assert set(planned.schedule) == pools
+    sched = out.sim.schedule
+    for name, hours in planned.schedule.items():
+        got = sched[sched["pool"] == name].sort_values("hour")["active"].tolist()
+        assert got == hours[:len(got)]
     assert 0 < out.metrics["slo_attainment"] <= 1
     assert set(out.metrics["allocation"]) <= {"H100-SXM", "A10G"}
     # every request was routed to a planned pool
@@ -43,7 +50,7 @@ def test_a_round_that_fails_is_derated_and_the_next_passes(monkeypatch):
     from fleet.planning import mix as gm
     calls = []
 
-    def fake(sc, inputs, target, label):
+    def fake(sc, inputs, target, label, problem=None):
         pools = [p.name for p in sc.fleet.pools]
         k = len(calls)
         calls.append(pools)

@@ -39,10 +39,12 @@ returning the best plan found with its gap.
 
 Energy model of a replica in an hour: idle power while active plus, for the share of its
 capacity a bucket uses, the difference between its busy power on that bucket and idle (power is
-linear in load between idle and the SLO-bound operating point).  Owned (purchased) replicas that
-are not active in an hour are parked at ``parked_fraction`` of their idle power (1: they stay
-powered, as the simulation runs them without a replica schedule); 'hourly' replicas that are not
-active are released (no power, no cost).  Server overhead follows the scenario's server model:
+linear in load between idle and the SLO-bound operating point).  Replicas that are not active
+in an hour draw the candidate's ``parked_w`` when it is stated (the planning glue states what the
+simulation's replica schedule draws: idle power, or the GPUs' standby power when
+``simulation.inactive`` is 'off'); otherwise owned (purchased) replicas are parked at
+``parked_fraction`` of their idle power and 'hourly' replicas are released (no power).  'hourly'
+replicas are paid only for their active hours.  Server overhead follows the scenario's server model:
 ``static_w`` per server (for every owned server, every hour) plus ``per_gpu_w x P_gpu / TDP``.
 """
 
@@ -164,6 +166,10 @@ class Candidate:
     server_usd_per_hour: float = 0.0
     row: str = "row0"
     max_replicas: int | None = None     # a bound of its own (None: availability only)
+    #: whole-replica power when owned or rented but not active in an hour (W); None: the problem's
+    #: ``parked_fraction`` of ``idle_w`` ('reserved') or nothing ('hourly': released).  The planning glue sets it to what the simulation's
+    #: replica schedule draws (``simulation.inactive``: idle power, or the GPUs' standby power)
+    parked_w: float | None = None
     notes: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -388,7 +394,11 @@ def build(problem: MixProblem) -> MixModel:
     for c, cand in enumerate(P.candidates):
         of = cand.overhead_factor
         idle_kwh = cand.idle_w * of * hour_h / 1e3
-        parked = 0.0 if cand.pricing == "hourly" else float(P.parked_fraction)
+        if cand.parked_w is not None:
+            parked_w = cand.parked_w          # as the simulation draws it, whatever the pricing
+        else:
+            parked_w = 0.0 if cand.pricing == "hourly" else float(P.parked_fraction) * cand.idle_w
+        parked = min(1.0, parked_w / cand.idle_w) if cand.idle_w > 0 else 0.0
         for h in range(H):
             one = np.zeros(H)
             one[h] = idle_kwh * (1.0 - parked)
@@ -584,6 +594,69 @@ def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float,
     status = "INFEASIBLE" if reason in (R.INFEASIBLE, R.INFEASIBLE_OR_UNBOUNDED) else "UNKNOWN"
     return Solution(status, math.nan, math.nan, math.nan, wall, np.zeros(pm.n_vars), info, pm.objective_unit,
                     0.0, None, None, {}, [], list(pm.names))
+
+
+# ============================================================================ presolve and hints
+def dominated(problem: MixProblem) -> dict[str, str]:
+    """Candidates another candidate of the same accelerator, tensor parallelism, pricing, price,
+    place and limits beats on every count (capacity on every bucket, idle, parked and peak power,
+    busy energy per request): any plan using the dominated one is matched or beaten by the same
+    plan using the other, for every objective and constraint of :func:`build`.  Returns
+    {dominated name: dominating name}; dropping them leaves the optimum unchanged and the model
+    smaller (e.g. bf16 beside fp8 at the same tensor parallelism)."""
+    out: dict[str, str] = {}
+    cands = problem.candidates
+    same = ("accelerator", "tp", "pricing", "price_usd_per_gpu_hour", "embodied_g_per_gpu_hour", "gpus_per_server",
+            "servers_per_rack", "server_static_w", "server_per_gpu_w", "server_embodied_g_per_hour",
+            "server_usd_per_hour", "row", "max_replicas", "tdp_w")
+
+    def parked(c: Candidate) -> float:
+        if c.parked_w is not None:
+            return c.parked_w
+        return 0.0 if c.pricing == "hourly" else problem.parked_fraction * c.idle_w
+
+    def per_req(c: Candidate) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(c.capacity_rps > 0, np.maximum(0.0, c.busy_w - c.idle_w) / c.capacity_rps, np.inf)
+
+    for i, c in enumerate(cands):
+        for j, d in enumerate(cands):
+            if i == j or d.name in out or any(getattr(c, k) != getattr(d, k) for k in same):
+                continue
+            ok = (np.all(d.capacity_rps >= c.capacity_rps) and d.idle_w <= c.idle_w and parked(d) <= parked(c)
+                  and d.cap_w <= c.cap_w and np.all(per_req(d)[c.capacity_rps > 0] <= per_req(c)[c.capacity_rps > 0])
+                  and d.idle_w - parked(d) <= c.idle_w - parked(c))
+            strict = (np.any(d.capacity_rps > c.capacity_rps) or d.idle_w < c.idle_w or d.cap_w < c.cap_w
+                      or j < i)
+            if ok and strict:
+                out[c.name] = d.name
+                break
+    return out
+
+
+def hint_from(mm: MixModel, plan: "MixPlan", problem: MixProblem) -> np.ndarray:
+    """A hint for ``mm`` from a plan of another problem over a subset of its candidates (e.g. the
+    best single type): the integer decisions matched by candidate name, every other candidate at
+    zero.  The plan is feasible in ``mm`` when ``mm``'s problem has the same buckets, hours and
+    limits, so the solve starts from it (the mix is never worse than that plan)."""
+    P = mm.problem
+    v = np.zeros(mm.model.n_vars)
+    idx = {c.name: k for k, c in enumerate(P.candidates)}
+    S = float(P.slices)
+    for k, c in enumerate(problem.candidates):
+        j = idx.get(c.name)
+        if j is None:
+            continue
+        v[mm.replicas[j]] = plan.replicas[k]
+        v[mm.servers[j]] = plan.servers[k]
+        v[mm.racks[j]] = plan.racks[k]
+        v[mm.active[j]] = plan.active[k]
+        for b in range(len(P.buckets)):
+            for h in range(P.hours):
+                var = mm.share.get((j, b, h))
+                if var is not None:
+                    v[var] = plan.share[k, b, h] * S
+    return v
 
 
 # ============================================================================ Pareto front
