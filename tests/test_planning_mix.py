@@ -87,3 +87,45 @@ def test_infeasible_scenario_is_explained_by_the_cli(tmp_path, capsys):
     assert main(["plan", "mix", str(p)]) == 2
     err = capsys.readouterr().err
     assert "at most 0 H100-SXM GPUs are available (plan.mix.accelerators[H100-SXM].max_gpus)" in err
+
+
+def _sc_with(**mix):
+    d = {**SC, "plan": {"mix": {**SC["plan"]["mix"], **mix}}}
+    return parse_scenario(d)
+
+
+def test_hourly_types_are_paid_per_active_gpu_hour_of_the_simulated_schedule():
+    from fleet.planning import mix as gm
+    acc = {"H100-SXM": {"max_gpus": 4, "tp": [1], "pricing": "hourly", "price_usd_per_gpu_hour": 2.0},
+           "A10G": {"max_gpus": 4, "tp": [1], "pricing": "reserved", "price_usd_per_gpu_hour": 1.0}}
+    out = gm.plan_and_verify(_sc_with(accelerators=acc))
+    sim = out.metrics["simulated"]
+    sched = out.sim.schedule
+    want = 0.0
+    for p in out.scenario.fleet.pools:
+        if p.accelerator == "H100-SXM":          # hourly: active GPU-hours
+            want += 2.0 * float(sched[sched["pool"] == p.name]["active"].sum())
+        else:                                    # reserved: every GPU, every hour
+            want += 1.0 * p.gpus * 1.0
+    assert sim["hardware_usd"] == pytest.approx(want, rel=1e-9)
+    assert sim["cost_usd"] == pytest.approx(sim["hardware_usd"] + sim["energy_usd"], rel=1e-12)
+    assert out.metrics["pricing"] == {"H100-SXM": "hourly", "A10G": "reserved"}
+
+
+def test_baselines_are_solved_and_verified_like_the_plan():
+    from fleet.planning import mix as gm
+    out = gm.plan_and_verify(_sc_with(baselines=True))
+    m = out.metrics
+    best = m["best_single"]
+    assert best["rounds"] >= 1 and best["verified"] in (True, False)
+    rows = out.tables["single_types"]
+    assert set(rows["accelerator"]) == {"H100-SXM", "A10G"}
+    # the reference is the best verified single type, and the savings are simulated figures against it
+    assert m["cost_saving_pct"] == pytest.approx(100 * (1 - m["simulated"]["cost_usd"] / best["cost_usd"]))
+    # the mix starts from the best single type's plan: never planned worse than it
+    assert m["objective"] <= best["plan"]["cost"] * (1 + 1e-9) + 1e-9
+    # the fleet as written (1 x H100, tp 1) operated hour by hour and verified, and as it is
+    assert m["as_written"]["gpus"] == {"h100": 1} and m["as_written"]["rounds"] >= 1
+    assert m["as_written_unplanned"]["gpus"] == {"h100": 1}
+    flat = gm.summary_metrics(out)
+    assert flat["plan.mix.cost_saving_pct"][1] == "%" and "plan.mix.best_single.cost" in flat
