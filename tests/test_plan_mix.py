@@ -238,17 +238,22 @@ def test_melange_cli(tmp_path, capsys):
 # ------------------------------------------------------------------ benchmark
 @pytest.mark.bench
 def test_bench_mix_24h_20_buckets_10_types():
+    """Target (issue 10): within 1% of the proven bound in under 10 s on 2 cores, build and solve
+    together: the solve gets what the build left of the 10 s."""
     import time
     P = _bench_problem()
     t0 = time.perf_counter()
     mm = pm.build(P)
     tb = time.perf_counter() - t0
-    plan = pm.solve(mm, "cost", time_limit_s=10)
+    plan = pm.solve(mm, "cost", time_limit_s=max(0.5, 10.0 - tb))
+    total = time.perf_counter() - t0
     s = plan.solution
     print(f"\nmix bench: 24 h x 20 buckets x 10 types, {mm.model.n_vars} variables, {len(mm.model.constraints)} rows: "
-          f"build {tb:.2f} s, solve {s.wall_s:.2f} s, {s.status}, objective {s.objective:.2f} USD, "
+          f"build {tb:.2f} s + solve {s.wall_s:.2f} s = {total:.2f} s, {s.status}, objective {s.objective:.2f} USD, "
           f"bound {s.bound:.2f}, gap {s.gap:.2%} ({s.solver.name})")
     assert plan.ok and not s.violations
+    assert s.gap <= 0.01, f"gap {s.gap:.2%} above 1%"
+    assert total < 10.0 + 1.0, f"build + solve took {total:.1f} s"       # 1 s for reading the answer back
 
 
 def test_dominated_candidates_are_dropped_and_the_optimum_stays():
