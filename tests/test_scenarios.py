@@ -14,9 +14,9 @@ from fleet.testing import fleet_check  # noqa: F401  (fixture)
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
-NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure"}
+NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure", "mix_azure_planned"}
 #: scenarios whose traces live in ../shared/data (they do not even load without it)
-NEEDS_SHARED_TRACES = {"mix_azure"}
+NEEDS_SHARED_TRACES = {"mix_azure", "mix_azure_planned"}
 
 
 def test_the_examples_are_all_there():
