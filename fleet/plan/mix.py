@@ -515,8 +515,10 @@ def read_plan(mm: MixModel, sol: Solution, objective: str) -> MixPlan:
 
 def solve(mm: MixModel, objective: str | dict[str, float] = "cost", *, time_limit_s: float = 10.0,
           workers: int = 1, seed: int = 0, hint: np.ndarray | None = None,
-          log: Callable[[str], None] | None = None, solver: str | None = None) -> MixPlan:
+          log: Callable[[str], None] | None = None, solver: str | None = None,
+          gap_tolerance: float = 1e-6) -> MixPlan:
     """Solve for ``objective``; a time limit returns the best plan found with its gap.
+    ``gap_tolerance``: relative gap at which HiGHS stops (1e-6: proven optimal).
 
     ``solver``: 'highs' (MathOpt HiGHS; the default when the problem's ``continuous_shares`` is
     set) or 'cp-sat' (the core's CP-SAT: every share an integer number of slices)."""
@@ -525,7 +527,8 @@ def solve(mm: MixModel, objective: str | dict[str, float] = "cost", *, time_limi
     if solver == "highs":
         cont = np.zeros(mm.model.n_vars, bool)
         cont[list(mm.share.values())] = True
-        sol = solve_mathopt(mm.model, cont, time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint)
+        sol = solve_mathopt(mm.model, cont, time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint,
+                            gap_tolerance=gap_tolerance)
     else:
         sol = mm.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint, log=log)
     return read_plan(mm, sol, name)
@@ -537,7 +540,7 @@ MATHOPT_CHECK_TOL = 1e-6
 
 
 def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float, workers: int = 1, seed: int = 0,
-                  hint: np.ndarray | None = None) -> Solution:
+                  hint: np.ndarray | None = None, gap_tolerance: float = 1e-6) -> Solution:
     """Solve a core :class:`PlanModel` with MathOpt's HiGHS (a MIP with LP bounds), the variables
     flagged in ``continuous`` relaxed to reals within their bounds.  Float coefficients are passed
     as they are (no integer scaling); the result is a core :class:`Solution` (values as floats,
@@ -562,7 +565,7 @@ def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float,
     mo.minimize(sum((float(a) * xs[int(i)] for i, a in zip(oidx, ocoef)), start=mathopt.LinearExpression())
                 + pm.objective_offset)
     params = mathopt.SolveParameters(time_limit=__import__("datetime").timedelta(seconds=float(time_limit_s)),
-                                     random_seed=int(seed), relative_gap_tolerance=1e-6,
+                                     random_seed=int(seed), relative_gap_tolerance=float(gap_tolerance),
                                      enable_output=False)
     mp = None
     if hint is not None:
@@ -584,6 +587,8 @@ def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float,
         bnd = min(obj, bnd) if math.isfinite(bnd) else -math.inf
         status = "OPTIMAL" if reason == R.OPTIMAL else "FEASIBLE"
         gap = 0.0 if status == "OPTIMAL" and _gap(obj, bnd) <= 1e-6 else _gap(obj, bnd)
+        if status == "OPTIMAL" and gap > 1e-6:
+            status = "FEASIBLE"           # stopped at the stated gap tolerance, not proven optimal
         viol = []
         for c in pm.constraints:
             d = c.violation(vals, tol=MATHOPT_CHECK_TOL)
