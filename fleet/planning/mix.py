@@ -312,8 +312,7 @@ def _pool_name(acc: str, tp: int, prec: str, cap_w: float | None) -> str:
 
 
 # ============================================================================ apply
-def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix plan", problem=None,
-               keep_names: bool = False):
+def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix plan", problem=None):
     """The scenario with the plan's pools (replacing those serving the planned model), the
     size-aware routes (each bucket to the pools the plan gave it, hour by hour) and the replica
     schedule (``schedule.<pool>``: the plan's active replicas per hour; the pool holds the peak),
