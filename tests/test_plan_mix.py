@@ -238,14 +238,42 @@ def test_melange_cli(tmp_path, capsys):
 # ------------------------------------------------------------------ benchmark
 @pytest.mark.bench
 def test_bench_mix_24h_20_buckets_10_types():
+    """Target (issue 10): within 1% of the proven bound in under 10 s on 2 cores, build and solve
+    together: the solve gets what the build left of the 10 s and stops once within 1%."""
     import time
     P = _bench_problem()
     t0 = time.perf_counter()
     mm = pm.build(P)
     tb = time.perf_counter() - t0
-    plan = pm.solve(mm, "cost", time_limit_s=10)
+    plan = pm.solve(mm, "cost", time_limit_s=max(0.5, 10.0 - tb), gap_tolerance=0.01)
+    total = time.perf_counter() - t0
     s = plan.solution
     print(f"\nmix bench: 24 h x 20 buckets x 10 types, {mm.model.n_vars} variables, {len(mm.model.constraints)} rows: "
-          f"build {tb:.2f} s, solve {s.wall_s:.2f} s, {s.status}, objective {s.objective:.2f} USD, "
+          f"build {tb:.2f} s + solve {s.wall_s:.2f} s = {total:.2f} s, {s.status}, objective {s.objective:.2f} USD, "
           f"bound {s.bound:.2f}, gap {s.gap:.2%} ({s.solver.name})")
     assert plan.ok and not s.violations
+    assert s.gap <= 0.01, f"gap {s.gap:.2%} above 1%"
+    assert total < 10.0 + 1.0, f"build + solve took {total:.1f} s"       # 1 s for reading the answer back
+
+
+def test_dominated_candidates_are_dropped_and_the_optimum_stays():
+    """Same accelerator, tp and price: 'fp8' serves more of every bucket at no more power than
+    'bf16', so bf16 is dominated; dropping it leaves the optimum unchanged."""
+    a = _cand("x-bf16", [1.0, 0.5], 1.0, acc="X", busy=(200.0, 200.0), idle=50.0)
+    b = _cand("x-fp8", [2.0, 1.0], 1.0, acc="X", busy=(200.0, 200.0), idle=50.0)
+    c = _cand("y", [3.0, 0.0], 1.5, acc="Y")
+    P = _problem([a, b, c])
+    assert pm.dominated(P) == {"x-bf16": "x-fp8"}
+    full = pm.solve(pm.build(P), "cost", time_limit_s=10)
+    small = pm.solve(pm.build(_problem([b, c])), "cost", time_limit_s=10)
+    assert full.figures["cost"] == pytest.approx(small.figures["cost"], abs=1e-6)
+
+
+def test_a_hint_from_a_single_type_plan_is_feasible_in_the_mix():
+    P = toy()
+    sub = _problem([P.candidates[1]])
+    single = pm.solve(pm.build(sub), "cost", time_limit_s=10)
+    mm = pm.build(P)
+    h = pm.hint_from(mm, single, sub)
+    assert not [c for c in mm.model.constraints if c.violation(h, tol=1e-9) > 0]
+    assert pm.solve(mm, "cost", time_limit_s=10, hint=h).figures["cost"] <= single.figures["cost"] + 1e-9

@@ -19,9 +19,9 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 #: `fleet run` runs)
 FILES = sorted(f for f in SCENARIOS.glob("*.yaml")
                if "\nkind: sweep" not in f.read_text(encoding="utf-8")) + [DEFAULT_SCENARIO]
-NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure", "training_carbon"}
+NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure", "mix_azure_planned", "training_carbon"}
 #: scenarios whose traces live in ../shared/data (they do not even load without it)
-NEEDS_SHARED_TRACES = {"mix_azure"}
+NEEDS_SHARED_TRACES = {"mix_azure", "mix_azure_planned"}
 
 
 def test_the_examples_are_all_there():

@@ -39,10 +39,12 @@ returning the best plan found with its gap.
 
 Energy model of a replica in an hour: idle power while active plus, for the share of its
 capacity a bucket uses, the difference between its busy power on that bucket and idle (power is
-linear in load between idle and the SLO-bound operating point).  Owned (purchased) replicas that
-are not active in an hour are parked at ``parked_fraction`` of their idle power (1: they stay
-powered, as the simulation runs them without a replica schedule); 'hourly' replicas that are not
-active are released (no power, no cost).  Server overhead follows the scenario's server model:
+linear in load between idle and the SLO-bound operating point).  Replicas that are not active
+in an hour draw the candidate's ``parked_w`` when it is stated (the planning glue states what the
+simulation's replica schedule draws: idle power, or the GPUs' standby power when
+``simulation.inactive`` is 'off'); otherwise owned (purchased) replicas are parked at
+``parked_fraction`` of their idle power and 'hourly' replicas are released (no power).  'hourly'
+replicas are paid only for their active hours.  Server overhead follows the scenario's server model:
 ``static_w`` per server (for every owned server, every hour) plus ``per_gpu_w x P_gpu / TDP``.
 """
 
@@ -164,6 +166,10 @@ class Candidate:
     server_usd_per_hour: float = 0.0
     row: str = "row0"
     max_replicas: int | None = None     # a bound of its own (None: availability only)
+    #: whole-replica power when owned or rented but not active in an hour (W); None: the problem's
+    #: ``parked_fraction`` of ``idle_w`` ('reserved') or nothing ('hourly': released).  The planning glue sets it to what the simulation's
+    #: replica schedule draws (``simulation.inactive``: idle power, or the GPUs' standby power)
+    parked_w: float | None = None
     notes: dict = field(default_factory=dict, compare=False, hash=False)
 
     @property
@@ -388,7 +394,11 @@ def build(problem: MixProblem) -> MixModel:
     for c, cand in enumerate(P.candidates):
         of = cand.overhead_factor
         idle_kwh = cand.idle_w * of * hour_h / 1e3
-        parked = 0.0 if cand.pricing == "hourly" else float(P.parked_fraction)
+        if cand.parked_w is not None:
+            parked_w = cand.parked_w          # as the simulation draws it, whatever the pricing
+        else:
+            parked_w = 0.0 if cand.pricing == "hourly" else float(P.parked_fraction) * cand.idle_w
+        parked = min(1.0, parked_w / cand.idle_w) if cand.idle_w > 0 else 0.0
         for h in range(H):
             one = np.zeros(H)
             one[h] = idle_kwh * (1.0 - parked)
@@ -505,8 +515,10 @@ def read_plan(mm: MixModel, sol: Solution, objective: str) -> MixPlan:
 
 def solve(mm: MixModel, objective: str | dict[str, float] = "cost", *, time_limit_s: float = 10.0,
           workers: int = 1, seed: int = 0, hint: np.ndarray | None = None,
-          log: Callable[[str], None] | None = None, solver: str | None = None) -> MixPlan:
+          log: Callable[[str], None] | None = None, solver: str | None = None,
+          gap_tolerance: float = 1e-6) -> MixPlan:
     """Solve for ``objective``; a time limit returns the best plan found with its gap.
+    ``gap_tolerance``: relative gap at which HiGHS stops (1e-6: proven optimal).
 
     ``solver``: 'highs' (MathOpt HiGHS; the default when the problem's ``continuous_shares`` is
     set) or 'cp-sat' (the core's CP-SAT: every share an integer number of slices)."""
@@ -515,7 +527,8 @@ def solve(mm: MixModel, objective: str | dict[str, float] = "cost", *, time_limi
     if solver == "highs":
         cont = np.zeros(mm.model.n_vars, bool)
         cont[list(mm.share.values())] = True
-        sol = solve_mathopt(mm.model, cont, time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint)
+        sol = solve_mathopt(mm.model, cont, time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint,
+                            gap_tolerance=gap_tolerance)
     else:
         sol = mm.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint, log=log)
     return read_plan(mm, sol, name)
@@ -527,7 +540,7 @@ MATHOPT_CHECK_TOL = 1e-6
 
 
 def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float, workers: int = 1, seed: int = 0,
-                  hint: np.ndarray | None = None) -> Solution:
+                  hint: np.ndarray | None = None, gap_tolerance: float = 1e-6) -> Solution:
     """Solve a core :class:`PlanModel` with MathOpt's HiGHS (a MIP with LP bounds), the variables
     flagged in ``continuous`` relaxed to reals within their bounds.  Float coefficients are passed
     as they are (no integer scaling); the result is a core :class:`Solution` (values as floats,
@@ -552,7 +565,7 @@ def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float,
     mo.minimize(sum((float(a) * xs[int(i)] for i, a in zip(oidx, ocoef)), start=mathopt.LinearExpression())
                 + pm.objective_offset)
     params = mathopt.SolveParameters(time_limit=__import__("datetime").timedelta(seconds=float(time_limit_s)),
-                                     random_seed=int(seed), relative_gap_tolerance=1e-6,
+                                     random_seed=int(seed), relative_gap_tolerance=float(gap_tolerance),
                                      enable_output=False)
     mp = None
     if hint is not None:
@@ -574,6 +587,8 @@ def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float,
         bnd = min(obj, bnd) if math.isfinite(bnd) else -math.inf
         status = "OPTIMAL" if reason == R.OPTIMAL else "FEASIBLE"
         gap = 0.0 if status == "OPTIMAL" and _gap(obj, bnd) <= 1e-6 else _gap(obj, bnd)
+        if status == "OPTIMAL" and gap > 1e-6:
+            status = "FEASIBLE"           # stopped at the stated gap tolerance, not proven optimal
         viol = []
         for c in pm.constraints:
             d = c.violation(vals, tol=MATHOPT_CHECK_TOL)
@@ -584,6 +599,69 @@ def solve_mathopt(pm: PlanModel, continuous: np.ndarray, *, time_limit_s: float,
     status = "INFEASIBLE" if reason in (R.INFEASIBLE, R.INFEASIBLE_OR_UNBOUNDED) else "UNKNOWN"
     return Solution(status, math.nan, math.nan, math.nan, wall, np.zeros(pm.n_vars), info, pm.objective_unit,
                     0.0, None, None, {}, [], list(pm.names))
+
+
+# ============================================================================ presolve and hints
+def dominated(problem: MixProblem) -> dict[str, str]:
+    """Candidates another candidate of the same accelerator, tensor parallelism, pricing, price,
+    place and limits beats on every count (capacity on every bucket, idle, parked and peak power,
+    busy energy per request): any plan using the dominated one is matched or beaten by the same
+    plan using the other, for every objective and constraint of :func:`build`.  Returns
+    {dominated name: dominating name}; dropping them leaves the optimum unchanged and the model
+    smaller (e.g. bf16 beside fp8 at the same tensor parallelism)."""
+    out: dict[str, str] = {}
+    cands = problem.candidates
+    same = ("accelerator", "tp", "pricing", "price_usd_per_gpu_hour", "embodied_g_per_gpu_hour", "gpus_per_server",
+            "servers_per_rack", "server_static_w", "server_per_gpu_w", "server_embodied_g_per_hour",
+            "server_usd_per_hour", "row", "max_replicas", "tdp_w")
+
+    def parked(c: Candidate) -> float:
+        if c.parked_w is not None:
+            return c.parked_w
+        return 0.0 if c.pricing == "hourly" else problem.parked_fraction * c.idle_w
+
+    def per_req(c: Candidate) -> np.ndarray:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(c.capacity_rps > 0, np.maximum(0.0, c.busy_w - c.idle_w) / c.capacity_rps, np.inf)
+
+    for i, c in enumerate(cands):
+        for j, d in enumerate(cands):
+            if i == j or d.name in out or any(getattr(c, k) != getattr(d, k) for k in same):
+                continue
+            ok = (np.all(d.capacity_rps >= c.capacity_rps) and d.idle_w <= c.idle_w and parked(d) <= parked(c)
+                  and d.cap_w <= c.cap_w and np.all(per_req(d)[c.capacity_rps > 0] <= per_req(c)[c.capacity_rps > 0])
+                  and d.idle_w - parked(d) <= c.idle_w - parked(c))
+            strict = (np.any(d.capacity_rps > c.capacity_rps) or d.idle_w < c.idle_w or d.cap_w < c.cap_w
+                      or j < i)
+            if ok and strict:
+                out[c.name] = d.name
+                break
+    return out
+
+
+def hint_from(mm: MixModel, plan: "MixPlan", problem: MixProblem) -> np.ndarray:
+    """A hint for ``mm`` from a plan of another problem over a subset of its candidates (e.g. the
+    best single type): the integer decisions matched by candidate name, every other candidate at
+    zero.  The plan is feasible in ``mm`` when ``mm``'s problem has the same buckets, hours and
+    limits, so the solve starts from it (the mix is never worse than that plan)."""
+    P = mm.problem
+    v = np.zeros(mm.model.n_vars)
+    idx = {c.name: k for k, c in enumerate(P.candidates)}
+    S = float(P.slices)
+    for k, c in enumerate(problem.candidates):
+        j = idx.get(c.name)
+        if j is None:
+            continue
+        v[mm.replicas[j]] = plan.replicas[k]
+        v[mm.servers[j]] = plan.servers[k]
+        v[mm.racks[j]] = plan.racks[k]
+        v[mm.active[j]] = plan.active[k]
+        for b in range(len(P.buckets)):
+            for h in range(P.hours):
+                var = mm.share.get((j, b, h))
+                if var is not None:
+                    v[var] = plan.share[k, b, h] * S
+    return v
 
 
 # ============================================================================ Pareto front

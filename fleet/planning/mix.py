@@ -2,16 +2,26 @@
 
 ``fleet plan mix SCENARIO`` builds the candidates (each allowed accelerator x tensor parallelism
 x precision x power cap that holds the model; capacity per request-size bucket under the SLO from
-the frontier), the buckets and their hourly rates (from the scenario's requests), solves
-:mod:`fleet.plan.mix`, applies the plan as a re-validated scenario (a pool per chosen candidate,
-the ``size_aware`` router sending each bucket to the pools the plan assigned it to), simulates it,
-derates the capacities of buckets that miss the SLO and solves again (a bounded number of rounds),
-and compares with the best single accelerator type (solved and simulated the same way) and the
-scenario's fleet as written.
+the frontier; candidates another beats on every count are dropped), the buckets and their hourly
+rates (from the scenario's requests), solves :mod:`fleet.plan.mix`, applies the plan as a
+re-validated scenario (a pool per chosen candidate holding its peak replicas, the replica schedule
+``schedule.<pool>`` with the plan's active replicas per hour, and the ``size_aware`` router sending
+each bucket to the pools the plan assigned it to in that hour), simulates it, derates the
+capacities of (pool, bucket) pairs that miss the SLO and solves again (a bounded number of
+rounds).
 
-The simulation has no replica schedule yet (scenario ``schedule:``, another helper's work): the
-planned fleet is simulated at its peak size with every replica active in every hour, and the
-plan's hardware cost is priced the same way (``reserved``), so plan and simulation agree.
+Pricing per accelerator type (``plan.mix.accelerators.<name>.pricing``): 'reserved' (the default:
+owned GPUs amortised, or rentals held for the whole horizon) pays the peak count every hour;
+'hourly' (on-demand rentals) pays only the GPU-hours the schedule keeps active.  The simulated
+cost is the accounting's energy cost plus the hardware paid that way, counted from the
+simulation's own schedule table (the accounting itself bills every rented GPU for the horizon).
+Inactive replicas draw what ``simulation.inactive`` says, in the plan and in the simulation.
+
+Baselines, solved and verified the same way (same rounds, same router and schedule): every
+single accelerator type scaled hour by hour (the best verified one is the reference of the
+savings) and the scenario's fleet as written (its count fixed, operated hour by hour); the fleet
+as written is also simulated as it is.  The mix solve starts from the best single type's plan, so
+the mix is never planned worse than it.
 
 ``fleet plan mix --melange CONFIG.json`` answers a Mélange input file (``gpu_info``,
 ``workload_distribution``, ``total_request_rate``, ``slice_factor``) with its ``cost_per_hour``
@@ -31,7 +41,9 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from ..catalog import get_accelerator
 from ..errors import FleetError, InfeasibleError, InputError, ScenarioError
+from ..frontier import accelerator_power
 from ..plan import mix as pm
 from . import PlanOutcome
 
@@ -47,6 +59,7 @@ class MixInputs:
     horizon_s: float
     notes: list[str] = field(default_factory=list)
     capacity: pd.DataFrame | None = None     # one row per (candidate, bucket)
+    context: Any = None                      # makes candidates (e.g. of the pools as written)
 
 
 def _spec(sc, override: dict | None = None):
@@ -94,6 +107,93 @@ def _edges(values: np.ndarray, stated, q: int) -> np.ndarray:
 def _hourly(sig, start, hours: int) -> np.ndarray:
     times = pd.date_range(pd.Timestamp(start).tz_convert("UTC"), periods=hours, freq="h")
     return np.asarray(sig.at(times), float)
+
+
+class _CandidateContext:
+    """Makes :class:`~fleet.plan.mix.Candidate` s of one scenario: an accelerator at a tensor
+    parallelism, precision and cap, with its capacity per bucket from the frontier, its price
+    (the plan's, the scenario's accounting override, then the catalog's) and what it draws when
+    the replica schedule switches it off (``simulation.inactive``)."""
+
+    def __init__(self, sc, spec, model, slo, buckets, factory, inputs, rows_cap, notes):
+        self.sc, self.spec, self.model, self.slo, self.buckets = sc, spec, model, slo, buckets
+        self.factory, self.rows_cap, self.notes = factory, rows_cap, notes
+        a = sc.accounting
+        self.lifetime_h = a.lifetime_years * pm.HOURS_PER_YEAR
+        self.srv_emb = inputs.server_embodied_kgco2e * 1e3 / self.lifetime_h
+
+    def price(self, spec_row, stated: float | None, pricing: str | None, where: str) -> tuple[float, str]:
+        """USD per GPU-hour and how it is paid: 'reserved' (every hour for the peak count: a
+        purchase amortised, or a rental held for the horizon) or 'hourly' (per active GPU-hour,
+        only where the scenario says so: ``plan.mix.accelerators.<name>.pricing``)."""
+        sc, a = self.sc, self.sc.accounting
+        price_h = stated
+        purchase, rental = spec_row.purchase_usd, spec_row.price_usd_per_gpu_hour
+        for key, ov in a.accelerators.items():
+            if get_accelerator(key).name == spec_row.name:
+                purchase = ov.purchase_usd if ov.purchase_usd is not None else purchase
+                rental = ov.price_usd_per_gpu_hour if ov.price_usd_per_gpu_hour is not None else rental
+        if price_h is None:
+            if a.cost_model == "purchase":
+                price_h = None if _nan(purchase) else purchase / (a.amortisation_years * pm.HOURS_PER_YEAR)
+            else:
+                price_h = None if _nan(rental) else rental
+        if price_h is None:
+            raise ScenarioError(f"no {'purchase price' if a.cost_model == 'purchase' else 'hourly price'} for "
+                                f"{spec_row.name} in the catalog: state price_usd_per_gpu_hour", path=sc.path,
+                                field=f"{where}.price_usd_per_gpu_hour")
+        return float(price_h), pricing or "reserved"
+
+    def embodied(self, spec_row) -> float:
+        emb = spec_row.embodied_kgco2e
+        for key, ov in self.sc.accounting.accelerators.items():
+            if get_accelerator(key).name == spec_row.name and ov.embodied_kgco2e is not None:
+                emb = ov.embodied_kgco2e
+        return 0.0 if _nan(emb) else emb * 1e3 / self.lifetime_h
+
+    def candidate(self, spec_row, tp: int, prec: str, frac: float | None, price_h: float, pricing: str,
+                  gpus_per_server: int, servers_per_rack: int, row: str, *, name: str | None = None,
+                  cap_w: float | None = None, max_batch: int | None = None, max_replicas: int | None = None):
+        """The candidate, None when the model does not fit (noted), False when it fits but serves
+        no bucket within the SLO (noted).  ``frac``: cap as a fraction of the maximum limit (or
+        ``cap_w`` in W; neither: uncapped)."""
+        sc, spec, slo, a = self.sc, self.spec, self.slo, self.sc.accounting
+        acc = accelerator_power(spec_row.name)
+        if cap_w is None and frac is not None and frac < 1.0:
+            cap_w = min(max(frac * acc.power_max_w, acc.power_min_w), acc.power_max_w)
+        eff_cap = float(cap_w) if cap_w is not None else float(acc.power_max_w)
+        mb = int(max_batch or spec.max_batch)
+        try:
+            prof = self.factory(model=self.model, accelerator=spec_row.name, tp=int(tp), precision=prec,
+                                kv_precision=None, power_cap_w=cap_w, max_batch=mb)
+        except FleetError as exc:
+            self.notes.append(f"{spec_row.name} tp={tp} {prec}: {str(exc).splitlines()[0]}")
+            return None
+        caps, pw = np.zeros(len(self.buckets)), np.zeros(len(self.buckets))
+        for b, bk in enumerate(self.buckets):
+            bc = pm.bucket_capacity(prof, bk.input_tokens, bk.output_tokens, ttft_s=slo.ttft_s,
+                                    tpot_s=slo.tpot_s, utilisation=spec.utilisation)
+            caps[b], pw[b] = bc.rps, bc.power_w
+            self.rows_cap.append({"accelerator": spec_row.name, "tp": tp, "precision": prec,
+                                  "cap_w": eff_cap, "bucket": bk.name, "input_tokens": bk.input_tokens,
+                                  "output_tokens": bk.output_tokens, "capacity_rps": bc.rps,
+                                  "batch": bc.batch, "itl_s": bc.itl_s, "ttft_s": bc.ttft_s,
+                                  "power_w": bc.power_w, "reason": bc.reason,
+                                  "usd_per_1k_requests": (1e3 * price_h * tp / 3600.0 / bc.rps) if bc.rps > 0
+                                  else math.inf})
+        if not np.any(caps > 0):
+            self.notes.append(f"{spec_row.name} tp={tp} {prec} at {eff_cap:g} W serves no bucket within the SLO")
+            return False
+        # what a replica draws when the schedule switches it off (as the simulation draws it)
+        parked = float(prof.idle_power_w) if sc.simulation.inactive == "idle" else \
+            float(tp) * float(getattr(spec_row, "standby_w", 0.0) or 0.0)
+        cname = name or _pool_name(spec_row.name, tp, prec, cap_w)
+        return pm.Candidate(
+            cname, spec_row.name, int(tp), prec, eff_cap, float(acc.tdp_w),
+            float(prof.idle_power_w), caps, pw, float(price_h), pricing, self.embodied(spec_row),
+            gpus_per_server, servers_per_rack, 225.0 * gpus_per_server, 350.0, self.srv_emb,
+            (a.server_capex_usd / (a.amortisation_years * pm.HOURS_PER_YEAR)) if a.cost_model == "purchase" else 0.0,
+            row, max_replicas, parked, {"power_cap_w": cap_w, "max_batch": mb})
 
 
 def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
@@ -146,38 +246,17 @@ def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
         # candidates are operating points of the scenario's device constants (a what-if part,
         # which names existing accelerators, does not apply to the catalog's candidates)
         return base_factory(OperatingPoint(constants=sc.simulation.constants, **kw))
-    a = sc.accounting
-    lifetime_h = a.lifetime_years * pm.HOURS_PER_YEAR
-    srv_emb = inputs.server_embodied_kgco2e * 1e3 / lifetime_h
     cands: list[pm.Candidate] = []
     rows_cap = []
     notes: list[str] = []
+    ctx = _CandidateContext(sc, spec, model, slo, buckets, factory, inputs, rows_cap, notes)
     for name, acc_spec in spec.accelerators.items():
         where = f"plan.mix.accelerators.{name}"
         try:
             spec_row = get_accelerator(name)
         except FleetError as exc:
             raise ScenarioError(str(exc), path=sc.path, field=where) from None
-        acc = accelerator_power(spec_row.name)
-        price_h = acc_spec.price_usd_per_gpu_hour
-        emb = spec_row.embodied_kgco2e
-        purchase = spec_row.purchase_usd
-        rental = spec_row.price_usd_per_gpu_hour
-        for key, ov in a.accelerators.items():
-            if get_accelerator(key).name == spec_row.name:
-                emb = ov.embodied_kgco2e if ov.embodied_kgco2e is not None else emb
-                purchase = ov.purchase_usd if ov.purchase_usd is not None else purchase
-                rental = ov.price_usd_per_gpu_hour if ov.price_usd_per_gpu_hour is not None else rental
-        if price_h is None:
-            if a.cost_model == "purchase":
-                price_h = None if _nan(purchase) else purchase / (a.amortisation_years * pm.HOURS_PER_YEAR)
-            else:
-                price_h = None if _nan(rental) else rental
-        if price_h is None:
-            raise ScenarioError(f"no {'purchase price' if a.cost_model == 'purchase' else 'hourly price'} for "
-                                f"{spec_row.name} in the catalog: state price_usd_per_gpu_hour", path=sc.path,
-                                field=f"{where}.price_usd_per_gpu_hour")
-        emb_h = 0.0 if _nan(emb) else emb * 1e3 / lifetime_h
+        price_h, pricing = ctx.price(spec_row, acc_spec.price_usd_per_gpu_hour, acc_spec.pricing, where)
         tps = acc_spec.tp or DEFAULT_TPS
         precisions = acc_spec.precisions or spec.precisions
         fitted = 0
@@ -189,40 +268,19 @@ def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
             any_fit = False
             for prec in precisions:
                 for frac in spec.caps:
-                    cap_w = min(max(frac * acc.power_max_w, acc.power_min_w), acc.power_max_w)
-                    try:
-                        prof = factory(model=model, accelerator=spec_row.name, tp=int(tp), precision=prec,
-                                       kv_precision=None, power_cap_w=None if frac >= 1.0 else cap_w,
-                                       max_batch=spec.max_batch)
-                    except FleetError as exc:
-                        notes.append(f"{spec_row.name} tp={tp} {prec}: {str(exc).splitlines()[0]}")
+                    made = ctx.candidate(spec_row, int(tp), prec, frac, price_h, pricing, acc_spec.gpus_per_server,
+                                         acc_spec.servers_per_rack, acc_spec.row)
+                    if made is None:
                         continue
                     any_fit = True
-                    caps, pw = np.zeros(len(buckets)), np.zeros(len(buckets))
-                    for b, bk in enumerate(buckets):
-                        bc = pm.bucket_capacity(prof, bk.input_tokens, bk.output_tokens, ttft_s=slo.ttft_s,
-                                                tpot_s=slo.tpot_s, utilisation=spec.utilisation)
-                        caps[b], pw[b] = bc.rps, bc.power_w
-                        rows_cap.append({"accelerator": spec_row.name, "tp": tp, "precision": prec,
-                                         "cap_w": cap_w, "bucket": bk.name, "input_tokens": bk.input_tokens,
-                                         "output_tokens": bk.output_tokens, "capacity_rps": bc.rps,
-                                         "batch": bc.batch, "itl_s": bc.itl_s, "ttft_s": bc.ttft_s,
-                                         "power_w": bc.power_w, "reason": bc.reason})
-                    if not np.any(caps > 0):
-                        notes.append(f"{spec_row.name} tp={tp} {prec} at {cap_w:g} W serves no bucket within the SLO")
-                        continue
-                    cname = _pool_name(spec_row.name, tp, prec, None if frac >= 1.0 else cap_w)
-                    pricing = acc_spec.pricing or "reserved"
-                    cands.append(pm.Candidate(
-                        cname, spec_row.name, int(tp), prec, float(cap_w), float(acc.tdp_w),
-                        float(prof.idle_power_w), caps, pw, float(price_h), pricing, emb_h,
-                        acc_spec.gpus_per_server, acc_spec.servers_per_rack,
-                        225.0 * acc_spec.gpus_per_server, 350.0, srv_emb,
-                        (a.server_capex_usd / (a.amortisation_years * pm.HOURS_PER_YEAR))
-                        if a.cost_model == "purchase" else 0.0,
-                        acc_spec.row, None,
-                        {"power_cap_w": None if frac >= 1.0 else cap_w, "max_batch": spec.max_batch}))
+                    if made is not False:
+                        cands.append(made)
             fitted += any_fit
+    drop = pm.dominated(pm.MixProblem(cands, buckets, rates, price, ci, pue)) if len(cands) > 1 else {}
+    if drop:
+        cands = [c for c in cands if c.name not in drop]
+        notes.append("dropped as dominated (the other does as well or better on every count at the same price): "
+                     + ", ".join(f"{k} by {v}" for k, v in drop.items()))
     if not cands:
         raise ScenarioError("no allowed accelerator holds the model and serves any request size within the SLO"
                             + (": " + "; ".join(notes[:4]) if notes else ""), path=sc.path,
@@ -238,7 +296,7 @@ def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
                       dict(sc.fleet.power.rows), spec.racks, spec.budget_usd, spec.slices, 1.0, 3600.0, model,
                       f"the SLO ({slo_words}, demand of {model})", "plan.mix",
                       [f"hour {h} ({(start + pd.Timedelta(hours=h)).strftime('%H:00 UTC')})" for h in range(H)])
-    return MixInputs(P, req, H * 3600.0, notes, pd.DataFrame(rows_cap))
+    return MixInputs(P, req, H * 3600.0, notes, pd.DataFrame(rows_cap), ctx)
 
 
 def _nan(x) -> bool:
@@ -254,10 +312,12 @@ def _pool_name(acc: str, tp: int, prec: str, cap_w: float | None) -> str:
 
 
 # ============================================================================ apply
-def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix plan"):
-    """The scenario with the plan's pools (replacing those serving the planned model) and the
-    size-aware routes; re-validated like a hand-written file."""
-    P = inputs.problem
+def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix plan", problem=None):
+    """The scenario with the plan's pools (replacing those serving the planned model), the
+    size-aware routes (each bucket to the pools the plan gave it, hour by hour) and the replica
+    schedule (``schedule.<pool>``: the plan's active replicas per hour; the pool holds the peak),
+    re-validated like a hand-written file."""
+    P = problem or inputs.problem
     from ..frontier import canonical_model
 
     keep = []
@@ -266,7 +326,7 @@ def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix 
         if p.get("role", "serving") == "serving" and P.model in serves:
             continue
         keep.append(p)
-    pools, routes = [], []
+    pools, routes, schedule = [], [], {}
     for c, cand in enumerate(P.candidates):
         n = int(plan.replicas[c])
         if n <= 0:
@@ -278,6 +338,7 @@ def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix 
         if cand.notes.get("power_cap_w") is not None:
             pool["power_cap_w"] = float(cand.notes["power_cap_w"])
         pools.append(pool)
+        schedule[cand.name] = [int(x) for x in active_hours(plan, c)]
         for b, bk in enumerate(P.buckets):
             w = plan.share[c, b, :]
             if np.any(w > 1e-9):
@@ -285,9 +346,17 @@ def apply_plan(sc, inputs: MixInputs, plan: pm.MixPlan, *, note: str = "GPU mix 
                                "input_tokens": [float(bk.input_lo), _fin(bk.input_hi)],
                                "output_tokens": [float(bk.output_lo), _fin(bk.output_hi)],
                                "weight": [round(float(x), 6) for x in w]})
+    old = {k: v for k, v in (sc.content().get("schedule") or {}).items()
+           if k.partition(":")[0] in {p["name"] for p in keep}}
     ups = {"fleet.pools": keep + pools, "simulation.router": "size_aware", "simulation.size_routes": routes,
-           "plan": None, "expectations": None}
+           "schedule": {**old, **schedule} or None, "plan": None, "expectations": None}
     return sc.with_updates(ups, note=note)
+
+
+def active_hours(plan: pm.MixPlan, c: int) -> np.ndarray:
+    """Active replicas of candidate ``c`` per hour: at least its load rounded up, at most its peak."""
+    need = np.ceil(np.asarray(plan.load[c], float) - 1e-9).astype(int)
+    return np.minimum(np.maximum(np.asarray(plan.active[c], int), need), int(plan.replicas[c]))
 
 
 def _fin(x: float) -> float:
@@ -298,7 +367,7 @@ def _fin(x: float) -> float:
 @dataclass
 class SimFigures:
     label: str
-    cost_usd: float
+    cost_usd: float                   # energy (accounted) + hardware as paid (schedule and pricing)
     energy_kwh: float
     carbon_kg: float
     embodied_kg: float
@@ -308,14 +377,24 @@ class SimFigures:
     by_pool_bucket: pd.DataFrame      # pool, bucket, requests, attainment
     gpus: dict[str, int]
     sim: Any = None
+    hardware_usd: float = math.nan
+    energy_usd: float = math.nan
+    gpu_hours: float = math.nan       # GPU-hours paid for
+    requests: int = 0
 
     def as_dict(self) -> dict:
-        return {"label": self.label, "cost_usd": self.cost_usd, "energy_kwh": self.energy_kwh,
+        return {"label": self.label, "cost_usd": self.cost_usd, "hardware_usd": self.hardware_usd,
+                "energy_usd": self.energy_usd, "energy_kwh": self.energy_kwh,
                 "carbon_kgco2e": self.carbon_kg, "embodied_kgco2e": self.embodied_kg,
-                "slo_attainment": self.slo_attainment, "hours_slo_met": self.hours_met, "gpus": self.gpus}
+                "slo_attainment": self.slo_attainment, "hours_slo_met": self.hours_met, "gpus": self.gpus,
+                "gpu_hours_paid": self.gpu_hours, "requests": self.requests}
 
 
-def simulate_and_account(sc, inputs: MixInputs, target: float, label: str) -> SimFigures:
+def simulate_and_account(sc, inputs: MixInputs, target: float, label: str, problem=None) -> SimFigures:
+    """Simulate ``sc`` and account it.  Hardware of the pools that are candidates of ``problem``
+    is paid as the plan prices it: 'reserved' for the peak count every hour, 'hourly' for the
+    GPU-hours the simulation's replica schedule kept active (``SimResult.schedule``); other pools
+    as the accounting prices them.  Energy, carbon and their cost are the accounting's."""
     from ..accounting import account, slo_met
     from ..run import accounting_inputs, simulate_step
 
@@ -339,10 +418,42 @@ def simulate_and_account(sc, inputs: MixInputs, target: float, label: str) -> Si
     df = pd.DataFrame({"pool": req["pool"].astype(str).to_numpy(), "bucket": b, "met": met})
     bpb = df.groupby(["pool", "bucket"]).agg(requests=("met", "size"), attainment=("met", "mean")).reset_index()
     gpus = {p.name: p.gpus for p in sc.fleet.pools if p.role == "serving"}
-    return SimFigures(label, acc.value("cost.total"), acc.value("energy.facility") / pm.J_PER_KWH,
+    hw, gpu_h = _hardware(sc, sim, acc, problem)
+    e_usd = acc.value("cost.energy")
+    return SimFigures(label, e_usd + hw, acc.value("energy.facility") / pm.J_PER_KWH,
                       acc.value("carbon.operational") / 1e3, acc.value("carbon.embodied") / 1e3,
                       float(met.mean()) if len(met) else math.nan, float(np.mean(hourly >= target)), hourly,
-                      bpb, gpus, sim)
+                      bpb, gpus, sim, hw, e_usd, gpu_h, int(len(req)))
+
+
+def _hardware(sc, sim, acc, problem) -> tuple[float, float]:
+    """Hardware cost (USD) and GPU-hours paid of a simulated scenario (see simulate_and_account)."""
+    cands = {c.name: c for c in (problem.candidates if problem is not None else [])}
+    horizon_h = float(sim.meta["horizon_s"]) / 3600.0
+    sched = getattr(sim, "schedule", None)
+    total, gpu_h = 0.0, 0.0
+    for r in acc.pools.itertuples():
+        if r.role != "serving" and r.pool not in cands:
+            total += float(r.hardware_cost_usd)
+            gpu_h += float(r.gpus) * horizon_h
+            continue
+        c = cands.get(r.pool)
+        if c is None:
+            total += float(r.hardware_cost_usd)
+            gpu_h += float(r.gpus) * horizon_h
+            continue
+        if c.pricing == "hourly" and sched is not None and len(sched):
+            s = sched[sched["pool"] == r.pool]
+            # each hour's active replicas over the part of that hour inside the horizon
+            frac = np.clip(horizon_h - s["hour"].to_numpy(float), 0.0, 1.0)
+            g = float(np.sum(s["active"].to_numpy(float) * frac)) * c.tp
+        else:
+            g = float(r.gpus) * horizon_h
+        servers = math.ceil(float(r.gpus) / c.gpus_per_server)
+        total += g * c.price_usd_per_gpu_hour + (0.0 if c.pricing == "hourly" else
+                                                   servers * c.server_usd_per_hour * horizon_h)
+        gpu_h += g
+    return total, gpu_h
 
 
 def _failed(fig: SimFigures, P: pm.MixProblem, target: float, derate: float) -> dict[tuple[str, int], float]:
@@ -355,9 +466,9 @@ def _failed(fig: SimFigures, P: pm.MixProblem, target: float, derate: float) -> 
 
 
 # ============================================================================ the loop
-def _solve(P: pm.MixProblem, spec, objective, log) -> tuple[pm.MixModel, pm.MixPlan]:
+def _solve(P: pm.MixProblem, spec, objective, log, hint=None) -> tuple[pm.MixModel, pm.MixPlan]:
     mm = pm.build(P)
-    plan = pm.solve(mm, objective, time_limit_s=spec.time_limit_s)
+    plan = pm.solve(mm, objective, time_limit_s=spec.time_limit_s, hint=hint)
     if plan.ok:
         log(f"mix: {plan.solution.status} {plan.solution.objective:.6g} {plan.solution.objective_unit} "
             f"(bound {plan.solution.bound:.6g}, gap {plan.solution.gap:.2%}) in {plan.solution.wall_s:.2f} s")
@@ -380,103 +491,233 @@ def explain(P: pm.MixProblem, time_limit_s: float) -> list[str]:
     return lines
 
 
-def best_single(sc, inputs: MixInputs, spec, log) -> tuple[str | None, pm.MixPlan | None, list[dict]]:
-    """The best single accelerator type (all its candidates), solved the same way."""
+@dataclass
+class Verified:
+    """One plan solved, applied, simulated and derated until it holds (or the rounds run out)."""
+
+    label: str
+    status: str
+    problem: pm.MixProblem                  # the last round's (derated) problem
+    plan: pm.MixPlan | None
+    scenario: Any                           # the applied scenario of the last round
+    fig: SimFigures | None
+    rounds: list[dict]
+    verified: bool
+    first_objective: float = math.nan       # round 1's objective (a lower bound on later rounds')
+    conflicts: list[str] = field(default_factory=list)
+
+    @property
+    def objective(self) -> float:
+        return self.plan.solution.objective if self.plan is not None and self.plan.ok else math.inf
+
+
+def plan_verify_loop(sc, inputs: MixInputs, P: pm.MixProblem, spec, *, label: str, log=None,
+                     hint_plan: tuple[pm.MixProblem, pm.MixPlan] | None = None,
+                     fix_replicas: bool = False, first: pm.MixPlan | None = None) -> Verified:
+    """Solve ``P``, apply (pools, size-aware routes, replica schedule), simulate, derate the
+    (pool, bucket) pairs that miss ``spec.slo_target`` and solve again, at most ``spec.rounds``
+    rounds; the plan is verified when its p99-style target holds in at least 99% of hours.
+    ``hint_plan``: a plan of a subset of the candidates to start from (the best single type).
+    ``fix_replicas``: every candidate keeps its ``max_replicas`` (the fleet as written)."""
+    log = log or (lambda s: None)
+    target = spec.slo_target
+    obj = _objective(spec)
+    failed: dict[tuple[str, int], float] = {}
+    rounds: list[dict] = []
+    out = Verified(label, "UNKNOWN", P, None, None, None, rounds, False)
+    for r in range(spec.rounds):
+        Pr = pm.derate(P, failed) if failed else P
+        if r == 0 and first is not None:
+            plan = first
+        else:
+            mm = pm.build(Pr)
+            hint = None
+            if hint_plan is not None:
+                hint = pm.hint_from(mm, hint_plan[1], hint_plan[0])
+            plan = pm.solve(mm, obj, time_limit_s=spec.time_limit_s, hint=hint)
+        if r == 0:
+            out.first_objective = plan.solution.objective if plan.ok else math.inf
+        if not plan.ok:
+            out.status = plan.solution.status
+            if plan.solution.status == "INFEASIBLE" and r == 0:
+                out.conflicts = explain(Pr, spec.time_limit_s)
+            rounds.append({"round": r + 1, "status": plan.solution.status, "derated": len(failed)})
+            break
+        log(f"{label}, round {r + 1}: {plan.solution.status} {plan.solution.objective:.6g} "
+            f"{plan.solution.objective_unit} (gap {plan.solution.gap:.2%}, {plan.solution.wall_s:.2f} s)")
+        if fix_replicas:
+            plan.replicas = np.array([int(c.max_replicas or plan.replicas[i]) for i, c in enumerate(Pr.candidates)])
+        planned = apply_plan(sc, inputs, plan, note=f"{label}, round {r + 1}", problem=Pr)
+        fig = simulate_and_account(planned, inputs, target, label, problem=Pr)
+        new = _failed(fig, Pr, target, spec.derate)
+        rounds.append({"round": r + 1, "status": plan.solution.status, "objective": plan.solution.objective,
+                       "gap": plan.solution.gap, "solve_s": plan.solution.wall_s, "gpus": plan.allocation(Pr),
+                       "simulated_cost_usd": fig.cost_usd, "slo_attainment": fig.slo_attainment,
+                       "hours_slo_met": fig.hours_met,
+                       "derated": [f"{k[0]} / {P.buckets[k[1]].name}" for k in sorted(failed)],
+                       "failing": [f"{k[0]} / {P.buckets[k[1]].name}" for k in sorted(new)]})
+        log(f"{label}, round {r + 1}: SLO attainment {fig.slo_attainment:.4f}, hours meeting {target:g}: "
+            f"{fig.hours_met:.1%}; {len(new)} pool/bucket pairs below target")
+        out.status, out.problem, out.plan, out.scenario, out.fig = plan.solution.status, Pr, plan, planned, fig
+        out.verified = fig.hours_met >= HOURS_MET_TARGET
+        if not new or out.verified and fig.slo_attainment >= target:
+            break
+        for k, f in new.items():
+            failed[k] = failed.get(k, 1.0) * f
+    return out
+
+
+#: share of hours whose SLO attainment must reach ``plan.mix.slo_target`` for a plan to be verified
+HOURS_MET_TARGET = 0.99
+
+
+def best_single(sc, inputs: MixInputs, spec, log) -> tuple[Verified | None, list[dict]]:
+    """The best single accelerator type (all its candidates: tensor parallelism, precision, cap),
+    each solved and verified like the mix (same derating rounds); the best is the lowest final
+    objective among the verified types (or among all when none verifies).  A type whose round-1
+    objective is already at least the best verified final objective is not simulated: derating
+    only lowers capacities, so its later rounds cannot do better (said in its row)."""
     import dataclasses
 
     P = inputs.problem
-    rows, best, best_plan = [], None, None
+    obj = _objective(spec)
+    firsts = []
     for acc in dict.fromkeys(c.accelerator for c in P.candidates):
         sub = dataclasses.replace(P, candidates=[c for c in P.candidates if c.accelerator == acc])
-        mm = pm.build(sub)
-        plan = pm.solve(mm, _objective(spec), time_limit_s=spec.time_limit_s)
-        row = {"accelerator": acc, "status": plan.solution.status,
-               "objective": plan.solution.objective if plan.ok else None,
-               "gpus": int(sum(plan.gpus(sub).values())) if plan.ok else None}
-        rows.append(row)
-        if plan.ok and (best_plan is None or plan.solution.objective < best_plan[1].solution.objective):
-            best, best_plan = acc, (sub, plan)
-    return best, best_plan, rows
+        plan = pm.solve(pm.build(sub), obj, time_limit_s=spec.time_limit_s)
+        firsts.append((plan.solution.objective if plan.ok else math.inf, acc, sub, plan))
+    firsts.sort(key=lambda t: (t[0], t[1]))
+    rows, best = [], None
+    for f0, acc, sub, plan in firsts:
+        row = {"accelerator": acc, "status": plan.solution.status, "first_objective": f0 if plan.ok else None}
+        if not plan.ok:
+            rows.append({**row, "verified": False, "note": "no plan (" + plan.solution.status.lower() + ")"})
+            continue
+        if best is not None and best.verified and f0 >= best.objective:
+            rows.append({**row, "verified": None, "note": f"not simulated: its unverified plan already costs more "
+                                                          f"than the verified {best.label}"})
+            continue
+        v = plan_verify_loop(sc, inputs, sub, spec, label=f"single {acc}", log=log, first=plan)
+        rows.append({**row, "objective": v.objective, "verified": v.verified, "rounds": len(v.rounds),
+                     "gpus": int(sum(v.plan.gpus(v.problem).values())) if v.plan is not None else None,
+                     **({k: getattr(v.fig, k) for k in ("cost_usd", "energy_kwh", "carbon_kg", "slo_attainment",
+                                                         "hours_met")} if v.fig is not None else {})})
+        if v.plan is None:
+            continue
+        better = best is None or (v.verified, -v.objective) > (best.verified, -best.objective)
+        if better:
+            best = v
+    return best, rows
+
+
+def as_written(sc, inputs: MixInputs, spec, log) -> tuple[Verified | None, SimFigures | None, list[str]]:
+    """The scenario's fleet as written: its pools serving the model (accelerator, tensor
+    parallelism, precision, cap, count), operated by the same planner (active replicas per hour,
+    size-aware routes; the count fixed, paid as the plan prices that type) and verified the same
+    way; and simulated as it is (every replica active, its own router)."""
+    import dataclasses
+
+    notes = []
+    P, ctx = inputs.problem, inputs.context
+    cands = []
+    if ctx is not None:
+        from ..frontier import canonical_model
+
+        for pool in sc.fleet.pools:
+            if pool.role != "serving":
+                continue
+            for s in pool.serve:
+                if canonical_model(s.model) != P.model:
+                    continue
+                if len(pool.serve) != 1:
+                    notes.append(f"pool {pool.name} serves several models: not planned as written")
+                    continue
+                row = get_accelerator(pool.accelerator)
+                ms = spec.accelerators.get(pool.accelerator)
+                price_h, pricing = ctx.price(row, ms.price_usd_per_gpu_hour if ms else None,
+                                             ms.pricing if ms else None, f"fleet.pools[{pool.name}]")
+                reps = s.replicas if s.replicas is not None else pool.gpus // s.tp
+                c = ctx.candidate(row, int(s.tp), s.precision, None, price_h, pricing, pool.gpus_per_server,
+                                  pool.servers_per_rack, pool.row, name=pool.name, cap_w=pool.power_cap_w,
+                                  max_batch=s.max_batch, max_replicas=int(reps))
+                if c:
+                    cands.append(c)
+    ver = None
+    if cands:
+        sub = dataclasses.replace(P, candidates=cands, availability_gpus={})
+        ver = plan_verify_loop(sc, inputs, sub, spec, label="as written", log=log, fix_replicas=True)
+        if ver.plan is None:
+            notes.append(f"the fleet as written cannot serve the demand within the SLO ({ver.status.lower()})"
+                         + (": " + "; ".join(ver.conflicts[:3]) if ver.conflicts else ""))
+    raw = None
+    try:
+        raw = simulate_and_account(sc, inputs, spec.slo_target, "as written, as it is")
+    except FleetError as exc:
+        notes.append(f"the scenario's fleet as written was not simulated: {exc}")
+    return ver, raw, notes
 
 
 def plan_and_verify(scenario, spec=None, *, log: Callable[[str], None] | None = None,
                     pareto: list[str] | None = None) -> PlanOutcome:
-    """Plan the GPU mix of ``scenario``, apply it, simulate it and verify it (see the module docstring)."""
+    """Plan the GPU mix of ``scenario``, apply it, simulate it and verify it (see the module
+    docstring); the baselines (best single type, fleet as written) are solved and verified the
+    same way, and the savings are the simulated figures against the verified best single type."""
     log = log or (lambda s: None)
     sc = scenario
     spec = spec or _spec(sc)
-    target = spec.slo_target
     inputs = build_inputs(sc, spec)
     P = inputs.problem
-    obj = _objective(spec)
     out = PlanOutcome("mix", "UNKNOWN", False, sc, notes=list(inputs.notes))
-    rounds: list[dict] = []
-    failed: dict[tuple[str, int], float] = {}
-    planned = plan = fig = None
-    Pr = P
-    for r in range(spec.rounds):
-        Pr = pm.derate(P, failed) if failed else P
-        mm, plan = _solve(Pr, spec, obj, log)
-        if not plan.ok:
-            out.status = plan.solution.status
-            if plan.solution.status == "INFEASIBLE":
-                out.conflicts = explain(Pr, spec.time_limit_s)
-            rounds.append({"round": r + 1, "status": plan.solution.status, "derated": len(failed)})
-            break
-        planned = apply_plan(sc, inputs, plan, note=f"GPU mix plan, round {r + 1}")
-        fig = simulate_and_account(planned, inputs, target, "plan")
-        new = _failed(fig, Pr, target, spec.derate)
-        rounds.append({"round": r + 1, "status": plan.solution.status, "objective": plan.solution.objective,
-                       "gap": plan.solution.gap, "solve_s": plan.solution.wall_s, "gpus": plan.allocation(Pr),
-                       "slo_attainment": fig.slo_attainment, "hours_slo_met": fig.hours_met,
-                       "derated": [f"{k[0]} / {P.buckets[k[1]].name}" for k in sorted(failed)],
-                       "failing": [f"{k[0]} / {P.buckets[k[1]].name}" for k in sorted(new)]})
-        log(f"round {r + 1}: SLO attainment {fig.slo_attainment:.4f}, hours meeting {target:g}: "
-            f"{fig.hours_met:.1%}; {len(new)} pool/bucket pairs below target")
-        if not new or fig.hours_met >= 0.99 and fig.slo_attainment >= target:
-            out.verified = fig.hours_met >= 0.99
-            break
-        for k, f in new.items():
-            failed[k] = failed.get(k, 1.0) * f
-    out.rounds = rounds
-    if plan is None or not plan.ok or planned is None:
+    single, single_rows = (best_single(sc, inputs, spec, log) if spec.baselines else (None, []))
+    hint = (single.problem, single.plan) if single is not None and single.plan is not None else None
+    mix = plan_verify_loop(sc, inputs, P, spec, label="mix", log=log, hint_plan=hint)
+    out.rounds = mix.rounds
+    out.status = mix.status
+    out.conflicts = mix.conflicts
+    if mix.plan is None:
         return out
-    out.status = plan.solution.status
-    out.scenario = planned
+    plan, Pr, fig = mix.plan, mix.problem, mix.fig
+    out.verified = mix.verified
+    out.scenario = mix.scenario
     out.sim = fig.sim
     out.solver = plan.solution.figures()
     alloc = plan.allocation(Pr)
     out.decisions = [{"path": f"fleet.pools[{c.name}].gpus", "value": int(plan.replicas[i] * c.tp), "was": None,
                       "note": f"{plan.replicas[i]} replicas of {c.tp} x {c.accelerator} {c.precision}"
-                              + (f" capped at {c.cap_w:g} W" if c.notes.get('power_cap_w') else "")}
+                              + (f" capped at {c.cap_w:g} W" if c.notes.get('power_cap_w') else "")
+                              + f", paid {'per active hour' if c.pricing == 'hourly' else 'for every hour'}"}
                      for i, c in enumerate(Pr.candidates) if plan.replicas[i] > 0]
+    out.decisions += [{"path": f"schedule.{c.name}", "value": [int(x) for x in active_hours(plan, i)], "was": None,
+                       "note": "active replicas per hour"} for i, c in enumerate(Pr.candidates) if plan.replicas[i] > 0]
     metrics: dict[str, Any] = {**{k: out.solver[k] for k in ("status", "objective", "bound", "gap", "solve_s")},
                                "objective_name": spec.objective, "objective_unit": out.solver["objective_unit"],
                                "cost_per_hour": plan.figures["cost"] / P.hours, "allocation": alloc,
                                "plan": {k: v for k, v in plan.figures.items()},
                                "slo_attainment": fig.slo_attainment, "hours_slo_met": fig.hours_met,
-                               "rounds": len(rounds), "verified": out.verified, "simulated": fig.as_dict()}
+                               "rounds": len(mix.rounds), "verified": out.verified, "simulated": fig.as_dict(),
+                               "pricing": {c.accelerator: c.pricing for c in P.candidates}}
     tables = _tables(Pr, plan, inputs)
-    # baselines
     if spec.baselines:
-        acc, sub_plan, rows = best_single(sc, inputs, spec, log)
-        tables["single_types"] = pd.DataFrame(rows)
-        if sub_plan is not None:
-            sub, splan = sub_plan
-            sfig = simulate_and_account(apply_plan(sc, MixInputs(sub, inputs.requests, inputs.horizon_s), splan,
-                                                   note=f"best single type: {acc}"), inputs, target, f"best single ({acc})")
+        tables["single_types"] = pd.DataFrame(single_rows)
+        if single is not None and single.fig is not None:
+            sfig, splan = single.fig, single.plan
             out.baseline_sim = sfig.sim
-            metrics["best_single"] = {"accelerator": acc, "plan": dict(splan.figures),
-                                      "allocation": splan.allocation(sub), **sfig.as_dict()}
+            metrics["best_single"] = {"accelerator": single.problem.candidates[0].accelerator,
+                                      "verified": single.verified, "rounds": len(single.rounds),
+                                      "plan": dict(splan.figures), "allocation": splan.allocation(single.problem),
+                                      **sfig.as_dict()}
             for k, a, b in (("cost", fig.cost_usd, sfig.cost_usd), ("energy", fig.energy_kwh, sfig.energy_kwh),
-                            ("carbon", fig.carbon_kg, sfig.carbon_kg)):
+                            ("carbon", fig.carbon_kg, sfig.carbon_kg),
+                            ("total_carbon", fig.carbon_kg + fig.embodied_kg, sfig.carbon_kg + sfig.embodied_kg)):
                 metrics[f"{k}_saving_pct"] = 100.0 * (1.0 - a / b) if b else None
             metrics["plan_cost_saving_pct"] = 100.0 * (1.0 - plan.figures["cost"] / splan.figures["cost"])
-        try:
-            afig = simulate_and_account(sc, inputs, target, "as written")
-            metrics["as_written"] = afig.as_dict()
-        except FleetError as exc:
-            out.notes.append(f"the scenario's fleet as written was not simulated: {exc}")
+            tables["hourly_single"] = _hourly_table(single.problem, splan)
+        aw, raw, notes = as_written(sc, inputs, spec, log)
+        out.notes += notes
+        if aw is not None and aw.fig is not None:
+            metrics["as_written"] = {"verified": aw.verified, "rounds": len(aw.rounds), **aw.fig.as_dict()}
+        if raw is not None:
+            metrics["as_written_unplanned"] = raw.as_dict()
     # Pareto front
     pair = pareto or spec.pareto
     if pair:
@@ -486,21 +727,56 @@ def plan_and_verify(scenario, spec=None, *, log: Callable[[str], None] | None = 
         metrics["pareto"] = {"objectives": list(pair), "points": front.table(), "knee": front.knee}
     out.metrics = metrics
     out.tables = tables
-    out.notes.append("verified with every planned replica active in every hour (peak-sized fleet): the "
-                     "simulation has no replica schedule in this build; hardware is priced the same way")
     return out
 
 
-def _tables(P: pm.MixProblem, plan: pm.MixPlan, inputs: MixInputs) -> dict[str, pd.DataFrame]:
+def summary_metrics(outcome: PlanOutcome) -> dict[str, tuple[float, str]]:
+    """Flat ``plan.mix.*`` metrics (value, unit) for summary.json and scenario expectations."""
+    m = outcome.metrics
+    out: dict[str, tuple[float, str]] = {}
+
+    def put(k, v, unit):
+        if v is not None and isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[f"plan.mix.{k}"] = (float(v), unit)
+
+    put("objective", m.get("objective"), m.get("objective_unit", ""))
+    put("gap", m.get("gap"), "fraction")
+    put("cost_per_hour", m.get("cost_per_hour"), "USD/h")
+    put("rounds", m.get("rounds"), "rounds")
+    put("verified", float(bool(m.get("verified"))), "bool")
+    for key in ("cost", "energy", "carbon"):
+        put(f"plan.{key}", (m.get("plan") or {}).get(key), pm.UNITS[key])
+    for who in ("simulated", "best_single", "as_written"):
+        d = m.get(who)
+        if not d:
+            continue
+        p = "" if who == "simulated" else f"{who}."
+        put(f"{p}cost", d.get("cost_usd"), "USD")
+        put(f"{p}energy", d.get("energy_kwh"), "kWh")
+        put(f"{p}carbon", d.get("carbon_kgco2e"), "kgCO2e")
+        put(f"{p}slo_attainment", d.get("slo_attainment"), "fraction")
+        put(f"{p}hours_slo_met", d.get("hours_slo_met"), "fraction")
+    for k in ("cost", "energy", "carbon", "total_carbon"):
+        put(f"{k}_saving_pct", m.get(f"{k}_saving_pct"), "%")
+    return out
+
+
+def _hourly_table(P: pm.MixProblem, plan: pm.MixPlan) -> pd.DataFrame:
     rows = []
     for c, cand in enumerate(P.candidates):
         if plan.replicas[c] <= 0:
             continue
+        act = active_hours(plan, c)
         for h in range(P.hours):
             rows.append({"pool": cand.name, "accelerator": cand.accelerator, "hour": h,
-                         "active_replicas": int(np.ceil(plan.load[c, h] - 1e-9)), "load_replicas": plan.load[c, h],
-                         "owned_replicas": int(plan.replicas[c]), "gpus_per_replica": cand.tp})
-    hourly = pd.DataFrame(rows)
+                         "active_replicas": int(act[h]), "load_replicas": plan.load[c, h],
+                         "owned_replicas": int(plan.replicas[c]), "gpus_per_replica": cand.tp,
+                         "pricing": cand.pricing})
+    return pd.DataFrame(rows)
+
+
+def _tables(P: pm.MixProblem, plan: pm.MixPlan, inputs: MixInputs) -> dict[str, pd.DataFrame]:
+    hourly = _hourly_table(P, plan)
     demand = pd.DataFrame({"hour": np.arange(P.hours), "demand_rps": P.rates.sum(axis=0)})
     mix = pd.DataFrame([{"pool": c.name, "accelerator": c.accelerator, "tp": c.tp, "precision": c.precision,
                          "cap_w": c.cap_w, "replicas": int(plan.replicas[i]), "gpus": int(plan.replicas[i] * c.tp),

@@ -18,7 +18,7 @@ def tables(outcome) -> dict[str, pd.DataFrame]:
     rows = []
     if "simulated" in m:
         rows.append(m["simulated"])
-    for key in ("best_single", "as_written"):
+    for key in ("best_single", "as_written", "as_written_unplanned"):
         if key in m:
             rows.append({k: v for k, v in m[key].items() if k not in ("plan",)})
     if rows:
@@ -45,9 +45,10 @@ def figures(outcome, dpi: int = 110) -> list[Figure]:
     ax = axes[0][1]
     hourly, demand = t.get("hourly"), t.get("demand")
     if hourly is not None and len(hourly):
-        piv = hourly.pivot_table(index="hour", columns="pool", values="load_replicas", aggfunc="sum").fillna(0.0)
+        col = "active_replicas" if "active_replicas" in hourly else "load_replicas"
+        piv = hourly.pivot_table(index="hour", columns="pool", values=col, aggfunc="sum").fillna(0.0)
         ax.stackplot(piv.index, piv.T.values, labels=list(piv.columns), step="post", alpha=0.8)
-        ax.set_ylabel("replicas' worth of load")
+        ax.set_ylabel("active replicas (the replica schedule)")
         ax.set_xlabel("hour")
         ax.legend(fontsize=7, loc="upper left")
         if demand is not None:
@@ -88,12 +89,19 @@ def figures(outcome, dpi: int = 110) -> list[Figure]:
     bs = m.get("best_single")
     if bs:
         lines.append(f"best single ({bs['accelerator']}): {bs['cost_usd']:.2f} USD, {bs['energy_kwh']:.1f} kWh, "
-                     f"{bs['carbon_kgco2e']:.1f} kgCO2e, SLO {bs['slo_attainment']:.4f}")
+                     f"{bs['carbon_kgco2e']:.1f} kgCO2e, SLO {bs['slo_attainment']:.4f}, hours met "
+                     f"{bs['hours_slo_met']:.0%}, {'verified' if bs.get('verified') else 'NOT verified'} "
+                     f"in {bs.get('rounds', 1)} round(s)")
         lines.append(f"savings: cost {m.get('cost_saving_pct', float('nan')):.1f}%, energy "
                      f"{m.get('energy_saving_pct', float('nan')):.1f}%, carbon {m.get('carbon_saving_pct', float('nan')):.1f}%")
     aw = m.get("as_written")
     if aw:
-        lines.append(f"as written: {aw['cost_usd']:.2f} USD, {aw['energy_kwh']:.1f} kWh, SLO {aw['slo_attainment']:.4f}")
+        lines.append(f"as written, operated hourly: {aw['cost_usd']:.2f} USD, {aw['energy_kwh']:.1f} kWh, "
+                     f"SLO {aw['slo_attainment']:.4f}, hours met {aw['hours_slo_met']:.0%}")
+    au = m.get("as_written_unplanned")
+    if au:
+        lines.append(f"as written, as it is: {au['cost_usd']:.2f} USD, {au['energy_kwh']:.1f} kWh, "
+                     f"SLO {au['slo_attainment']:.4f}, hours met {au['hours_slo_met']:.0%}")
     for r in outcome.rounds:
         lines.append(f"round {r['round']}: {r.get('status')}, gpus {r.get('gpus')}, SLO "
                      f"{r.get('slo_attainment', float('nan')):.4f}, derated {len(r.get('derated') or [])}, "
