@@ -98,12 +98,6 @@ def whatif_constants(sc: Scenario):
     return _wc(sc)
 
 
-def _whatif_applies(sc: Scenario, accelerator: str) -> bool:
-    from .scenario import whatif_applies
-
-    return whatif_applies(sc, accelerator)
-
-
 def whatif_profile_factory(sc: Scenario):
     """A ``profile_factory`` for :func:`fleet.sim.simulate` for a scenario with a what-if part
     (None without one).  The scenario's operating points already carry the what-if constants

@@ -168,7 +168,7 @@ class ServeSpec(Strict):
         try:
             return canonical_stack(v)
         except FleetError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(str(exc)) from exc
 
     @field_validator("precision", "kv_precision")
     @classmethod
@@ -181,7 +181,7 @@ class ServeSpec(Strict):
         try:
             return normalize_precision(v)
         except FleetError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(str(exc)) from exc
 
 
 class PoolSpec(Strict):
@@ -1109,7 +1109,7 @@ def _check_site(sc: Scenario) -> None:
             try:
                 region(name)
             except FleetError as exc:
-                raise _err(sc, fld, _strip_where(exc)) from None
+                raise _err(sc, fld, _strip_where(exc)) from exc
 
 
 def _check_whatif(sc: Scenario) -> None:
@@ -1133,7 +1133,7 @@ def _check_whatif(sc: Scenario) -> None:
         try:
             resolve_accelerator(a)
         except FleetError as exc:
-            raise _err(sc, f"whatif.accelerators[{i}]", _strip_where(exc)) from None
+            raise _err(sc, f"whatif.accelerators[{i}]", _strip_where(exc)) from exc
 
 
 def _nan(x) -> bool:
@@ -1269,7 +1269,7 @@ def whatif_constants(sc: Scenario):
             dict(sc.whatif.device_constants), kind="what-if", source=f"what-if: {sc.whatif.label}",
             check_range=False)
     except FleetError as exc:
-        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from None
+        raise ScenarioError(str(exc), path=sc.path, field="whatif.device_constants") from exc
 
 
 def whatif_applies(sc: Scenario, accelerator: str) -> bool:
@@ -1286,7 +1286,7 @@ def whatif_applies(sc: Scenario, accelerator: str) -> bool:
         try:
             names.add(get_accelerator(a).name)
         except FleetError as exc:
-            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from None
+            raise ScenarioError(str(exc), path=sc.path, field=f"whatif.accelerators[{i}]") from exc
     return get_accelerator(accelerator).name in names
 
 
@@ -1312,4 +1312,4 @@ def serve_operating_point(sc: Scenario, pool: int, serve: int):
     except FleetError as exc:
         if isinstance(exc, ScenarioError):
             raise
-        raise ScenarioError(str(exc), path=sc.path, field=where) from None
+        raise ScenarioError(str(exc), path=sc.path, field=where) from exc

@@ -59,7 +59,7 @@ def resolve_signal(spec: SignalSpec | None, site_region: str | None, kind: str, 
         if "year_shift" in sig.meta:
             desc += f", moved from {sig.meta['year_shift'].get('from')} to the simulated year"
     except FleetError as exc:
-        raise ScenarioError(str(exc), path=sc.path, field=f"site.{field}") from None
+        raise ScenarioError(str(exc), path=sc.path, field=f"site.{field}") from exc
     if kind == "pue":
         if float(np.min(sig.values)) < 1.0:
             raise ScenarioError("PUE below 1 in the series", path=sc.path, field="site.pue")
@@ -67,11 +67,11 @@ def resolve_signal(spec: SignalSpec | None, site_region: str | None, kind: str, 
 
 
 def _canon_model(name: str) -> str:
-    try:
-        from .catalog import get_model
+    from .catalog import get_model
 
+    try:
         return get_model(name).name
-    except (FleetError, ImportError):
+    except FleetError:
         return name
 
 
@@ -99,9 +99,9 @@ def accounting_inputs(sc: Scenario, horizon_s: float) -> tuple[AccountingInputs,
         for key, ov in a.accelerators.items():
             try:
                 same = get_accelerator(key).name == spec.name
-            except FleetError:
+            except FleetError as exc:
                 raise ScenarioError("unknown accelerator", path=sc.path,
-                                    field=f"accounting.accelerators.{key}") from None
+                                    field=f"accounting.accelerators.{key}") from exc
             if same:
                 f = AcceleratorFacts(
                     spec.name,

@@ -434,7 +434,7 @@ def parse_sweep(data: dict, *, path: str | Path | None = None) -> Sweep:
     try:
         spec = SweepFile.model_validate(data)
     except ValidationError as exc:
-        raise _format_errors(exc, path) from None
+        raise _format_errors(exc, path) from exc
     here = Path(path).resolve().parent if path is not None else Path.cwd()
     if isinstance(spec.base, str):
         base_path = (here / spec.base).resolve()
@@ -455,7 +455,7 @@ def parse_sweep(data: dict, *, path: str | Path | None = None) -> Sweep:
             set_path(copy.deepcopy(base), p.path, None)
         except (ValueError, KeyError, IndexError, TypeError) as exc:
             raise ScenarioError(f"the path does not fit the base scenario: {exc}", path=path,
-                                field=f"{where}.path") from None
+                                field=f"{where}.path") from exc
         values = tuple(p.values) if p.values is not None else tuple(p.range.values()) if p.range else None
         params.append(Parameter(path=p.path, name=p.name or p.path, values=values, low=p.low, high=p.high,
                                 log=p.log, integer=p.integer))
@@ -683,7 +683,7 @@ def check_workers(client) -> dict[str, dict]:
     try:
         answers = client.run(_probe(), on_error="return")
     except Exception as exc:  # noqa: BLE001
-        raise FleetError(f"cannot ask the Dask workers which fleet they run: {exc}") from None
+        raise FleetError(f"cannot ask the Dask workers which fleet they run: {exc}") from exc
     if not answers:
         raise FleetError("the Dask cluster has no workers")
     bad = []
@@ -832,7 +832,7 @@ def _prepare_out(sw: Sweep, out: Path, resume: bool) -> set[str]:
         try:
             old = json.loads(manifest.read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as exc:
-            raise FleetError(f"{manifest}: cannot read the sweep manifest ({exc})") from None
+            raise FleetError(f"{manifest}: cannot read the sweep manifest ({exc})") from exc
         if old.get("identity") != sw.identity():
             raise FleetError(f"{out} holds a sweep with other parameters or metrics "
                              f"({old.get('identity')}); --resume needs the same parameters and metrics")
@@ -852,12 +852,12 @@ def _start_client(workers: int | None, scheduler: str | None):
     try:
         from distributed import Client, LocalCluster
     except ImportError as exc:  # pragma: no cover - a dependency
-        raise FleetError(f"fleet sweep needs dask.distributed: {exc}") from None
+        raise FleetError(f"fleet sweep needs dask.distributed: {exc}") from exc
     if scheduler:
         try:
             return Client(scheduler, timeout="20s"), None
         except (OSError, TimeoutError) as exc:
-            raise FleetError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
+            raise FleetError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from exc
     n = int(workers or os.cpu_count() or 1)
     # one single-threaded process per worker: a point is pure Python (the GIL), so threads would not
     # help; a random dashboard port so that several sweeps (or users) on one machine never collide

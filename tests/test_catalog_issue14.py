@@ -88,14 +88,20 @@ def test_hugging_face_ids_resolve(hf_id, name):
 
 def test_estimated_columns_are_checked(tmp_path):
     src = CAT_DIR / "accelerators.csv"
-    rows = list(csv.reader(open(src, newline="")))
+    with open(src, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
     j, k = rows[0].index("estimated_columns"), rows[0].index("estimate_source")
     rows[1][j], rows[1][k] = "tdp_w", ""
     out = tmp_path / "accelerators.csv"
-    csv.writer(open(out, "w", newline=""), lineterminator="\n").writerows(rows)
+
+    def write() -> None:
+        with open(out, "w", newline="", encoding="utf-8") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+
+    write()
     with pytest.raises(CatalogError, match="estimate_source"):
         load_accelerators(out)
     rows[1][j], rows[1][k] = "no_such_column", "because"
-    csv.writer(open(out, "w", newline=""), lineterminator="\n").writerows(rows)
+    write()
     with pytest.raises(CatalogError, match="no_such_column"):
         load_accelerators(out)

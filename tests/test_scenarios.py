@@ -13,12 +13,12 @@ from fleet.scenario import load_scenario
 from fleet.testing import fleet_check  # noqa: F401  (fixture)
 
 from fleet.data import DEFAULT_SCENARIO
+from fleet.sweep import is_sweep_file
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 #: the examples (not sweep files), and the default scenario that ships inside the package (what
 #: `fleet run` runs)
-FILES = sorted(f for f in SCENARIOS.glob("*.yaml")
-               if "\nkind: sweep" not in f.read_text(encoding="utf-8")) + [DEFAULT_SCENARIO]
+FILES = sorted(f for f in SCENARIOS.glob("*.yaml") if not is_sweep_file(f)) + [DEFAULT_SCENARIO]
 NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure", "mix_azure_planned", "training_carbon"}
 #: scenarios whose traces live in ../shared/data (they do not even load without it)
 NEEDS_SHARED_TRACES = {"mix_azure", "mix_azure_planned"}

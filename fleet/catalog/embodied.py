@@ -42,7 +42,7 @@ ASSUMED_DIES = {
     "MI300X": ([(8 * 115.0, 5.0), (4 * 370.0, 6.0)],
                "MI300X die areas not published by AMD: assumed 8 XCDs x ~115 mm2 (N5) + 4 IODs x ~370 mm2 (N6), "
                "rough third-party die-shot estimates, +-20%"),
-    # issue 14 rows: ASSUMPTIONS where no vendor publishes die areas (stated, +- as given)
+    # rows without a vendor die area: ASSUMPTIONS where no vendor publishes die areas (stated, +- as given)
     "GB200": ([(1600.0, 4.0)], "GB200's Blackwell GPU is the B200 silicon: two reticle-limited dies assumed at "
                                "800 mm2 each (area not published)"),
     "B300": ([(1600.0, 4.0)], "B300 (Blackwell Ultra) die area not published: two reticle-limited dies assumed at "

@@ -113,9 +113,9 @@ def _parse_param(stack: str, name: str, e, path: Path) -> StackParam:
         v = None if "value" in e else None
         if "value" in e:
             v = float(e["value"])
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         raise CatalogError(f"{where}: value and range must be numbers", path=path,
-                           expected="value: float, range: [lo, hi]") from None
+                           expected="value: float, range: [lo, hi]") from exc
     if v is not None and not (math.isfinite(v) and lo <= v <= hi):
         raise CatalogError(f"{where}: value {v} outside its range [{lo}, {hi}]", path=path, expected="lo <= value <= hi")
     if e["kind"] not in KINDS:
@@ -133,7 +133,7 @@ def _load(path: str) -> tuple[str, dict[str, ServingStack], dict[str, str]]:
         doc = yaml.safe_load(p.read_text())
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise CatalogError(f"invalid YAML: {exc}", path=p, line=(mark.line + 1) if mark else None) from None
+        raise CatalogError(f"invalid YAML: {exc}", path=p, line=(mark.line + 1) if mark else None) from exc
     if not isinstance(doc, dict) or not isinstance(doc.get("stacks"), dict) or not doc.get("default"):
         raise CatalogError("missing 'default:' or 'stacks:' mapping", path=p, expected="default: NAME, stacks: {...}")
     stacks: dict[str, ServingStack] = {}
@@ -176,10 +176,6 @@ def serving_stacks(path: Path | None = None) -> dict[str, ServingStack]:
 
 def default_stack_name(path: Path | None = None) -> str:
     return _load(str(path or SERVING_STACKS_PATH))[0]
-
-
-def stack_names(path: Path | None = None) -> list[str]:
-    return list(_load(str(path or SERVING_STACKS_PATH))[1])
 
 
 def canonical_stack(name: str, path: Path | None = None) -> str:

@@ -37,9 +37,9 @@ def add_json_flag(p) -> None:
 def _number(text: str, kind=float) -> float:
     try:
         v = kind(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError) as exc:
         raise _argparse.ArgumentTypeError(
-            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from None
+            f"expected {'an integer' if kind is int else 'a number'}, got {text!r}") from exc
     if kind is float and not _math.isfinite(v):
         raise _argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
     return v

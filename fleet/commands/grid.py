@@ -77,8 +77,8 @@ def hour_of_day_csv(sig, day: str, source: str) -> str:
 
     try:
         d0 = dt.datetime.strptime(day, "%Y-%m-%d").replace(tzinfo=dt.timezone.utc)
-    except ValueError:
-        raise GridError(f"--day {day!r}", expected="a date YYYY-MM-DD") from None
+    except ValueError as exc:
+        raise GridError(f"--day {day!r}", expected="a date YYYY-MM-DD") from exc
     prof = sig.hour_of_day_profile()
     if len(prof) != 24 or not all(math.isfinite(float(x)) for x in prof):
         raise GridError("the signal does not cover every hour of the day", expected="a series with all 24 UTC hours")

@@ -152,9 +152,9 @@ def load_problem(path: str | Path, *, input_tokens: Mapping[str, int] | None = N
             continue
         try:
             prec = normalize_precision(str(r["weight_precision"]))
-        except ConfigurationError:
+        except ConfigurationError as exc:
             raise InputError(f"unknown weight_precision {r['weight_precision']!r}", path=path, line=int(i) + 2,
-                             column="weight_precision", expected=valid_precisions()) from None
+                             column="weight_precision", expected=valid_precisions()) from exc
         for c in ("num_gpus", "avg_batch_size", "avg_output_len", "avg_power_w_total", "energy_per_token_j",
                   "output_throughput_tok_s"):
             v = r[c]

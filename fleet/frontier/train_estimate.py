@@ -249,11 +249,6 @@ def _goodput(ctx: dict, ev: dict) -> dict:
                 f_restart=f_restart, f_lost=f_lost)
 
 
-def exposed_link_share(t_exposed_s: float, t_overlapped_s: float) -> float:
-    """Share of a step's link energy spent in the exposed-communication phase (by time)."""
-    return t_exposed_s / max(t_exposed_s + t_overlapped_s, 1e-12)
-
-
 def training_estimate(model, gpu, gpus: int, tokens: float, *, tokens_per_step: int | None = None,
                       seq_len: int = 4096, precision: str = "bf16", tp: int | None = None, pp: int | None = None,
                       recompute: bool | None = None, utilization: float | None = None, pue: float = 1.2,

@@ -13,11 +13,11 @@ Every decision model in ``fleet.plan`` (operate, mix, training, power) is writte
    model satisfies the real one), and the largest rounding is recorded; the result carries
    status, objective, best bound, gap, wall time, solver version, workers and seed;
 3. **check**: the returned solution is re-evaluated in floating point against every constraint
-   and the objective (OR-Tools issue 3639: never trust a status blindly);
+   and the objective (OR-Tools GitHub #3639: never trust a status blindly);
 4. **explain**: an infeasible model is re-solved *elastically* (one slack per constraint, a
    penalty for each constraint that needs one, then for the amount), which names the fewest
    constraints that must give way and by how much; the answer is confirmed by re-solving with
-   only those constraints dropped (issue 5141: cores are not trusted as they come).
+   only those constraints dropped (OR-Tools GitHub #5141: cores are not trusted as they come).
 
 CP-SAT and not MathOpt/HiGHS: every decision here is an integer (replicas, GPUs, on/off slots),
 the continuous quantities (W, USD, g) are data, and CP-SAT gives a proven bound and gap with a

@@ -1,5 +1,5 @@
 """The GPU mix: which accelerators to buy or rent, how many, and which requests each serves, hour
-by hour (issue 10), on the planner core (:mod:`fleet.plan.core`).
+by hour, on the planner core (:mod:`fleet.plan.core`).
 
 The problem as plain data (:class:`MixProblem`):
 
@@ -832,7 +832,7 @@ def melange(config: dict, *, time_limit_s: float = 30.0, workers: int = 1, seed:
         sf = int(config.get("slice_factor", 1))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"not a Mélange configuration ({exc})",
-                         expected="gpu_info, workload_distribution, total_request_rate, slice_factor") from None
+                         expected="gpu_info, workload_distribution, total_request_rate, slice_factor") from exc
     if sf < 1 or rate < 0 or not gpus:
         raise InputError("slice_factor must be >= 1, total_request_rate >= 0 and gpu_info non-empty",
                          expected="a Mélange configuration")

@@ -199,7 +199,6 @@ class _CandidateContext:
 def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
     """The mix problem of scenario ``sc`` under ``spec`` (its ``plan.mix`` section)."""
     from ..catalog import get_accelerator
-    from ..frontier import accelerator_power
     from ..run import accounting_inputs
     from ..sim.assemble import build_requests, default_profile_factory
 
@@ -255,7 +254,7 @@ def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
         try:
             spec_row = get_accelerator(name)
         except FleetError as exc:
-            raise ScenarioError(str(exc), path=sc.path, field=where) from None
+            raise ScenarioError(str(exc), path=sc.path, field=where) from exc
         price_h, pricing = ctx.price(spec_row, acc_spec.price_usd_per_gpu_hour, acc_spec.pricing, where)
         tps = acc_spec.tp or DEFAULT_TPS
         precisions = acc_spec.precisions or spec.precisions
@@ -466,13 +465,6 @@ def _failed(fig: SimFigures, P: pm.MixProblem, target: float, derate: float) -> 
 
 
 # ============================================================================ the loop
-def _solve(P: pm.MixProblem, spec, objective, log, hint=None) -> tuple[pm.MixModel, pm.MixPlan]:
-    mm = pm.build(P)
-    plan = pm.solve(mm, objective, time_limit_s=spec.time_limit_s, hint=hint)
-    if plan.ok:
-        log(f"mix: {plan.solution.status} {plan.solution.objective:.6g} {plan.solution.objective_unit} "
-            f"(bound {plan.solution.bound:.6g}, gap {plan.solution.gap:.2%}) in {plan.solution.wall_s:.2f} s")
-    return mm, plan
 
 
 def _objective(spec):
@@ -821,14 +813,14 @@ def _jsonable(x):
 def cli_melange(path: str, as_json: bool, time_limit_s: float | None) -> int:
     try:
         cfg = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError("no such file", path=path) from None
+    except FileNotFoundError as exc:
+        raise InputError("no such file", path=path) from exc
     except json.JSONDecodeError as exc:
-        raise InputError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from None
+        raise InputError(f"not valid JSON: {exc.msg}", path=path, line=exc.lineno) from exc
     try:
         res = pm.melange(cfg, time_limit_s=time_limit_s or 30.0)
     except InputError as exc:
-        raise InputError(str(exc), path=path) from None
+        raise InputError(str(exc), path=path) from exc
     if not math.isfinite(res.cost_per_hour):
         raise InfeasibleError(f"{path}: no allocation serves every bucket", ["a bucket has zero throughput on "
                                                                              "every GPU type"])

@@ -91,7 +91,7 @@ def jobs_for(sc, spec, pool, n_slots: int, *, calibrated: bool | None = None,
                 return training_profile_for_job(_m, acc.name, _g, power_cap_w=cap, checkpoint_interval_s=_ci,
                                                 calibrated=cal)
             except FleetError as exc:
-                raise ScenarioError(f"training job {jid}: {exc}", path=sc.path, field="demand.training") from None
+                raise ScenarioError(f"training job {jid}: {exc}", path=sc.path, field="demand.training") from exc
 
         base = prof(pool.power_cap_w)
         tokens = row.get("tokens")

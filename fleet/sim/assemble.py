@@ -487,7 +487,7 @@ def _build_engine(x: SimInput, groups, req, horizon: float, dt: float, mode: str
             eng.add_serving_pool(g.engine_pool, g.profile, g.replicas, g.model, max_batch=s.max_batch,
                                  chunked_prefill=s.chunked_prefill, max_prefill_tokens=s.max_prefill_tokens)
         except FleetError as exc:
-            raise _scenario_error(x, exc, s.field) from None
+            raise _scenario_error(x, exc, s.field) from exc
         if g.model not in models:
             models.append(g.model)
     for model in models:
@@ -509,7 +509,7 @@ def _build_engine(x: SimInput, groups, req, horizon: float, dt: float, mode: str
         try:
             eng.set_schedule(sch.engine_pool, sch.active, step_s=SCHEDULE_STEP_S, inactive_w=off_w)
         except FleetError as exc:
-            raise _scenario_error(x, exc, sch.field) from None
+            raise _scenario_error(x, exc, sch.field) from exc
     if req is not None and len(req):
         eng.add_requests(req)
     bar = None

@@ -890,7 +890,7 @@ class TrainCost:
     tokens: int
     n_gpus: int
     micro_batches: int
-    # issue 14 (additive): the HBM traffic split by what hides it.  weight_bytes: weight and
+    # the HBM traffic split by what hides it.  weight_bytes: weight and
     # gradient-buffer streams that run under the GEMMs (roofline max with compute);
     # membound_bytes: activations of the memory-bound kernels (norms, residual adds, activation
     # functions, attention I/O, softmax/loss over the vocabulary), which run between GEMMs and add
