@@ -268,13 +268,15 @@ class PlanModel:
     # ------------------------------------------------------------------ solve
     def solve(self, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, workers: int = 1, seed: int = 0,
               hint: np.ndarray | None = None, drop: Iterable[str] = (), log: Callable[[str], None] | None = None,
-              first_solution: bool = False, backend: str = "cp-sat") -> Solution:
+              first_solution: bool = False, backend: str = "cp-sat", deterministic: bool = False) -> Solution:
         """Solve with CP-SAT (``backend='cp-sat'``: integer coefficients at a stated resolution)
         or HiGHS through MathOpt (``'highs'``: branch and cut on the floating-point rows, one
         thread, relative gap tolerance :data:`HIGHS_GAP`).  ``drop``: names of constraints to
         leave out (used by explain); ``first_solution``: stop at the first solution found (the
         time-limit path, made deterministic for tests: the result is FEASIBLE with its bound and
-        gap)."""
+        gap).  ``deterministic`` (CP-SAT): the limit is in CP-SAT's deterministic time units (about
+        a second of work each) instead of wall time, so a time-limited solve returns the same plan
+        on a fast or a loaded machine (with one worker); the wall time is capped at 10 x that."""
         if time_limit_s <= 0 or not math.isfinite(time_limit_s):
             raise PlanError(f"expected a positive time limit, got {time_limit_s}")
         if backend == "highs":
@@ -311,7 +313,11 @@ class PlanModel:
             for i, v in enumerate(np.asarray(hint)):
                 cp.add_hint(x[i], int(min(max(v, self.lb[i]), self.ub[i])))
         solver = cp_model.CpSolver()
-        solver.parameters.max_time_in_seconds = float(time_limit_s)
+        if deterministic:
+            solver.parameters.max_deterministic_time = float(time_limit_s)
+            solver.parameters.max_time_in_seconds = 10.0 * float(time_limit_s)
+        else:
+            solver.parameters.max_time_in_seconds = float(time_limit_s)
         solver.parameters.num_workers = int(workers)
         solver.parameters.random_seed = int(seed)
         if first_solution:

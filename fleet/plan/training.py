@@ -786,7 +786,9 @@ def plan(jobs: list[TrainingJob], slots: Slots, *, objective: str = "carbon", we
         hint = hint_from(built, gr)
     elif not base.deadlines_missed:
         hint = hint_from(built, base)
-    sol = built.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint)
+    # deterministic time: a time-limited schedule is the same on every machine (one worker)
+    sol = built.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint,
+                            deterministic=workers == 1)
     if hint is not None and sol.status != "INFEASIBLE" and not built.model.check(hint):
         hv = built.model.objective_value(hint)
         if not sol.ok or hv < sol.objective - 1e-9 * abs(hv):
