@@ -17,7 +17,7 @@ class FleetError(Exception):
     exit_code = 2
 
 
-def fmt_value(v) -> str:
+def fmt_value(v: object) -> str:
     """A value as an error message shows it: numbers plainly (``212471.399``, never
     ``np.float64(212471.399)``), text quoted, anything else as ``repr``."""
     item = getattr(v, "item", None)
