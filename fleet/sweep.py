@@ -679,7 +679,7 @@ def probe():
 """
 
 
-def _probe():
+def _probe() -> Callable[[], dict]:
     ns: dict = {}
     exec(_PROBE_SRC, ns)  # noqa: S102 - our own constant source
     fn = ns["probe"]
