@@ -123,10 +123,11 @@ def recover_and_clean(parent: Path, target_name: str | None = None) -> list[Path
 def _output_error(target: Path, exc: OSError) -> OutputError:
     import errno
 
-    why = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
-           errno.EACCES: "permission denied", errno.EPERM: "permission denied",
-           errno.ENAMETOOLONG: "file name too long", errno.ENOTDIR: "a part of the path is a file, not a folder",
-           errno.EISDIR: "it is a folder", errno.EDQUOT: "disk quota exceeded"}.get(exc.errno)
+    reasons = {errno.ENOSPC: "no space left on the device", errno.EROFS: "the file system is read-only",
+               errno.EACCES: "permission denied", errno.EPERM: "permission denied",
+               errno.ENAMETOOLONG: "file name too long", errno.ENOTDIR: "a part of the path is a file, not a folder",
+               errno.EISDIR: "it is a folder", errno.EDQUOT: "disk quota exceeded"}
+    why = reasons.get(exc.errno) if exc.errno is not None else None
     return OutputError(f"cannot write: {why or exc.strerror or exc}", path=target)
 
 

@@ -15,9 +15,12 @@ class FleetError(Exception):
     """Base class of every error the user can cause and fix."""
 
     exit_code = 2
+    # the simulation component the error comes from, e.g. ("router", model): set by its raiser or by
+    # fleet.sim.engine.tag_origin, mapped to the scenario's YAML field by fleet.sim.assemble
+    sim_origin: tuple[str, str] | None = None
 
 
-def fmt_value(v) -> str:
+def fmt_value(v: object) -> str:
     """A value as an error message shows it: numbers plainly (``212471.399``, never
     ``np.float64(212471.399)``), text quoted, anything else as ``repr``."""
     item = getattr(v, "item", None)

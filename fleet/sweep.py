@@ -48,7 +48,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -107,6 +107,7 @@ class RangeSpec(Strict):
     def values(self) -> list[float]:
         if self.num is not None:
             return [float(v) for v in np.linspace(self.start, self.stop, self.num)]
+        assert self.step is not None        # _one: exactly one of num and step
         n = int(math.floor((self.stop - self.start) / self.step + 1e-9)) + 1
         return [float(self.start + k * self.step) for k in range(n)]
 
@@ -279,7 +280,7 @@ def set_path(data: dict, path: str, value: Any, *, copy_on_write: bool = False) 
         node = child
 
 
-def _path_text(keys: list[str | int]) -> str:
+def _path_text(keys: Sequence[str | int]) -> str:
     out = ""
     for k in keys:
         if isinstance(k, int):
@@ -337,6 +338,7 @@ class Parameter:
         if self.values is not None:
             k = min(int(u * len(self.values)), len(self.values) - 1)
             return self.values[k]
+        assert self.low is not None and self.high is not None     # no values: an interval
         if self.log:
             v = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
         else:
@@ -436,6 +438,7 @@ def parse_sweep(data: dict, *, path: str | Path | None = None) -> Sweep:
     except ValidationError as exc:
         raise _format_errors(exc, path) from exc
     here = Path(path).resolve().parent if path is not None else Path.cwd()
+    base_path: Path | None
     if isinstance(spec.base, str):
         base_path = (here / spec.base).resolve()
         if not base_path.is_file():
@@ -461,8 +464,8 @@ def parse_sweep(data: dict, *, path: str | Path | None = None) -> Sweep:
                                 log=p.log, integer=p.integer))
     d = spec.design
     if d.method == "grid":
-        for i, p in enumerate(params):
-            if p.values is None:
+        for i, par in enumerate(params):
+            if par.values is None:
                 raise ScenarioError("a grid needs 'values' or 'range' for every parameter "
                                     "(low/high is for random, lhs and sobol designs)", path=path,
                                     field=f"parameters[{i}]")
@@ -475,7 +478,9 @@ def parse_sweep(data: dict, *, path: str | Path | None = None) -> Sweep:
         raise ScenarioError(f"a Sobol design needs a power of 2 base samples, got {d.samples}", path=path,
                             field="design.samples")
     rep = spec.report
-    pareto = tuple(rep.pareto) if rep.pareto else (tuple(spec.metrics[:2]) if len(spec.metrics) >= 2 else None)
+    # two metrics (ReportSpec checks a given pair)
+    pair = rep.pareto if rep.pareto else spec.metrics[:2] if len(spec.metrics) >= 2 else None
+    pareto = (pair[0], pair[1]) if pair else None
     named = {*(pareto or ()), *( [rep.objective] if rep.objective else []), *rep.maximize,
              *(c.metric for c in rep.constraints)}
     unknown = sorted(m for m in named if m not in spec.metrics)
@@ -507,7 +512,8 @@ def _unit_design(sw: Sweep) -> tuple[np.ndarray, list[tuple[str, int] | None]]:
     ab = qmc.Sobol(d=2 * d, scramble=True, seed=np.random.default_rng(sw.sample_seed)).random_base2(
         int(math.log2(n)))
     a, b = ab[:, :d], ab[:, d:]
-    rows, roles = [], []
+    rows: list[np.ndarray] = []
+    roles: list[tuple[str, int] | None] = []
     for j in range(n):
         rows.append(a[j])
         roles.append(("A", j))
@@ -524,13 +530,17 @@ def _unit_design(sw: Sweep) -> tuple[np.ndarray, list[tuple[str, int] | None]]:
 def design_points(sw: Sweep) -> list[Point]:
     """Every design row of the sweep, replications included (seed outermost within a row)."""
     if sw.method == "grid":
-        combos = list(itertools.product(*(p.values for p in sw.parameters)))
+        grids: list[tuple] = []
+        for p in sw.parameters:
+            assert p.values is not None         # parse_sweep: a grid has values for every parameter
+            grids.append(p.values)
+        combos = list(itertools.product(*grids))
         roles: list = [None] * len(combos)
     else:
         unit, roles = _unit_design(sw)
         combos = [tuple(p.from_unit(float(u)) for p, u in zip(sw.parameters, row)) for row in unit]
     seeds: list[int | None] = list(sw.seeds) if sw.seeds else [None]
-    out = []
+    out: list[Point] = []
     for combo, role in zip(combos, roles):
         params = {p.path: v for p, v in zip(sw.parameters, combo)}
         for s in seeds:
@@ -603,7 +613,8 @@ def run_batch(base: dict, base_path: Path | None, metrics: list[str],
     worker = _worker_name()
     if worker != "local":
         _worker_logging()
-    rows, units = [], {}
+    rows: list[dict[str, Any]] = []
+    units: dict[str, str] = {}
     for pid, params, seed in items:
         t0 = time.perf_counter()
         row: dict[str, Any] = {"point_id": pid, "status": "ok", "error": None, "metrics": {}}
@@ -668,7 +679,7 @@ def probe():
 """
 
 
-def _probe():
+def _probe() -> Callable[[], dict]:
     ns: dict = {}
     exec(_PROBE_SRC, ns)  # noqa: S102 - our own constant source
     fn = ns["probe"]
@@ -1167,6 +1178,7 @@ def pareto_front(x: np.ndarray, y: np.ndarray, *, maximize_x: bool = False, maxi
 def best_points(sw: Sweep, res) -> pd.DataFrame:
     """The ``best`` feasible points by the objective (rank 1 first)."""
     feas = res[feasible_mask(sw, res)]
+    assert sw.objective is not None         # parse_sweep: the report's objective or the first metric
     col = METRIC_PREFIX + sw.objective
     asc = sw.objective not in sw.maximize
     out = feas.sort_values([col, "point_id"], ascending=[asc, True], kind="stable").head(sw.best).copy()

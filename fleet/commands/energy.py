@@ -156,6 +156,7 @@ def _estimate(args) -> int:
                 f"({rep.kv_capacity_tokens} tokens) holds at most {mb} running sequences in steady state "
                 f"({held:g} tokens each on average: {args.input_tokens} in + half of {args.output_tokens} out; "
                 f"max_batch); lower --batch, use --max-num-seqs, add GPUs or use a lower --kv-precision")
+    assert rep.op is not None                 # make_replica keeps the operating point it built
     s = steady_state(rep, batch, args.input_tokens, args.output_tokens, power_cap_w=rep.op.power_cap_w,
                      clock=rep.clock_fraction)
     out = {

@@ -77,7 +77,7 @@ def cmd_sweep(args) -> int:
         lines.append(f"  report:  {o.out_dir / 'report.pdf'}")
     if o.errors:
         lines.append(f"  {len(o.errors)} points failed (status and error recorded), e.g.:")
-        seen = {}
+        seen: dict[str, str] = {}       # first line of an error -> its status
         for _, s, e in o.errors:
             seen.setdefault(e.splitlines()[0][:160] if e else "", s)
         lines += [f"    {s}: {e}" for e, s in list(seen.items())[:5]]

@@ -241,6 +241,7 @@ def prefill_point(rep: Replica, n_tokens: int, *, power_cap_w=None, clock=None) 
 
 def _profile(rep: Replica, context_range, prefill_range) -> ServingProfile:
     m, point = rep.model, rep.op
+    assert point is not None, "a serving profile is built from a replica made for an operating point"
     power_cap_w, clock = point.power_cap_w, rep.clock_fraction
     max_ctx = int(getattr(m, "max_context", 0) or 131072)
     max_batch = int(max(1, min(int(point.max_batch), rep.kv_capacity_tokens)))

@@ -25,7 +25,7 @@ import math
 import numbers
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, SupportsInt, cast
 
 from ..catalog.device_energy import DeviceConstants, load_device_constants
 from ..catalog.precision import default_kv_precision, normalize_precision
@@ -64,11 +64,14 @@ def _is_moe(model: str) -> bool:
     return bool(llm.architecture(get_model(model)).is_moe)
 
 
-def _pos_int(name: str, v) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)) \
-            or int(v) != v or int(v) < 1:
+def _pos_int(name: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(float(v)):
         raise ConfigurationError(f"{name} must be a positive integer, got {v!r}")
-    return int(v)
+    # every concrete Real (int, float, numpy's, Fraction) has __int__; the ABC declares only __trunc__
+    n = int(cast(SupportsInt, v))
+    if n != v or n < 1:
+        raise ConfigurationError(f"{name} must be a positive integer, got {v!r}")
+    return n
 
 
 def _pos_float(name: str, v, unit: str) -> float:

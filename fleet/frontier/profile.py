@@ -43,9 +43,10 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
-def read_only_array(a) -> np.ndarray:
+def read_only_array(a: ArrayLike) -> np.ndarray:
     """A non-writeable copy of ``a`` (same dtype and values): profiles are cached and shared by
     every run of the process, so their tables must not be mutable through a caller's reference."""
     out = np.array(a, copy=True)

@@ -179,7 +179,7 @@ def _evaluate_layout(ctx: dict, tp: int, pp: int, dp: int, zero: int, recompute:
     t_bubble, t_pp, v_best = (0.0, 0.0, 1)
     if pp > 1:
         per_send = msg / pp_bw + pp_lat
-        best_pipe = None
+        best_pipe: tuple[float, float, float, int] | None = None
         v = 1
         while v <= (max(1, arch.layers // pp) if ctx["interleaved"] else 1):
             tb = (pp - 1) * t_mb / v
@@ -187,6 +187,7 @@ def _evaluate_layout(ctx: dict, tp: int, pp: int, dp: int, zero: int, recompute:
             if best_pipe is None or tb + tq < best_pipe[0]:
                 best_pipe = (tb + tq, tb, tq, v)
             v *= 2
+        assert best_pipe is not None    # v = 1 is always tried
         _, t_bubble, t_pp, v_best = best_pipe
     b_pp = cost.pp_comm_bytes / used
     # ---- data parallel: gradient reduction (overlapped with the last micro-batch's backward)

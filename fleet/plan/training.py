@@ -375,7 +375,7 @@ def build(jobs: list[TrainingJob], slots: Slots, objective: str = "carbon", weig
         deadline = (f"between its submission (hour {job.first_slot}) and its deadline (hour {job.last_slot + 1})"
                     if job.deferrable else f"starting at its submission (hour {lo}), not deferrable")
         # in units x shares (integer coefficients: the row is exact)
-        idx = list(P.ravel()) + list(S)
+        idx = np.concatenate([P.ravel(), S])
         coef = list(np.tile(jr.rate.astype(float), max(L, 0))) + [-float(jr.ovh * Q)] * len(S)
         m.add("work", f"work[{jid}]", idx, coef, lo=float((jr.work - jr.ovh) * Q),
               desc=f"{job.words()} must finish {deadline}", unit="units", show=1.0 / (UNITS_PER_SLOT * Q),
@@ -754,9 +754,10 @@ def perfect_foresight_bound(jobs: list[TrainingJob], slots: Slots, objective: st
                     v = float((f * cost[s:s + L]).sum())
                     if v < bval:
                         bval, best = v, (s, f)
-            if best is not None and best[1] is not None:
+            if best is not None:
                 s, f = best
-                w[lo + s:lo + s + f.shape[0]] = f
+                if f is not None:
+                    w[lo + s:lo + s + f.shape[0]] = f
         work[job.job_id] = w
     # fractional units are fine for a bound: evaluate with float work
     sch = evaluate("bound (shift only)" if shift_only else "bound", jobs, slots,

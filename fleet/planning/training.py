@@ -297,6 +297,7 @@ def plan_and_verify(scenario, spec, *, log: Callable[[str], None] | None = None,
             rounds.append({"round": rnd + 1, "status": res.solution.status if res.solution else "INFEASIBLE",
                            "conflicts": res.conflicts})
             break
+        assert res.schedule is not None and res.solution is not None    # ok: a schedule and its solution
         # evaluate the planned work on the true jobs (a derated round does more work than needed)
         wins = windows(res.schedule)
         planned = sc.with_updates({"demand.training.schedule": wins},

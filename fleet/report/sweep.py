@@ -12,12 +12,16 @@ import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from .._io import atomic_path
 from .figures import PAGE, fmt_metric
+
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
 
 log = logging.getLogger("fleet.report")
 
@@ -50,7 +54,7 @@ class SweepReportData:
     design_rows: int = 0
 
 
-def _figure(size=PAGE):
+def _figure(size: tuple[float, float] = PAGE) -> Figure:
     from matplotlib.figure import Figure
 
     return Figure(figsize=size)
@@ -126,8 +130,8 @@ def draw_tornado(d: SweepReportData, metric: str):
     ax.axvline(mean, color="black", lw=0.8)
     span = float((t["high"] - t["low"]).max()) or abs(mean) or 1.0
     for yi, (_, r) in zip(y, t.iterrows()):
-        ax.text(r["low"] - 0.01 * span, yi, str(r["low_level"]), ha="right", va="center", fontsize=8)
-        ax.text(r["high"] + 0.01 * span, yi, str(r["high_level"]), ha="left", va="center", fontsize=8)
+        ax.text(r["low"] - 0.01 * span, float(yi), str(r["low_level"]), ha="right", va="center", fontsize=8)
+        ax.text(r["high"] + 0.01 * span, float(yi), str(r["high_level"]), ha="left", va="center", fontsize=8)
     ax.set_yticks(y, [str(p) for p in t["parameter"]])
     ax.set_xlim(float(t["low"].min()) - 0.25 * span, float(t["high"].max()) + 0.25 * span)
     ax.set_xlabel(f"{metric}{_unit_label(unit)}; vertical line: mean over ok points ({_fmt(mean, unit)})")
@@ -161,6 +165,7 @@ def draw_sobol(d: SweepReportData, metric: str):
 
 
 def draw_pareto(d: SweepReportData):
+    assert d.pareto is not None         # pages draws it for a pair of metrics only
     xm, ym = d.pareto
     res = d.results
     fig = _figure()
@@ -222,7 +227,7 @@ def draw_best(d: SweepReportData):
     return fig
 
 
-def pages(d: SweepReportData) -> list[tuple[str, object]]:
+def pages(d: SweepReportData) -> list[tuple[str, Figure]]:
     out = [("overview", draw_overview(d))]
     for m in d.metrics:
         if len(d.tornado) and (d.tornado["metric"] == m).any():

@@ -424,11 +424,11 @@ class Engine:
             p.mcode = code.get(p.model, -1)
         if self._schedules:
             for name in self._schedules:
-                m = self._pool_by_name[name].mcode
-                if m >= 0:
-                    self._sched_model[m] = True
-            for m, reps in enumerate(self._model_reps):
-                self._servable[m] = any(p.name not in self._schedules or max(self._schedules[p.name][0]) > 0
+                mc = self._pool_by_name[name].mcode
+                if mc >= 0:
+                    self._sched_model[mc] = True
+            for mc, reps in enumerate(self._model_reps):
+                self._servable[mc] = any(p.name not in self._schedules or max(self._schedules[p.name][0]) > 0
                                         for p in {r.pool.name: r.pool for r in reps}.values())
             self._sched = _Schedule(self, self._schedule_step,
                                     [(self._pool_by_name[n], c) for n, (c, _) in self._schedules.items()])
@@ -729,12 +729,13 @@ def tag_origin(exc: BaseException) -> None:
     if getattr(exc, "sim_origin", None) is not None:
         return
     found = None
-    seen = set()
-    e = exc
+    seen: set[int] = set()
+    e: BaseException | None = exc
     while e is not None and id(e) not in seen:      # SimPy re-raises a process's error as a copy
         seen.add(id(e))                             # whose __cause__ is the original
-        if isinstance(getattr(e, "sim_origin", None), tuple):
-            found = e.sim_origin
+        own = getattr(e, "sim_origin", None)
+        if isinstance(own, tuple):
+            found = own
             break
         tb = e.__traceback__
         while tb is not None:
@@ -748,6 +749,6 @@ def tag_origin(exc: BaseException) -> None:
         e = e.__cause__ or e.__context__
     if found is not None:
         try:
-            exc.sim_origin = found
+            setattr(exc, "sim_origin", found)     # any exception may carry one (FleetError declares it)
         except AttributeError:        # pragma: no cover - exceptions with __slots__
             pass

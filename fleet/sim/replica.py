@@ -85,7 +85,7 @@ class _Sink:
 
     __slots__ = ()
 
-    def __setitem__(self, key, value) -> None:
+    def __setitem__(self, key: int, value: float) -> None:
         pass
 
 
@@ -133,7 +133,8 @@ class Replica:
         self.active = True
         self.off = False
         self.inactive_w: float | None = None
-        self._router_slots = None
+        # the router's vectors while inactive (load_arr and kv_arr write to the sink meanwhile)
+        self._router_slots: tuple[np.ndarray | _Sink | None, np.ndarray | _Sink | None] | None = None
         self._load_profile(profile)
         self.queue: deque[int] = deque()
         self.run: dict[int, int] = {}        # row -> finish iteration (insertion order = admission order)
@@ -163,10 +164,10 @@ class Replica:
         self._cnt = eng._counter
         self.S = eng._store                  # the request store, set by the engine at run()
         self.n_in = 0                        # requests routed here and not finished (queued + running)
-        self.load_arr: np.ndarray | None = None                 # router load vector (numpy) and this replica's slot
+        self.load_arr: np.ndarray | _Sink | None = None    # router load vector (numpy) and this replica's slot
         self.load_idx = 0
         self.load_inv = 1.0
-        self.kv_arr: np.ndarray | None = None                   # router KV-load vector (least_kv), same slot
+        self.kv_arr: np.ndarray | _Sink | None = None      # router KV-load vector (least_kv), same slot
         self.q_tokens = 0                    # KV tokens the queued requests will need
         self.busy_s = 0.0
         self.idle_j = 0.0                    # energy of the idle segments (J)
