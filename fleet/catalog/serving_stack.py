@@ -73,9 +73,13 @@ class ServingStack:
 
     def values(self, constants: DeviceConstants) -> dict[str, float]:
         """Every parameter's value (``from:`` entries read from ``constants``)."""
-        out = {}
+        out: dict[str, float] = {}
         for p in self.params:
-            out[p.name] = float(constants[p.from_constant]) if p.from_constant else float(p.value)
+            if p.from_constant:
+                out[p.name] = float(constants[p.from_constant])
+            else:
+                assert p.value is not None, f"{p.name}: a parameter has a value or reads a constant (checked on load)"
+                out[p.name] = float(p.value)
         return out
 
     def with_values(self, values: dict[str, float], *, name: str | None = None,

@@ -122,7 +122,8 @@ def predict_throughput(rows: Sequence[ThroughputRow], values: Mapping[str, float
                        constants: DeviceConstants) -> dict[str, np.ndarray]:
     """Per row: predicted output tokens/s, running batch, decode step time (s), one prompt's
     prefill time (s) and mean power per GPU (W)."""
-    out = {k: [] for k in ("tokens_per_s", "batch", "itl_s", "prefill_s", "power_w_per_gpu")}
+    out: dict[str, list[float]] = {k: [] for k in ("tokens_per_s", "batch", "itl_s", "prefill_s",
+                                                   "power_w_per_gpu")}
     for r in rows:
         b, dw, pw = _throughput_works(r, float(values["batching.prefill_tokens"]))
         dd, pd_, _ = _devices(r.gpu, r.precision, r.tp, values, constants)

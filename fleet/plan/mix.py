@@ -737,22 +737,22 @@ def pareto(mm: MixModel, first: str, second: str, *, points: int = 6, time_limit
     hi2, lo2 = a.figures[second], b.figures[second]
     prev = a
     if points > 2 and hi2 - lo2 > 1e-9 * max(1.0, abs(hi2)):
-        for k in range(1, points - 1):
-            eps = hi2 - (hi2 - lo2) * k / (points - 1)
-            p = solve_under(first, "eps", i2, c2, o2, eps, hint=prev.solution.values)
-            if p.ok:
-                pts.append(ParetoPoint(p.figures[first], p.figures[second], eps, p.solution.gap,
-                                       p.solution.status, p))
-                prev = p
+        for step in range(1, points - 1):
+            eps = hi2 - (hi2 - lo2) * step / (points - 1)
+            mp = solve_under(first, "eps", i2, c2, o2, eps, hint=prev.solution.values)
+            if mp.ok:
+                pts.append(ParetoPoint(mp.figures[first], mp.figures[second], eps, mp.solution.gap,
+                                       mp.solution.status, mp))
+                prev = mp
     pts.append(ParetoPoint(b.figures[first], b.figures[second], lo2, b.solution.gap, b.solution.status, b))
     with_eps("eps", i2, c2, o2, None)
     # drop exact duplicates (equal plans at neighbouring eps)
     uniq: list[ParetoPoint] = []
-    for p in pts:
-        if uniq and abs(p.f1 - uniq[-1].f1) <= 1e-9 * max(1, abs(p.f1)) and \
-                abs(p.f2 - uniq[-1].f2) <= 1e-9 * max(1, abs(p.f2)):
+    for pt in pts:
+        if uniq and abs(pt.f1 - uniq[-1].f1) <= 1e-9 * max(1, abs(pt.f1)) and \
+                abs(pt.f2 - uniq[-1].f2) <= 1e-9 * max(1, abs(pt.f2)):
             continue
-        uniq.append(p)
+        uniq.append(pt)
     return ParetoFront(first, second, uniq, knee_index([p.f1 for p in uniq], [p.f2 for p in uniq]),
                        [marginal(uniq[k - 1], uniq[k]) for k in range(1, len(uniq))])
 

@@ -246,7 +246,7 @@ def build_inputs(sc, spec, *, profile_factory=None) -> MixInputs:
         # which names existing accelerators, does not apply to the catalog's candidates)
         return base_factory(OperatingPoint(constants=sc.simulation.constants, **kw))
     cands: list[pm.Candidate] = []
-    rows_cap = []
+    rows_cap: list[dict] = []
     notes: list[str] = []
     ctx = _CandidateContext(sc, spec, model, slo, buckets, factory, inputs, rows_cap, notes)
     for name, acc_spec in spec.accelerators.items():
@@ -669,6 +669,7 @@ def plan_and_verify(scenario, spec=None, *, log: Callable[[str], None] | None = 
     if mix.plan is None:
         return out
     plan, Pr, fig = mix.plan, mix.problem, mix.fig
+    assert fig is not None, "a plan that was made was simulated"
     out.verified = mix.verified
     out.scenario = mix.scenario
     out.sim = fig.sim
@@ -693,6 +694,7 @@ def plan_and_verify(scenario, spec=None, *, log: Callable[[str], None] | None = 
         tables["single_types"] = pd.DataFrame(single_rows)
         if single is not None and single.fig is not None:
             sfig, splan = single.fig, single.plan
+            assert splan is not None, "a simulated baseline was planned"
             out.baseline_sim = sfig.sim
             metrics["best_single"] = {"accelerator": single.problem.candidates[0].accelerator,
                                       "verified": single.verified, "rounds": len(single.rounds),

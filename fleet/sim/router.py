@@ -204,8 +204,8 @@ class SizeAwareRouter:
                 # smooth weighted round robin (nginx): deterministic and proportional
                 credit = self._credit.setdefault((tuple(key), h), {})
                 total = sum(live.values())
-                for p, w in live.items():
-                    credit[p] = credit.get(p, 0.0) + w
+                for p, wt in live.items():
+                    credit[p] = credit.get(p, 0.0) + wt
                 best = max(sorted(live), key=lambda p: credit[p])
                 credit[best] -= total
                 return self._least(by_pool[best])
