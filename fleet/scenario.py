@@ -193,14 +193,76 @@ class PoolSpec(Strict):
         return DEFAULT_STATIC_W_PER_GPU_SLOT * self.gpus_per_server if s is None else s
 
 
+class BreakerSpec(Strict):
+    """``fleet.power.breakers[k]``: breakers on every ``level`` node with a budget (or on ``node``),
+    rated at ``rating_w`` (default the node's budget).  ``curve``: ``[ratio, seconds]`` points
+    (power above ratio x rating for that long trips it; default: a thermal-magnetic shape, 100 %
+    for 10 min, 125 % for 60 s, 150 % for 5 s, 200 % at once).  A trip darkens the node's servers
+    for ``reset_s``; their requests are dropped or re-routed (``on_trip``)."""
+
+    level: Literal["site", "row", "rack"] = "row"
+    node: str | None = None
+    rating_w: PosFloat | None = None
+    curve: list[tuple[PosFloat, NonNegFloat]] = Field(
+        default_factory=lambda: [(1.0, 600.0), (1.25, 60.0), (1.5, 5.0), (2.0, 0.0)])
+    reset_s: NonNegFloat = 1800.0
+    on_trip: Literal["drop", "reroute"] = "drop"
+    check_s: PosFloat = 1.0
+
+
+class ControllerSpec(Strict):
+    """``fleet.power.controller``: the POLCA-style row controller (:mod:`fleet.sim.control`).
+    Row thresholds ``t1 < t2 < brake`` (and ``admission``) are fractions of the row budget;
+    ``cap_low``/``cap_all``/``cap_brake`` fractions of each accelerator's maximum power limit (of
+    its maximum SM clock with ``lever: clock``).  ``priority``: pool -> class (default: training
+    pools 'training', serving pools 'interactive'); classes in ``low_priority`` are capped first.
+    Faults: ``outages`` ([start, end) s of lost telemetry), ``fail_at_s`` (the controller stops)."""
+
+    kind: Literal["polca"] = "polca"
+    rows: list[str] | None = None
+    interval_s: PosFloat = 2.0
+    telemetry_delay_s: NonNegFloat = 2.0
+    actuation_delay_s: NonNegFloat = 1.0
+    t1: Fraction = 0.85
+    t2: Fraction = 0.92
+    brake: Annotated[float, Field(gt=0, le=2)] = 0.97
+    admission: Annotated[float, Field(gt=0, le=2)] | None = None
+    hysteresis: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    release_hold_s: NonNegFloat = 60.0
+    lever: Literal["cap", "clock"] = "cap"
+    cap_low: Fraction = 0.6
+    cap_all: Fraction = 0.75
+    cap_brake: Fraction = 0.4
+    low_priority: list[str] = Field(default_factory=lambda: ["training", "batch"])
+    priority: dict[str, str] = Field(default_factory=dict)
+    on_telemetry_loss: Literal["hold", "cap_low", "cap_all"] = "hold"
+    stale_s: PosFloat = 10.0
+    outages: list[tuple[NonNegFloat, NonNegFloat]] = Field(default_factory=list)
+    fail_at_s: NonNegFloat | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.t1 < self.t2 < self.brake:
+            raise ValueError(f"expected t1 < t2 < brake, got {self.t1}, {self.t2}, {self.brake}")
+        if self.admission is not None and self.admission <= self.brake:
+            raise ValueError(f"expected admission above brake ({self.brake}), got {self.admission}")
+        for k, (a, b) in enumerate(self.outages):
+            if not b > a:
+                raise ValueError(f"outages[{k}]: expected [start, end) with end > start, got [{a}, {b}]")
+        return self
+
+
 class PowerSpec(Strict):
-    """Budgets of the power tree (W).  A node without a budget has NaN in the tree table."""
+    """Budgets of the power tree (W).  A node without a budget has NaN in the tree table.
+    ``breakers`` and ``controller``: protection and capping (none: the simulation is unchanged)."""
 
     site_budget_w: PosFloat | None = None
     rows: dict[str, PosFloat] = Field(default_factory=dict)
     rack_budget_w: PosFloat | None = None    # every rack
     racks: dict[str, PosFloat] = Field(default_factory=dict)   # 'row0/rack1': W, overrides
     server_budget_w: PosFloat | None = None  # every server
+    breakers: list[BreakerSpec] = Field(default_factory=list)
+    controller: ControllerSpec | None = None
 
 
 class FleetSpec(Strict):

@@ -376,6 +376,18 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
             raise _scenario_error(x, exc, tr.field if tr is not None else pool.field) from None
         sched.start()
         training[pool.name] = sched
+    protection = None
+    if x.power.breakers or x.power.controller is not None:
+        if fluid and groups:
+            raise ScenarioError("breakers and the capping controller act on the live power of the request-level "
+                                "simulation: use mode coalesced or iteration (or simulate representative windows)",
+                                path=x.path, field=x.power.field)
+        from .protection import attach
+
+        try:
+            protection = attach(x, tree, eng, training, groups, factory)
+        except FleetError as exc:
+            raise _scenario_error(x, exc, x.power.field) from None
     if on_engine is not None:
         on_engine(eng, training)
     mark("training_s")
@@ -411,7 +423,10 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         raise RuntimeError("power segments recorded for nodes that are not in the power tree")
     segments = {"node_idx": node_idx, "t0": np.concatenate([p[0] for p in parts]),
                 "t1": np.concatenate([p[1] for p in parts]), "energy_j": np.concatenate([p[2] for p in parts])}
-    binned = bin_energy(segments, tree, dt, horizon)
+    if protection is not None:
+        protection.finish(horizon)
+    binned = bin_energy(segments, tree, dt, horizon,
+                        dark=protection.dark() if protection is not None else None)
     levels = ("gpu", "server", "rack", "row", "site", "pool") if "power" in sim.record \
         else ("rack", "row", "site", "pool")
     power = telemetry(None, tree, dt, horizon, levels=levels, binned=binned)
@@ -450,11 +465,15 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         meta["schedule"] = {"step_s": SCHEDULE_STEP_S, "inactive": sim.inactive,
                             "pools": {s.engine_pool: list(s.active) for s in x.schedule},
                             "waiting_at_end": int(run.meta.get("waiting_at_end", 0))}
+    trips = actions = None
+    if protection is not None:
+        meta["protection"] = protection.meta(horizon)
+        trips, actions = protection.trips_frame(), protection.actions_frame()
     mark("tables_s")
     meta["stages"] = stages
     meta["wall_s"] = time.perf_counter() - wall0
     return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
-                     meta=meta, series=run.series, schedule=schedule)
+                     meta=meta, series=run.series, schedule=schedule, trips=trips, controller_actions=actions)
 
 
 def _build_engine(x: SimInput, groups, req, horizon: float, dt: float, mode: str, progress: bool):
@@ -614,6 +633,9 @@ def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") ->
         tables["series"] = result.series
     if getattr(result, "schedule", None) is not None:
         tables["schedule"] = result.schedule
+    for name in ("trips", "controller_actions"):
+        if getattr(result, name, None) is not None:
+            tables[name] = getattr(result, name)
     with atomic_dir(out_dir) as tmp:
         for name, df in tables.items():
             df = df.copy()
