@@ -130,6 +130,19 @@ class _Periodic:
         heappush(eng._heap, (nxt, next(eng._counter), self, 0))
 
 
+class _Once:
+    """A one-shot callback living in the engine heap (:meth:`Engine.at`)."""
+
+    __slots__ = ("eng", "callback")
+
+    def __init__(self, eng: "Engine", callback: Callable) -> None:
+        self.eng = eng
+        self.callback = callback
+
+    def _fire(self, now: float, gen: int) -> None:
+        self.callback(self.eng, now)
+
+
 class _Schedule:
     """The replica schedules of an engine, as one heap event per step boundary where a count
     changes (none at all when nothing ever changes: an all-max schedule costs nothing)."""
@@ -391,6 +404,11 @@ class Engine:
             raise ConfigurationError(f"interval must be positive, got {interval_s}")
         heappush(self._heap, (float(start_s), next(self._counter),
                               _Periodic(self, float(interval_s), callback), 0))
+
+    def at(self, t_s: float, callback: Callable[["Engine", float], Any]) -> None:
+        """Call ``callback(eng, t_s)`` once at ``t_s`` (a heap event: at equal times, in the order
+        registered, before SimPy events)."""
+        heappush(self._heap, (float(t_s), next(self._counter), _Once(self, callback), 0))
 
     def at_end(self, callback: Callable[["Engine", float], Any]) -> None:
         """Call ``callback(eng, t_end)`` once after the last event, before the results are

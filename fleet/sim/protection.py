@@ -219,11 +219,8 @@ class Protection:
         self.trips.append({"time_s": now, "level": b.level, "node": b.node, "power_w": p, "rating_w": b.rating_w,
                            "ratio": ratio, "curve_ratio": r, "curve_s": t, "reset_s": b.tripped_until,
                            "servers": int(len(b.servers)), "requests": int(held), "jobs": int(jobs)})
-        if b.reset_s > 0:
-            ev = self.eng.env.timeout(b.reset_s)
-            ev.callbacks.append(lambda _e, b=b, t0=now: self._reset(b, t0))
-        else:
-            self._reset(b, now)
+        # a heap event registered now runs before the periodic check at the same instant
+        self.eng.at(b.tripped_until, lambda _eng, _t, b=b, t0=now: self._reset(b, t0))
 
     def _reset(self, b: _Breaker, t0: float) -> None:
         now = self.eng.env.now

@@ -312,9 +312,7 @@ class Replica:
         self.n_in = 0
         self.gen += 1                     # events in flight are stale
         self.phase = IDLE
-        if ph == IDLE:
-            self._close_idle(now)
-        self.t_phase = now
+        self.t_phase = now                # finalize recorded everything up to now
         self.idle_w = 0.0
         if self._pending_profile is not None:
             self._apply_pending_profile()
