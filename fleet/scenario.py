@@ -221,6 +221,8 @@ class ControllerSpec(Strict):
     kind: Literal["polca"] = "polca"
     rows: list[str] | None = None
     interval_s: PosFloat = 2.0
+    #: a reading is the mean of this many live samples spread over the interval (a meter's average)
+    samples: Annotated[int, Field(strict=True, ge=1, le=100)] = 4
     telemetry_delay_s: NonNegFloat = 2.0
     actuation_delay_s: NonNegFloat = 1.0
     t1: Fraction = 0.85
@@ -229,6 +231,7 @@ class ControllerSpec(Strict):
     admission: Annotated[float, Field(gt=0, le=2)] | None = None
     hysteresis: Annotated[float, Field(ge=0, lt=1)] = 0.05
     release_hold_s: NonNegFloat = 60.0
+    release: Literal["threshold", "predictive"] = "threshold"
     lever: Literal["cap", "clock"] = "cap"
     cap_low: Fraction = 0.6
     cap_all: Fraction = 0.75
@@ -564,6 +567,34 @@ class OperatePlanSpec(Strict):
     keep_budgets: bool = True
 
 
+class PowerPlanSpec(Strict):
+    """``plan.power``: how many servers each row holds and the controller's thresholds
+    (:mod:`fleet.plan.power`), chosen over per-server power samples from simulating the row at
+    its nameplate size on ``seeds`` seeds, then verified with the controller and breakers on
+    ``verify_seeds`` other seeds (with ``outages``: telemetry lost for [start, end) s): zero
+    trips, p99 TTFT and TPOT within ``latency_tolerance_pct`` of the nameplate row, SLO attainment
+    at least ``slo_target``.  Demand grows with the servers (each server hosts the same work).
+    ``horizon_s``: each run's length (None: the scenario's)."""
+
+    rows: list[str] | None = None
+    seeds: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
+    verify_seeds: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
+    horizon_s: PosFloat | None = None
+    t1: list[Fraction] = Field(default_factory=lambda: [0.75, 0.8, 0.85, 0.9, 0.95])
+    t2_offset: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    brake_offset: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    max_capped_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    budget_exceed_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+    rise_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0
+    warmup_s: NonNegFloat = 60.0             # samples before this (s) of each run are left out (it starts empty)
+    max_extra_pct: PosFloat | None = None
+    slo_target: Annotated[float, Field(gt=0, le=1)] = 0.99
+    latency_tolerance_pct: PosFloat = 5.0
+    outages: list[tuple[NonNegFloat, NonNegFloat]] = Field(default_factory=list)
+    time_limit_s: PosFloat = 20.0
+    rounds: Annotated[int, Field(strict=True, ge=1, le=10)] = 4
+
+
 class MixAcceleratorSpec(Strict):
     """One accelerator type the mix planner may buy or rent (``plan.mix.accelerators.<name>``)."""
 
@@ -640,6 +671,7 @@ class PlanSpec(Strict):
 
     operate: OperatePlanSpec | None = None
     mix: MixPlanSpec | None = None
+    power: PowerPlanSpec | None = None
 
     @property
     def enabled(self) -> bool:

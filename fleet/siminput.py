@@ -124,10 +124,10 @@ def _controller(pw):
         return None
     return ControllerInput(
         field="fleet.power.controller", kind=c.kind, rows=None if c.rows is None else tuple(c.rows),
-        interval_s=float(c.interval_s), telemetry_delay_s=float(c.telemetry_delay_s),
+        interval_s=float(c.interval_s), samples=int(c.samples), telemetry_delay_s=float(c.telemetry_delay_s),
         actuation_delay_s=float(c.actuation_delay_s), t1=float(c.t1), t2=float(c.t2), brake=float(c.brake),
         admission=None if c.admission is None else float(c.admission), hysteresis=float(c.hysteresis),
-        release_hold_s=float(c.release_hold_s), lever=c.lever, cap_low=float(c.cap_low), cap_all=float(c.cap_all),
+        release_hold_s=float(c.release_hold_s), release=c.release, lever=c.lever, cap_low=float(c.cap_low), cap_all=float(c.cap_all),
         cap_brake=float(c.cap_brake), low_priority=tuple(c.low_priority), priority=frozen_map(c.priority),
         on_telemetry_loss=c.on_telemetry_loss, stale_s=float(c.stale_s),
         outages=tuple((float(a), float(b)) for a, b in c.outages),

@@ -135,7 +135,7 @@ def test_controller_releases_after_the_hysteresis_and_logs_every_action():
 
 def test_polca_controller_thresholds_hysteresis_and_priorities_by_hand():
     cfg = SimpleNamespace(interval_s=1.0, t1=0.8, t2=0.9, brake=0.95, admission=None, hysteresis=0.05,
-                          release_hold_s=3.0, lever="cap", cap_low=0.5, cap_all=0.7, cap_brake=0.3,
+                          release_hold_s=3.0, release="threshold", lever="cap", cap_low=0.5, cap_all=0.7, cap_brake=0.3,
                           low_priority=("training", "batch"), on_telemetry_loss="hold", stale_s=5.0)
     c = PolcaController(cfg)
     c.start({"row0": RowInfo("row0", 100.0, ("interactive", "training"))})

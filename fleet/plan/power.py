@@ -125,12 +125,9 @@ class PowerPlan:
 
 
 def thresholds(problem: PowerProblem, t1: float) -> tuple[float, float, float]:
-    t2 = min(1.0, t1 + problem.t2_offset)
     brake = min(1.0, t1 + problem.brake_offset)
-    if not t1 < t2 < brake:
-        t2 = (t1 + 1.0) / 2.0 if t2 <= t1 else t2
-        brake = max(brake, (t2 + 1.0) / 2.0)
-    return t1, t2, brake
+    t2 = min(t1 + problem.t2_offset, (t1 + brake) / 2.0)
+    return t1, round(t2, 6), round(brake, 6)
 
 
 def build(problem: PowerProblem) -> PowerModel:

@@ -24,7 +24,10 @@ level 2 above ``t2``: every class at ``cap_all`` (low priority stays at ``cap_lo
 above ``brake``: every GPU at ``cap_brake`` (the power brake); level 4 above ``admission`` (if
 set): brake plus admission closed.  Escalation jumps straight to the highest level whose
 threshold the reading exceeds.  Release, one level at a time, once the reading stayed below the
-current level's threshold minus ``hysteresis`` for ``release_hold_s``.  Telemetry lost for more
+current level's threshold minus ``hysteresis`` for ``release_hold_s`` (``release: threshold``,
+POLCA's rule, the default; ``predictive``: the power expected after the release, the row's power
+above its static part scaled by the ratio of the two levels' caps, must be below that mark, so
+that a release does not by itself push the row back over the threshold).  Telemetry lost for more
 than ``stale_s``: 'hold' keeps the levers as they are, 'cap_low'/'cap_all' go at least to level
 1/2 until it returns (Thunderbolt's fail-safe).
 """
@@ -60,6 +63,7 @@ class RowInfo:
     row: str
     budget_w: float
     classes: tuple[str, ...]
+    static_w: float = 0.0          # the row's servers' static overhead (W), which no cap changes
 
 
 class Controller(Protocol):
@@ -132,6 +136,12 @@ class PolcaController:
             if lv == 0:
                 continue
             release_at = th[lv - 1] - c.hysteresis
+            if getattr(c, "release", "threshold") == "predictive":
+                # the power after releasing one level, estimated as if the row's power above its
+                # static part scaled with the cap (conservative: GPUs below their cap scale less)
+                st = info.static_w
+                after = st + (p - st) * self._cap_of(lv - 1) / self._cap_of(lv)
+                frac = max(frac, after / info.budget_w)
             if frac < release_at:
                 if math.isnan(self.below_since[row]):
                     self.below_since[row] = t
@@ -142,6 +152,11 @@ class PolcaController:
             else:
                 self.below_since[row] = math.nan
         return acts
+
+    def _cap_of(self, level: int) -> float:
+        """The cap (fraction of the maximum) of the highest-priority class at ``level``."""
+        c = self.cfg
+        return (1.0, 1.0, c.cap_all, c.cap_brake, c.cap_brake)[level]
 
     def _go(self, row: str, level: int, reason: str) -> list[Action]:
         """Actions taking ``row`` from its level to ``level`` (the whole lever state of that level)."""

@@ -106,6 +106,7 @@ class ControllerInput:
     kind: str = "polca"
     rows: tuple[str, ...] | None = None       # None: every row with a budget
     interval_s: float = 2.0
+    samples: int = 4                          # live samples averaged into one reading
     telemetry_delay_s: float = 2.0
     actuation_delay_s: float = 1.0
     t1: float = 0.85
@@ -114,6 +115,7 @@ class ControllerInput:
     admission: float | None = None
     hysteresis: float = 0.05
     release_hold_s: float = 60.0
+    release: str = "threshold"                # 'threshold' | 'predictive'
     lever: str = "cap"                        # 'cap' | 'clock'
     cap_low: float = 0.6
     cap_all: float = 0.75

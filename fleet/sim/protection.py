@@ -16,8 +16,10 @@ servers go dark at once: serving replicas drop or re-route what they held
 until ``reset_s`` later.  Every trip is a row of ``SimResult.trips`` and counted in
 ``meta['protection']``.
 
-Controller harness: every ``interval_s`` the row power is sampled; the sample reaches the
-controller ``telemetry_delay_s`` later (never, if it was taken during a telemetry outage: the
+Controller harness: every ``interval_s`` a reading of the row power is made, the mean of
+``samples`` live samples spread over the interval (a meter's average: instantaneous spikes of a
+prefill step are averaged as a PDU would); the reading reaches the controller
+``telemetry_delay_s`` after the end of its interval (never, if it was taken during a telemetry outage: the
 controller is then stepped with ``None``); the controller's actions are applied
 ``actuation_delay_s`` after its step.  After ``fail_at_s`` the controller is no longer stepped
 (the levers stay where they were).  Every applied action is a row of ``SimResult.controller_actions``
@@ -259,7 +261,8 @@ class Protection:
         infos = {}
         for r in rows:
             classes = tuple(sorted({self.klass[p.name] for p in self.x.pools if p.row == r}))
-            infos[r] = RowInfo(r, float(lp.row_budget[lp.row_names.index(r)]), classes)
+            static = float(lp.static[lp.srv_row == lp.row_names.index(r)].sum())
+            infos[r] = RowInfo(r, float(lp.row_budget[lp.row_names.index(r)]), classes, static)
         self.ctl_rows = rows
         self.row_idx = np.array([lp.row_names.index(r) for r in rows], dtype=np.int64)
         self.cfg = c
@@ -267,24 +270,40 @@ class Protection:
         self.controller.start(infos)
         self.ctl_events = 0
         self.level_state: dict[tuple[str, str], tuple[str, float | None]] = {}
-        self.eng.every(c.interval_s, self._sample)
+        n = max(1, int(getattr(c, "samples", 1)))
+        self._acc = np.zeros(len(rows))
+        self._n_acc = 0
+        self._per = n
+        # live samples at the middle of each of n sub-intervals; a reading every n samples
+        step = c.interval_s / n
+        self.eng.every(step, self._sub, start_s=step / 2.0)
 
-    def _sample(self, eng, now: float) -> None:
+    def _sub(self, eng, now: float) -> None:
         c = self.cfg
         if c.fail_at_s is not None and now >= c.fail_at_s:
             return
-        lost = any(a <= now < b for a, b in c.outages)
+        self._acc += self.live.rows()[self.row_idx]
+        self._n_acc += 1
+        if self._n_acc < self._per:
+            return
+        mean = self._acc / self._n_acc
+        self._acc[:] = 0.0
+        self._n_acc = 0
+        t = now + c.interval_s / (2 * self._per)        # the end of the averaging window
+        if c.telemetry_delay_s > 0:
+            eng.at(t + c.telemetry_delay_s, lambda _e, _t, m=mean, ts=t: self._sample(ts, m))
+        else:
+            eng.at(t, lambda _e, _t, m=mean, ts=t: self._sample(ts, m))
+
+    def _sample(self, t_meas: float, mean) -> None:
+        """A reading taken at ``t_meas`` reaches the controller now (after the telemetry delay)."""
+        c = self.cfg
+        lost = any(a <= t_meas < b for a, b in c.outages)
         if lost:
             readings = None
         else:
-            p = self.live.rows()[self.row_idx]
-            readings = {r: (now, float(v)) for r, v in zip(self.ctl_rows, p.tolist())}
-        if c.telemetry_delay_s > 0:
-            ev = eng.env.timeout(c.telemetry_delay_s)
-            ev.callbacks.append(lambda _e, rd=readings: self._step(rd))
-        else:
-            self._step(readings)
-
+            readings = {r: (t_meas, float(v)) for r, v in zip(self.ctl_rows, mean.tolist())}
+        self._step(readings)
     def _step(self, readings) -> None:
         now = self.eng.env.now
         c = self.cfg
@@ -294,11 +313,7 @@ class Protection:
         acts = self.controller.step(now, readings)
         if not acts:
             return
-        if c.actuation_delay_s > 0:
-            ev = self.eng.env.timeout(c.actuation_delay_s)
-            ev.callbacks.append(lambda _e, a=acts, t=now: self._apply(a, t))
-        else:
-            self._apply(acts, now)
+        self.eng.at(now + c.actuation_delay_s, lambda _e, _t, a=acts, t=now: self._apply(a, t))
 
     def _profile(self, g, op):
         key = (g.engine_pool, op)
