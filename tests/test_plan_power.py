@@ -15,9 +15,10 @@ def _row(**kw):
 
 
 def test_hand_checkable_optimum():
-    # samples 10..100 W per server (10 of them); 1 of 10 may exceed the first threshold (10 %),
-    # none may exceed the 1 kW budget: N x 100 <= 1000 -> N <= 10; with t1 = 0.9, the second
-    # largest (90 W) must stay under 900 W -> N <= 10; with t1 = 0.8 -> N <= 8.  Nameplate: 5.
+    # samples 10..100 W per server (10 of them, the same when capped); 1 of 10 may exceed the first
+    # threshold (10 %), none may exceed the brake threshold (t1 + 0.1, at most the 1 kW budget):
+    # t1 = 0.9: N x 100 <= 1000 and the second largest (90 W) under 900 W -> N <= 10; t1 = 0.8:
+    # N x 90 <= 800 -> N <= 8.  Nameplate: 5.
     pr = PowerProblem(rows=(_row(),), t1=(0.8, 0.9), max_capped_share=0.1, budget_exceed_share=0.0)
     plan, sol, ex = solve(pr)
     assert sol.status == "OPTIMAL" and ex is None and sol.violations == []
@@ -56,6 +57,17 @@ def test_feasible_plan_holds_on_every_sample():
     assert broken
 
 
+def test_capped_samples_decide_how_far_the_second_level_holds():
+    # free samples 100 W; at the second level 70 W.  A quarter of the time may be capped, and the
+    # brake (t1 + 0.1 = 1.0 of 1 kW) must never be needed: N x 70 <= 1000 -> N <= 14 (t1 0.9).
+    s = np.array([50.0, 60.0, 90.0, 100.0])
+    q = np.array([40.0, 45.0, 65.0, 70.0])
+    pr = PowerProblem(rows=(_row(samples_w=s, capped_w=q),), t1=(0.8, 0.9), max_capped_share=0.5)
+    plan, _, _ = solve(pr)
+    # capped share 0.5: the third largest (60 W) under t1 B: 0.9 -> N <= 15; the capped bound: 14
+    assert (plan.rows["row0"].servers, plan.rows["row0"].t1) == (14, 0.9)
+
+
 def test_infeasible_explained_by_name():
     # asking for 12 servers where the brake floor (100 W per server) allows 10 in a 1 kW row
     pr = PowerProblem(rows=(_row(brake_w=100.0, min_servers=12),), t1=(0.8, 0.9), max_capped_share=1.0,
@@ -71,4 +83,4 @@ def test_model_keeps_only_the_samples_that_matter():
     s = np.linspace(1.0, 100.0, 5000)
     pm = build(PowerProblem(rows=(_row(samples_w=s),), max_capped_share=0.01, budget_exceed_share=0.0))
     # 50 + 50 kept for capping, 0 + 50 for the budget: 150 indicators, not 10 000
-    assert sum(1 for n in pm.model.names if "[" in n and ("capped" in n or "over_budget" in n)) == 100 + 50
+    assert sum(1 for n in pm.model.names if "[" in n and ("capped" in n or "over_brake" in n)) == 100 + 50

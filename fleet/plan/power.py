@@ -22,13 +22,20 @@ offsets).  Constraints, in the scenario's words:
   controller caps low-priority work) is at most ``max_capped_share`` (an indicator per sample,
   ``N p_k - t1 B - M z_k <= 0``, ``sum z_k <= share x K``): this bounds the capped time, which
   is what costs latency;
-* *budget chance*: the share of samples in which ``N x p_k`` exceeds the budget itself (the
-  brake must act) is at most ``budget_exceed_share``;
+* *capped chance*: ``capped_w`` are the same row's per-server samples with every server held at
+  the controller's second level (``cap_all``: a cap or a locked clock); the share of them in
+  which ``N x q_k`` exceeds the brake threshold (the second level does not hold the row, the
+  brake must act) is at most ``budget_exceed_share`` (default none: the second level always
+  holds the row under the brake threshold, below the budget);
 * *reaction headroom*: ``N x rise_w <= (1 - t1) x B``: between crossing the threshold and the
   cap taking effect the row cannot reach its budget (this is what makes a high threshold cost
   servers);
 * *brake floor*: ``N x brake_w <= B``: with the brake on the row fits its budget (no trip);
 * at least ``min_servers`` (default: what the nameplate allows) and at most ``max_servers``.
+
+The sample, headroom and capped constraints apply only when the row is oversubscribed (a
+boolean ``oversubscribed``, 1 when ``N`` exceeds the nameplate count): a row at its nameplate
+size never exceeds its budget, whatever its power does.
 
 Objective: the most servers (sum over rows), ties broken towards the higher threshold (less
 capping).  Only the ``ceil(share x K) + KEEP_EXTRA`` largest samples of a row get indicators: a
@@ -60,6 +67,7 @@ class RowData:
     rise_w: float                  # per-server rise within the reaction time (W)
     brake_w: float                 # per-server power with the brake on, full load (W)
     nameplate_w: float             # per-server nameplate (W)
+    capped_w: np.ndarray | None = None   # per-server samples at the controller's second level (None: samples_w)
     min_servers: int | None = None
     max_servers: int | None = None
     words: str = ""                # e.g. "row0 (h100: 8 x H100-SXM per server)"
@@ -97,7 +105,7 @@ class RowPlan:
     t2: float
     brake: float
     capped_share_model: float      # share of samples above t1 at the chosen N
-    exceed_share_model: float      # share of samples above the budget at the chosen N
+    exceed_share_model: float      # share of capped samples above the brake threshold at the chosen N
     peak_model_w: float            # N x the largest sample
 
     @property
@@ -154,32 +162,44 @@ def build(problem: PowerProblem) -> PowerModel:
         m.add("threshold", f"{rd.row}: one first threshold", ts, np.ones(len(ts)), lo=1, hi=1,
               desc=f"{rd.row}: exactly one first capping threshold", elastic=False)
         tB = np.array([t * B for t in problem.t1])
-        M = float(hi) * float(p[0])
+        M = float(hi) * float(max(p[0], rd.nameplate_w))
+        # over = 1 when the row holds more servers than its nameplate allows: only then can it
+        # exceed its budget, and only then do the controller's constraints apply
+        over = m.bool_var(f"{rd.row}.oversubscribed")
+        m.add("oversubscribed", f"{rd.row}: oversubscribed", [n, over], [1.0, -float(hi)], hi=n0,
+              desc=f"{rd.row}: more than {n0} servers only when oversubscribed", elastic=False)
         # capping chance: z_k = 1 where N p_k may exceed t1 B
         allow_cap = int(math.floor(problem.max_capped_share * K + 1e-9))
         kc = min(K, allow_cap + KEEP_EXTRA)
         z = [m.bool_var(f"{rd.row}.capped[{k}]") for k in range(kc)]
         for k in range(kc):
-            m.add("capping sample", f"{rd.row}: capping sample {k}", [n, *ts, z[k]], [p[k], *(-tB), -M], hi=0.0,
+            m.add("capping sample", f"{rd.row}: capping sample {k}", [n, *ts, z[k], over], [p[k], *(-tB), -M, M],
+                  hi=M,
                   desc=f"{rd.row}: sample {k} ({p[k]:.0f} W per server) under the first threshold unless counted "
                        f"as capped", unit="W", elastic=False)
         m.add("capped time", f"{rd.row}: capped time share", z, np.ones(kc), hi=allow_cap,
               desc=f"{rd.row}: the row runs above its first threshold in at most {problem.max_capped_share:.1%} "
                    f"of the simulated time ({allow_cap} of {K} samples)", unit="samples")
-        # budget chance: w_k = 1 where N p_k may exceed B
-        allow_b = int(math.floor(problem.budget_exceed_share * K + 1e-9))
-        kb = min(K, allow_b + KEEP_EXTRA)
-        w = [m.bool_var(f"{rd.row}.over_budget[{k}]") for k in range(kb)]
+        # capped chance: w_k = 1 where N q_k (second level on) may exceed the brake threshold
+        q = np.sort(np.asarray(rd.capped_w if rd.capped_w is not None else rd.samples_w, dtype=np.float64))[::-1]
+        Kq = len(q)
+        bB = np.array([thresholds(problem, t)[2] * B for t in problem.t1])
+        allow_b = int(math.floor(problem.budget_exceed_share * Kq + 1e-9))
+        kb = min(Kq, allow_b + KEEP_EXTRA)
+        Mq = float(hi) * float(max(q[0], rd.nameplate_w))
+        w = [m.bool_var(f"{rd.row}.over_brake[{k}]") for k in range(kb)]
         for k in range(kb):
-            m.add("budget sample", f"{rd.row}: budget sample {k}", [n, w[k]], [p[k], -M], hi=B,
-                  desc=f"{rd.row}: sample {k} under the {B / 1e3:g} kW budget unless counted as over", unit="W",
-                  elastic=False)
-        m.add("budget chance", f"{rd.row}: budget exceedance share", w, np.ones(kb), hi=allow_b,
-              desc=f"{rd.row}: uncapped demand over the {B / 1e3:g} kW budget in at most "
-                   f"{problem.budget_exceed_share:.1%} of the simulated time ({allow_b} of {K} samples)",
+            m.add("capped sample", f"{rd.row}: capped sample {k}", [n, *ts, w[k], over], [q[k], *(-bB), -Mq, Mq],
+                  hi=Mq,
+                  desc=f"{rd.row}: capped sample {k} ({q[k]:.0f} W per server) under the brake threshold unless "
+                       f"counted as over", unit="W", elastic=False)
+        m.add("budget chance", f"{rd.row}: capped exceedance share", w, np.ones(kb), hi=allow_b,
+              desc=f"{rd.row}: with every server at the second level the row needs the brake in at most "
+                   f"{problem.budget_exceed_share:.1%} of the simulated time ({allow_b} of {Kq} samples)",
               unit="samples")
         # reaction headroom: N rise + t1 B <= B
-        m.add("headroom", f"{rd.row}: reaction headroom", [n, *ts], [rd.rise_w, *tB], hi=B,
+        Mh = float(hi) * rd.rise_w + B
+        m.add("headroom", f"{rd.row}: reaction headroom", [n, *ts, over], [rd.rise_w, *tB, Mh], hi=B + Mh,
               desc=f"{rd.row}: power rising {rd.rise_w:.0f} W per server within the controller's reaction time "
                    f"must not reach the {B / 1e3:g} kW budget from the first threshold", unit="W", show=1e-3,
               shown_unit="kW")
@@ -199,8 +219,9 @@ def extract(pm: PowerModel, sol: Solution) -> PowerPlan:
         j = next(j for j in range(len(pr.t1)) if sol.value(pm.t_var[(rd.row, j)]))
         t1, t2, brake = thresholds(pr, pr.t1[j])
         p = np.asarray(rd.samples_w, dtype=np.float64)
+        q = np.asarray(rd.capped_w if rd.capped_w is not None else rd.samples_w, dtype=np.float64)
         rows[rd.row] = RowPlan(rd.row, n, rd.nameplate_servers, t1, t2, brake,
-                               float(np.mean(n * p > t1 * rd.budget_w)), float(np.mean(n * p > rd.budget_w)),
+                               float(np.mean(n * p > t1 * rd.budget_w)), float(np.mean(n * q > brake * rd.budget_w)),
                                float(n * p.max()))
     return PowerPlan(rows, sol)
 

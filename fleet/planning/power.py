@@ -8,9 +8,11 @@ The loop (``plan_and_verify``):
    demand (trace ``stretch.rate`` or ``rate_scale``, synthetic ``rate``, synthetic training
    ``jobs``) scaled by ``N / N_written`` (each server hosts the same work, as in POLCA);
 2. *samples*: the row at its nameplate size, without controller or breakers, is simulated on
-   ``seeds`` seeds; every telemetry interval gives one per-server power sample (row power /
-   servers), and the rise within the controller's reaction time (sampling interval + telemetry
-   delay + actuation delay, rounded up to telemetry intervals);
+   ``seeds`` seeds; every telemetry interval (after ``warmup_s``) gives one per-server power
+   sample (row power / servers), and the rise within the controller's reaction time (sampling
+   interval + telemetry delay + actuation delay, rounded up to telemetry intervals); the same runs
+   with every server held at the controller's second level give the capped samples; the brake's
+   per-server power comes from the frontier (:func:`brake_gpu_w`);
 3. *solve* :mod:`fleet.plan.power` (servers per row and the first threshold; an infeasible model
    is explained by name);
 4. *verify*: the planned row (resized, controller at the chosen thresholds, the scenario's
@@ -68,6 +70,7 @@ class RunFigures:
     requests: int
     dropped: int
     actions: int
+    train_tokens_per_server: float = math.nan
     outage_s: float = 0.0
     slo_attainment_in_outages: float = math.nan
     sims: list = field(default_factory=list)
@@ -117,15 +120,81 @@ def row_infos(sc, spec) -> list[RowInfo]:
             top = float(p.power_cap_w) if p.power_cap_w is not None else float(acc.tdp_w)
             g = p.gpus_per_server
             k = p.server.per_gpu_w / float(acc.tdp_w)
-            cap_b = max(float(acc.power_min_w), ctl.cap_brake * float(acc.power_max_w))
-            cap_b = min(cap_b, top)
             ns = p.servers
             n += ns
             plate += ns * (g * top * (1 + k) + p.static_w)
-            brake += ns * (g * cap_b * (1 + k) + p.static_w)
+            brake += ns * (g * brake_gpu_w(sc, i, ctl) * (1 + k) + p.static_w)
         B = float(pw.rows[r])
         out.append(RowInfo(r, B, idx, n, plate / n, brake / n, int(math.floor(B / (plate / n) + 1e-9))))
     return out
+
+
+def replica_peak_w(profile) -> float:
+    """The highest power (W, whole replica) of a serving profile: its decode iterations at every
+    batch (1 k tokens of context per sequence) and its prefill steps of 0.5 k to 8 k tokens."""
+    b = np.arange(1, len(profile.dec_t0))
+    c = 1024.0 * b
+    t = profile.dec_t0[1:] + profile.dec_t1[1:] * c
+    e = profile.dec_e0[1:] + profile.dec_e1[1:] * c
+    dec = float(np.max(e / t)) if len(b) else 0.0
+    x = np.array([512.0, 2048.0, 8192.0])
+    pt = profile.pre_t[0] + profile.pre_t[1] * x + profile.pre_t[2] * x * x
+    pe = profile.pre_e[0] + profile.pre_e[1] * x + profile.pre_e[2] * x * x
+    return max(dec, float(np.max(pe / pt)), float(profile.idle_power_w))
+
+
+def brake_gpu_w(sc, i: int, ctl) -> float:
+    """Per-GPU power (W) of pool ``i`` at full load with the power brake on: from the frontier
+    (the profile at the brake's cap or locked clock) for a serving pool, the brake cap for a
+    training pool (the training model has no clock lever)."""
+    from ..frontier import accelerator_power, build_serving_profile
+    from ..frontier.build import _clock_mhz
+
+    p = sc.fleet.pools[i]
+    acc = accelerator_power(p.accelerator)
+    top = float(p.power_cap_w) if p.power_cap_w is not None else float(acc.power_max_w)
+    cap = min(top, max(float(acc.power_min_w), ctl.cap_brake * float(acc.power_max_w)))
+    if p.role == "training" or not p.serve:
+        return cap
+    worst = 0.0
+    for j, sv in enumerate(p.serve):
+        op = sc.operating_point(i, j)
+        op = op.with_clock(_clock_mhz(op.accelerator, ctl.cap_brake)) if ctl.lever == "clock" else op.with_cap(cap)
+        worst = max(worst, replica_peak_w(build_serving_profile(op)) / op.tp)
+    return worst
+
+
+def forced_level2(ctl_raw: dict) -> dict:
+    """A controller that holds every server at its second level from its first reading on (the
+    capped samples): thresholds near zero, no brake, no release, no faults."""
+    return dict(ctl_raw, t1=0.001, t2=0.002, brake=1.99, admission=None, outages=[], fail_at_s=None,
+                release_hold_s=1e12)
+
+
+_JOB_DIR: list = []
+
+
+def _scaled_jobs(sc, f: float):
+    """The scenario's training job file with ``round(n x f)`` jobs (the table cycled, new ids), in
+    a temporary directory removed at exit: a resized row gets proportionally more (or fewer) jobs."""
+    import atexit
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    from ..workload.jobs import read_jobs
+
+    jobs = read_jobs(sc.demand.training.jobs)
+    n = max(1, int(round(len(jobs) * f)))
+    out = jobs.iloc[[k % len(jobs) for k in range(n)]].copy()
+    out["job_id"] = np.arange(n, dtype=np.int64)
+    if not _JOB_DIR:
+        d = tempfile.mkdtemp(prefix="fleet-plan-power-")
+        _JOB_DIR.append(d)
+        atexit.register(shutil.rmtree, d, True)
+    path = Path(_JOB_DIR[0]) / f"jobs_{n}.csv"
+    out.to_csv(path, index=False)
+    return path
 
 
 def resized(sc, infos: list[RowInfo], servers: dict[str, int], *, seed: int, horizon_s: float | None,
@@ -167,6 +236,8 @@ def resized(sc, infos: list[RowInfo], servers: dict[str, int], *, seed: int, hor
             else:
                 tr["rate_scale"] = float(tr.get("rate_scale", 1.0)) * f
     tr = (data.get("demand") or {}).get("training")
+    if tr and tr.get("jobs") is not None and abs(f - 1.0) > 1e-12:
+        tr["jobs"] = str(_scaled_jobs(sc, f))
     if tr and tr.get("synth") is not None:
         tr["synth"]["jobs"] = max(1, int(round(int(tr["synth"].get("jobs", 10)) * f)))
         if tr["synth"].get("seed") is not None:
@@ -257,6 +328,11 @@ def figures(sims, slo: dict, outages: list) -> RunFigures:
         for a, b in outages:
             in_out |= (arr >= a) & (arr < b)
     days = sum(float(s.meta.get("horizon_s", 0.0)) for s in sims) / 86400.0
+    tok, srv = 0.0, 0
+    for s in sims:
+        tp = s.pools[s.pools["role"] == "training"]
+        tok += float(tp["input_tokens"].sum())
+        srv += int(tp["servers"].sum())
     return RunFigures(
         seeds=[int(s.meta.get("seed", 0)) for s in sims], days=days, trips=trips,
         capped_time_share=float(np.mean(shares)) if shares else 0.0,
@@ -266,6 +342,7 @@ def figures(sims, slo: dict, outages: list) -> RunFigures:
         slo_attainment=float(met.mean()) if len(met) else 1.0, requests=int(len(req)),
         dropped=int((req["status"] == "dropped").sum()) if len(req) else 0,
         actions=sum(len(s.controller_actions) for s in sims if s.controller_actions is not None),
+        train_tokens_per_server=tok / srv if srv else math.nan,
         outage_s=float(sum(b - a for a, b in outages)) * len(sims),
         slo_attainment_in_outages=float(met[in_out].mean()) if in_out.any() else math.nan, sims=list(sims))
 
@@ -297,18 +374,23 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
     sample_sims = [_simulate(resized(sc, infos, n0, seed=base_seed + k, horizon_s=spec.horizon_s, controller=None,
                                      breakers=None, record=("requests",)))
                    for k in range(spec.seeds)]
+    ctl_raw = ctl.model_dump(mode="json")
+    capped_sims = [_simulate(resized(sc, infos, n0, seed=base_seed + k, horizon_s=spec.horizon_s,
+                                     controller=forced_level2(ctl_raw), breakers=None, record=("requests",)))
+                   for k in range(spec.seeds)]
     sample_s = time.perf_counter() - t0
     rows = []
     for i in infos:
         p, rise = samples(sample_sims, i, i.nameplate_servers, reaction, dt, spec.rise_quantile, spec.warmup_s)
+        q, _ = samples(capped_sims, i, i.nameplate_servers, reaction, dt, spec.rise_quantile, spec.warmup_s)
         most = None
         if spec.max_extra_pct is not None:
             most = int(math.floor(i.nameplate_servers * (1 + spec.max_extra_pct / 100.0) + 1e-9))
-        rows.append(pp.RowData(i.row, i.budget_w, p, rise, i.brake_w, i.nameplate_w, max_servers=most,
+        rows.append(pp.RowData(i.row, i.budget_w, p, rise, i.brake_w, i.nameplate_w, capped_w=q, max_servers=most,
                                words=f"{i.row} ({', '.join(sc.fleet.pools[k].name for k in i.pools)})"))
     for r in rows:
         say(f"{r.row}: per-server power mean {np.mean(r.samples_w):.0f} W, p99 {np.quantile(r.samples_w, 0.99):.0f} W, "
-            f"max {np.max(r.samples_w):.0f} W (nameplate {r.nameplate_w:.0f} W, brake {r.brake_w:.0f} W), rise within "
+            f"max {np.max(r.samples_w):.0f} W; at the second level max {np.max(r.capped_w):.0f} W (nameplate {r.nameplate_w:.0f} W, brake {r.brake_w:.0f} W), rise within "
             f"{reaction:g} s {r.rise_w:.0f} W")
     say(f"samples: {sum(len(r.samples_w) for r in rows)} per-server power samples from {spec.seeds} seed(s) of "
         f"the nameplate row ({sample_s:.1f} s)")
@@ -318,7 +400,6 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
                                    record=("requests", "power")))
                  for s in vseeds]
     base = figures(base_sims, slo, [])
-    ctl_raw = ctl.model_dump(mode="json")
     outages = [list(o) for o in ctl_raw.get("outages", [])] + [list(o) for o in spec.outages]
     breakers = [b.model_dump(mode="json") for b in sc.fleet.power.breakers] or [dict(DEFAULT_BREAKER)]
     cuts: dict[str, int] = {}
@@ -342,6 +423,8 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
         row_ctl.update(t1=rp0.t1, t2=rp0.t2, brake=rp0.brake)
         if ctl_raw.get("admission") is not None and ctl_raw["admission"] <= rp0.brake:
             row_ctl["admission"] = None
+        if all(rp.servers <= rp.nameplate_servers for rp in plan.rows.values()):
+            row_ctl = None          # not oversubscribed: the row never exceeds its budget, nothing to cap
         planned_sc = resized(sc, infos, servers, seed=base_seed, horizon_s=None, controller=row_ctl, breakers=breakers,
                              record=tuple(sc.simulation.record))
         say(f"round {k + 1}: {sol.status}: " + ", ".join(
@@ -356,16 +439,20 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
         fails = []
         if fig.trips:
             fails.append(f"{fig.trips} breaker trip(s)")
-        if not ttft_ch <= spec.latency_tolerance_pct:
+        if math.isfinite(base.ttft_p99_s) and not ttft_ch <= spec.latency_tolerance_pct:
             fails.append(f"p99 TTFT {ttft_ch:+.1f} % (tolerance {spec.latency_tolerance_pct:g} %)")
-        if not tpot_ch <= spec.latency_tolerance_pct:
+        if math.isfinite(base.tpot_p99_s) and not tpot_ch <= spec.latency_tolerance_pct:
             fails.append(f"p99 TPOT {tpot_ch:+.1f} % (tolerance {spec.latency_tolerance_pct:g} %)")
+        train_ch = _change(fig.train_tokens_per_server, base.train_tokens_per_server)
+        if math.isfinite(train_ch) and not train_ch >= -spec.latency_tolerance_pct:
+            fails.append(f"training throughput per server {train_ch:+.1f} % (tolerance {spec.latency_tolerance_pct:g} %)")
         if fig.slo_attainment < spec.slo_target:
             fails.append(f"SLO attainment {fig.slo_attainment:.4f} below {spec.slo_target:g}")
         rounds.append({"round": k + 1, **sol.figures(), "servers": servers,
                        "t1": {r: rp.t1 for r, rp in plan.rows.items()}, "max_capped_share": share,
                        **{f"verify_{kk}": v for kk, v in fig.as_dict().items()},
-                       "p99_ttft_change_pct": ttft_ch, "p99_tpot_change_pct": tpot_ch, "failures": fails})
+                       "p99_ttft_change_pct": ttft_ch, "p99_tpot_change_pct": tpot_ch,
+                       "training_throughput_change_pct": train_ch, "failures": fails})
         if not fails:
             verified = True
             say(f"round {k + 1}: verified on {len(vseeds)} seed(s): no trip, p99 TTFT {ttft_ch:+.1f} %, "
@@ -382,7 +469,9 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
         "trips": fig.trips, "capped_time_share": fig.capped_time_share,
         "p99_ttft_change_pct": _change(fig.ttft_p99_s, base.ttft_p99_s),
         "p99_tpot_change_pct": _change(fig.tpot_p99_s, base.tpot_p99_s),
-        "days_simulated": fig.days + base.days + sum(float(s.meta.get("horizon_s", 0)) for s in sample_sims) / 86400.0,
+        "training_throughput_change_pct": _change(fig.train_tokens_per_server, base.train_tokens_per_server),
+        "days_simulated": fig.days + base.days + sum(float(s.meta.get("horizon_s", 0))
+                                                      for s in sample_sims + capped_sims) / 86400.0,
         "days_verified": fig.days, "seeds": fig.seeds, "sample_seeds": [base_seed + k for k in range(spec.seeds)],
         "slo_attainment": fig.slo_attainment, "baseline_slo_attainment": base.slo_attainment,
         "slo_attainment_in_outages": fig.slo_attainment_in_outages, "outage_s": fig.outage_s,

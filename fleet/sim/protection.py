@@ -46,8 +46,8 @@ TRIP_COLUMNS = {
 }
 ACTION_COLUMNS = {
     "time_s": "float64 s: when the lever moved (the controller's step + actuation delay)",
-    "decided_s": "float64 s: the controller's step", "row": "str", "lever": "str: cap | clock | admission",
-    "classes": "str: priority classes, ';'-joined", "value": "float64: W (cap), MHz (clock), 1/0 (admission); "
+    "decided_s": "float64 s: the controller's step", "row": "str", "pool": "str",
+    "lever": "str: cap | clock | admission", "classes": "str: the pool's priority class", "value": "float64: W (cap), MHz (clock), 1/0 (admission); "
                                                                "NaN: released", "level": "int64",
     "reason": "str",
 }
@@ -329,9 +329,9 @@ class Protection:
 
         for a in acts:
             pools = [p for p in self.x.pools if p.row == a.row and (not a.classes or self.klass[p.name] in a.classes)]
-            value_logged = math.nan
             for p in pools:
                 acc = accelerator_power(p.accelerator)
+                lever, note = a.lever, ""
                 if a.lever == "admission":
                     for g in self._groups:
                         if g.pool == p.name:
@@ -339,35 +339,38 @@ class Protection:
                                 if not self.live.dark[self._server_of[id(rep)]]:
                                     self.eng.set_admitting(rep, a.value is None or a.value > 0, now)
                     value_logged = a.value if a.value is not None else 1.0
-                    continue
-                cap_w = None if a.value is None else min(acc.power_max_w, max(acc.power_min_w,
-                                                                            a.value * acc.power_max_w))
-                if p.power_cap_w is not None and cap_w is not None:
-                    cap_w = min(cap_w, p.power_cap_w)
-                if p.role == "training":
-                    sched = self.training.get(p.name)
-                    if sched is not None:
-                        sched.set_cap(cap_w)
-                    value_logged = math.nan if cap_w is None else cap_w
-                    continue
-                for g in self._groups:
-                    if g.pool != p.name:
-                        continue
-                    base = g.serve.op
-                    if a.value is None:
-                        op = base
-                    elif a.lever == "clock":
-                        op = base.with_clock(_clock_mhz(acc.name, a.value))
+                else:
+                    cap_w = None if a.value is None else min(acc.power_max_w, max(acc.power_min_w,
+                                                                                a.value * acc.power_max_w))
+                    if p.power_cap_w is not None and cap_w is not None:
+                        cap_w = min(cap_w, p.power_cap_w)
+                    if p.role == "training":
+                        sched = self.training.get(p.name)
+                        if sched is not None:
+                            sched.set_cap(cap_w)
+                        if a.lever == "clock":
+                            lever, note = "cap", " (training has no clock lever: capped at the same fraction)"
+                        value_logged = math.nan if cap_w is None else cap_w
                     else:
-                        op = base.with_cap(cap_w)
-                    prof = self._profile(g, op)
-                    for rep in self.eng.replicas(g.engine_pool):
-                        rep.set_profile(prof)
-                    value_logged = math.nan if a.value is None else (
-                        op.locked_clock_mhz if a.lever == "clock" else cap_w)
-            self.actions.append({"time_s": now, "decided_s": decided, "row": a.row, "lever": a.lever,
-                                 "classes": ";".join(a.classes), "value": float(value_logged), "level": int(a.level),
-                                 "reason": a.reason})
+                        value_logged = math.nan
+                        for g in self._groups:
+                            if g.pool != p.name:
+                                continue
+                            base = g.serve.op
+                            if a.value is None:
+                                op = base
+                            elif a.lever == "clock":
+                                op = base.with_clock(_clock_mhz(acc.name, a.value))
+                            else:
+                                op = base.with_cap(cap_w)
+                            prof = self._profile(g, op)
+                            for rep in self.eng.replicas(g.engine_pool):
+                                rep.set_profile(prof)
+                            if a.value is not None:
+                                value_logged = op.locked_clock_mhz if a.lever == "clock" else cap_w
+                self.actions.append({"time_s": now, "decided_s": decided, "row": a.row, "pool": p.name,
+                                     "lever": lever, "classes": self.klass[p.name], "value": float(value_logged),
+                                     "level": int(a.level), "reason": a.reason + note})
             # capped time: a row counts as capped while any class of it runs capped (or clock-locked)
             if a.lever in ("cap", "clock"):
                 for k in a.classes:
