@@ -208,6 +208,7 @@ class BreakerSpec(Strict):
     reset_s: NonNegFloat = 1800.0
     on_trip: Literal["drop", "reroute"] = "drop"
     check_s: PosFloat = 1.0
+    model: Literal["average", "definite"] = "average"
 
 
 class ControllerSpec(Strict):

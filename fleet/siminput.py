@@ -112,7 +112,7 @@ def _breakers(pw) -> tuple:
 
     return tuple(BreakerInput(field=f"fleet.power.breakers[{k}]", level=b.level, node=b.node, rating_w=b.rating_w,
                               curve=tuple((float(r), float(t)) for r, t in b.curve), reset_s=float(b.reset_s),
-                              on_trip=b.on_trip, check_s=float(b.check_s))
+                              on_trip=b.on_trip, check_s=float(b.check_s), model=b.model)
                  for k, b in enumerate(pw.breakers))
 
 

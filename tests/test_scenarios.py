@@ -16,13 +16,13 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
 NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure"}
 #: scenarios whose traces live in ../shared/data (they do not even load without it)
-NEEDS_SHARED_TRACES = {"mix_azure"}
+NEEDS_SHARED_TRACES = {"mix_azure", "oversub_inference", "oversub_mixed", "oversub_outage"}
 
 
 def test_the_examples_are_all_there():
     names = {f.stem for f in FILES}
     assert {"default", "hetero_fleet", "whatif_today", "whatif_hbm_half", "power_capped", "power_uncapped",
-            *NEEDS_SHARED} <= names
+            "oversub_training", *NEEDS_SHARED, *NEEDS_SHARED_TRACES} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
@@ -61,7 +61,7 @@ def test_default_runs_without_the_shared_data(monkeypatch, tmp_path):
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
 def test_scenario_meets_its_expectations(path, fleet_check, request):
-    if path.stem in NEEDS_SHARED:
+    if path.stem in NEEDS_SHARED | NEEDS_SHARED_TRACES:
         request.getfixturevalue("shared_data")      # a clear failure if ../shared/data is missing
     res = fleet_check(path)
     assert res.outcomes and all(o.ok for o in res.outcomes)

@@ -93,6 +93,7 @@ class BreakerInput:
     reset_s: float = 1800.0
     on_trip: str = "drop"         # 'drop' | 'reroute'
     check_s: float = 1.0
+    model: str = "average"        # 'average' | 'definite'
 
 
 @dataclass(frozen=True)

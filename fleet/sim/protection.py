@@ -7,9 +7,13 @@ Both act on the power the engine sees *now* (:class:`LivePower`: every serving r
 :mod:`fleet.sim.power`, ``static_w + per_gpu_w * P_gpu / TDP``), through periodic callbacks on the
 engine's clock (``Engine.every``), not on the telemetry computed after the run.
 
-Breakers (definite-time trip curve): a breaker of rating R with curve points (r_k, t_k) trips at
-the first check at which its node's power has stayed above ``r_k * R`` for at least ``t_k``
-seconds without a break, for any k (checked every ``check_s``: the curve's resolution).  Its
+Breakers: a breaker of rating R with curve points (r_k, t_k) trips at the first check (every
+``check_s``: the curve's resolution) at which, for some k, ``model: average`` (default): the mean
+of its node's power over the last ``t_k`` seconds (the checks in ``(now - t_k, now]``, with
+``t_k`` seconds of history since it closed) is above ``r_k * R``, as a thermal element integrates
+its load (short dips do not reset it, short spikes do not trip it); ``definite``: the power has
+been above ``r_k * R`` without a break for ``t_k`` seconds.  A point with ``t_k = 0`` trips on
+one check above.  Under a constant overload both trip exactly ``t_k`` after it began.  Its
 servers go dark at once: serving replicas drop or re-route what they held
 (:meth:`fleet.sim.engine.Engine.set_dark`), training jobs on them fail back to their checkpoint
 (:meth:`fleet.sim.training.TrainingScheduler.set_dark`), the servers draw 0 W (GPUs and overhead)
@@ -29,6 +33,7 @@ controller is then stepped with ``None``); the controller's actions are applied
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,8 +121,16 @@ class _Breaker:
     reset_s: float
     reroute: bool
     servers: np.ndarray
-    above: list        # per curve point: time since power is continuously above it (nan: not)
+    above: list        # per curve point: since when above it (definite); nan: not above
+    average: bool = True
     tripped_until: float = -math.inf
+    start: float | None = None         # when its history began (run start, or its last reset)
+    hist: list = None                  # per curve point: (time, W) of the checks within its time
+    sums: list = None                  # per curve point: their sum (W)
+
+    def __post_init__(self) -> None:
+        self.hist = [deque() for _ in self.curve]
+        self.sums = [0.0] * len(self.curve)
 
 
 class Protection:
@@ -178,7 +191,7 @@ class Protection:
                     continue
                 self.breakers.append(_Breaker(b.level, node, idx, float(rating), tuple(sorted(b.curve)),
                                               float(b.reset_s), b.on_trip == "reroute", servers,
-                                              [math.nan] * len(b.curve)))
+                                              [math.nan] * len(b.curve), b.model == "average"))
         if self.breakers:
             check = min(b.check_s for b in self.x.power.breakers)
             self.eng.every(check, self._check)
@@ -192,19 +205,39 @@ class Protection:
                 lv = self.live.levels()
             p = float(lv[b.level][b.index])
             ratio = p / b.rating_w
+            if b.start is None:
+                b.start = now
             for k, (r, t) in enumerate(b.curve):
-                if ratio > r:
-                    if math.isnan(b.above[k]):
-                        b.above[k] = now
-                    if now - b.above[k] >= t - 1e-9:
-                        self._trip(b, now, p, ratio, r, t)
-                        lv = None
-                        break
+                if b.average:
+                    # the mean power over the last t seconds (the checks in (now - t, now]) above
+                    # r x rating, with t seconds of history since the breaker closed
+                    if t <= 0:
+                        hot = ratio > r
+                    else:
+                        win = b.hist[k]
+                        win.append((now, p))
+                        b.sums[k] += p
+                        while len(win) > 1 and win[0][0] <= now - t + 1e-9:
+                            b.sums[k] -= win.popleft()[1]
+                        hot = now - b.start >= t - 1e-9 and b.sums[k] / len(win) > r * b.rating_w
                 else:
-                    b.above[k] = math.nan
+                    if ratio > r:
+                        if math.isnan(b.above[k]):
+                            b.above[k] = now
+                    else:
+                        b.above[k] = math.nan
+                    hot = ratio > r and now - b.above[k] >= t - 1e-9
+                if hot:
+                    self._trip(b, now, p, ratio, r, t)
+                    lv = None
+                    break
 
     def _trip(self, b: _Breaker, now: float, p: float, ratio: float, r: float, t: float) -> None:
         b.above = [math.nan] * len(b.above)
+        for w in b.hist:
+            w.clear()
+        b.sums = [0.0] * len(b.curve)
+        b.start = None
         b.tripped_until = now + b.reset_s
         held, jobs = 0, 0
         for s in b.servers.tolist():
