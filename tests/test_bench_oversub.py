@@ -120,7 +120,8 @@ def _inference_window_scenario(tmp: Path, days: int, hours: float = 6.0):
     ctl = src["fleet"]["power"]["controller"]
     ctl.update(cap_all=0.95, cap_low=0.9, cap_brake=0.7, hysteresis=0.05)
     src["plan"]["power"] = {"seeds": 3, "verify_seeds": days, "horizon_s": hours * 3600.0, "max_capped_share": 1.0,
-                            "warmup_s": 300, "outages": [[7200.0, 7800.0]], "rounds": 3}
+                            "warmup_s": 300, "outages": [[7200.0, 7800.0]], "rounds": 3,
+                            "rise_quantile": 0.999}
     src.pop("expectations", None)
     p = tmp / "oversub_inference_days.yaml"
     p.write_text(yaml.safe_dump(src, sort_keys=False))

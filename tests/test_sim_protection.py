@@ -176,3 +176,20 @@ def test_telemetry_outage_and_controller_failure_are_counted():
 def test_no_protection_means_no_protection_tables():
     r = simulate(scenario({"rows": {"row0": 3000.0}}, horizon=60.0, hours=0.01), profile_factory=factory)
     assert r.trips is None and r.controller_actions is None and "protection" not in r.meta
+
+
+def test_bad_controller_rows_are_named():
+    from fleet.errors import ScenarioError
+
+    with pytest.raises(ScenarioError, match="rowX"):
+        simulate(scenario({"rows": {"row0": 3000.0}, "controller": dict(CTL, rows=["rowX"])}, horizon=30.0,
+                          hours=0.005), profile_factory=factory)
+    with pytest.raises(Exception, match="t1 < t2 < brake"):
+        scenario({"rows": {"row0": 3000.0}, "controller": dict(CTL, t1=0.95, t2=0.9)})
+
+
+def test_same_seed_same_protection_tables():
+    sc = scenario({"rows": {"row0": 3000.0}, "controller": CTL, "breakers": [{"level": "row"}]}, horizon=120.0)
+    a = simulate(sc, profile_factory=factory)
+    b = simulate(sc, profile_factory=factory)
+    assert a.controller_actions.equals(b.controller_actions) and a.power.equals(b.power)
