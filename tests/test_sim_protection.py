@@ -193,3 +193,36 @@ def test_same_seed_same_protection_tables():
     a = simulate(sc, profile_factory=factory)
     b = simulate(sc, profile_factory=factory)
     assert a.controller_actions.equals(b.controller_actions) and a.power.equals(b.power)
+
+
+def test_a_controller_of_your_own():
+    from fleet.sim.control import Action
+
+    class CapAtTen:
+        """Caps every class of every row at 60 % from t = 10 s on, logs what it saw."""
+
+        interval_s = 2.0
+
+        def __init__(self):
+            self.seen, self.done, self.finished = [], False, None
+
+        def start(self, rows):
+            self.rows = rows
+
+        def step(self, t, readings):
+            self.seen.append((t, readings))
+            if t >= 10 and not self.done:
+                self.done = True
+                return [Action(r, "cap", info.classes, 0.6, "my rule", 1) for r, info in self.rows.items()]
+            return []
+
+        def finish(self, t):
+            self.finished = t
+
+    mine = CapAtTen()
+    r = simulate(scenario({"rows": {"row0": 3000.0}}, horizon=60.0, hours=0.01), profile_factory=factory,
+                 controller=mine)
+    a = r.controller_actions
+    assert len(a) == 1 and a["value"].iloc[0] == pytest.approx(420.0) and a["reason"].iloc[0] == "my rule"
+    assert mine.finished == 60.0 and len(mine.seen) >= 20
+    assert r.meta["protection"]["controller"] == "CapAtTen"

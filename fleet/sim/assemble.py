@@ -261,7 +261,8 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
              requests: pd.DataFrame | None = None,
              release_signal: Callable[[float], bool] | None = None,
              release_check_s: float = 3600.0,
-             on_engine: Callable[..., None] | None = None) -> SimResult:
+             on_engine: Callable[..., None] | None = None,
+             controller=None) -> SimResult:
     """Simulate ``x``, a :class:`~fleet.sim.input.SimInput` (or anything with a ``sim_input()``
     method, such as a loaded :class:`~fleet.scenario.Scenario`; ``fleet.simulate`` also takes a path).
 
@@ -276,7 +277,10 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
     with the :class:`~fleet.sim.engine.Engine` and the training schedulers by pool name: the
     hook for a controller (``eng.every(dt, cb)``; ``eng.replicas()[i].set_profile(p)``,
     ``training[pool].set_cap(w)``, ``training[pool].power_w()``); in fluid mode the engine
-    carries the training pools only.
+    carries the training pools only.  ``controller``: a power-capping controller of your own
+    (:class:`fleet.sim.control.Controller`) run by the protection harness in place of the
+    built-in POLCA-style one, with the delays and faults of ``fleet.power.controller`` (its
+    defaults when the scenario has none).
     """
     from ..frontier.training import training_profile_for_job
     from .engine import Engine
@@ -377,6 +381,13 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         sched.start()
         training[pool.name] = sched
     protection = None
+    if controller is not None and x.power.controller is None:
+        import dataclasses
+
+        from .input import ControllerInput
+
+        x = dataclasses.replace(x, power=dataclasses.replace(x.power, controller=ControllerInput(
+            field=f"{x.power.field}.controller")))
     if x.power.breakers or x.power.controller is not None:
         if fluid and groups:
             raise ScenarioError("breakers and the capping controller act on the live power of the request-level "
@@ -385,7 +396,7 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         from .protection import attach
 
         try:
-            protection = attach(x, tree, eng, training, groups, factory)
+            protection = attach(x, tree, eng, training, groups, factory, controller=controller)
         except FleetError as exc:
             raise _scenario_error(x, exc, x.power.field) from None
     if on_engine is not None:

@@ -136,7 +136,7 @@ class _Breaker:
 class Protection:
     """Breakers and the controller harness of one run (built by :func:`attach`)."""
 
-    def __init__(self, x, tree, eng, training: dict, groups, factory) -> None:
+    def __init__(self, x, tree, eng, training: dict, groups, factory, controller=None) -> None:
         self.x = x
         self.tree = tree
         self.eng = eng
@@ -165,7 +165,7 @@ class Protection:
         self.controller = None
         c = x.power.controller
         if c is not None:
-            self._setup_controller(c)
+            self._setup_controller(c, controller)
 
     # ------------------------------------------------------------------ breakers
     def _build_breakers(self) -> None:
@@ -273,9 +273,9 @@ class Protection:
                 sched.set_dark(ks, False)
 
     # ------------------------------------------------------------------ controller
-    def _setup_controller(self, c) -> None:
+    def _setup_controller(self, c, custom=None) -> None:
         lp = self.live
-        if c.kind != "polca":
+        if custom is None and c.kind != "polca":
             raise ConfigurationError(f"{c.field}.kind: unknown controller {c.kind!r}; expected polca")
         rows = [r for i, r in enumerate(lp.row_names) if math.isfinite(lp.row_budget[i])] if c.rows is None \
             else list(c.rows)
@@ -299,7 +299,7 @@ class Protection:
         self.ctl_rows = rows
         self.row_idx = np.array([lp.row_names.index(r) for r in rows], dtype=np.int64)
         self.cfg = c
-        self.controller = PolcaController(c)
+        self.controller = custom if custom is not None else PolcaController(c)
         self.controller.start(infos)
         self.ctl_events = 0
         self.level_state: dict[tuple[str, str], tuple[str, float | None]] = {}
@@ -308,7 +308,8 @@ class Protection:
         self._n_acc = 0
         self._per = n
         # live samples at the middle of each of n sub-intervals; a reading every n samples
-        step = c.interval_s / n
+        self._interval = float(getattr(self.controller, "interval_s", None) or c.interval_s)
+        step = self._interval / n
         self.eng.every(step, self._sub, start_s=step / 2.0)
 
     def _sub(self, eng, now: float) -> None:
@@ -322,7 +323,7 @@ class Protection:
         mean = self._acc / self._n_acc
         self._acc[:] = 0.0
         self._n_acc = 0
-        t = now + c.interval_s / (2 * self._per)        # the end of the averaging window
+        t = now + self._interval / (2 * self._per)      # the end of the averaging window
         if c.telemetry_delay_s > 0:
             eng.at(t + c.telemetry_delay_s, lambda _e, _t, m=mean, ts=t: self._sample(ts, m))
         else:
@@ -441,7 +442,8 @@ class Protection:
         return {"trips": len(self.trips), "breakers": len(self.breakers),
                 "requests_hit_by_trips": int(sum(t["requests"] for t in self.trips)),
                 "jobs_hit_by_trips": int(sum(t["jobs"] for t in self.trips)),
-                "controller": None if self.controller is None else self.cfg.kind,
+                "controller": None if self.controller is None else (
+                    self.cfg.kind if isinstance(self.controller, PolcaController) else type(self.controller).__name__),
                 "controller_actions": len(self.actions),
                 "controller_steps": getattr(self, "ctl_events", 0),
                 "capped_time_share": {r: self.capped_s[r] / horizon for r in rows},
@@ -455,10 +457,11 @@ class Protection:
         return {"server": a[:, 0].astype(np.int64), "t0": a[:, 1], "t1": a[:, 2]}
 
 
-def attach(x, tree, eng, training: dict, groups, factory) -> Protection | None:
-    """Register the breakers and the controller of ``x.power`` on the engine (None: neither)."""
+def attach(x, tree, eng, training: dict, groups, factory, controller=None) -> Protection | None:
+    """Register the breakers and the controller of ``x.power`` on the engine (None: neither);
+    ``controller`` replaces the built-in POLCA-style one (same harness, delays and faults)."""
     if not x.power.breakers and x.power.controller is None:
         return None
     for g in groups:
         eng.guard_pool(g.engine_pool)
-    return Protection(x, tree, eng, training, groups, factory)
+    return Protection(x, tree, eng, training, groups, factory, controller=controller)
