@@ -243,6 +243,7 @@ class ControllerSpec(Strict):
     stale_s: PosFloat = 10.0
     outages: list[tuple[NonNegFloat, NonNegFloat]] = Field(default_factory=list)
     fail_at_s: NonNegFloat | None = None
+    fail_mode: Literal["hold", "release"] = "hold"   # at the failure the levers stay, or return to uncapped
 
     @model_validator(mode="after")
     def _ordered(self):

@@ -131,7 +131,7 @@ def _controller(pw):
         cap_brake=float(c.cap_brake), low_priority=tuple(c.low_priority), priority=frozen_map(c.priority),
         on_telemetry_loss=c.on_telemetry_loss, stale_s=float(c.stale_s),
         outages=tuple((float(a), float(b)) for a, b in c.outages),
-        fail_at_s=None if c.fail_at_s is None else float(c.fail_at_s))
+        fail_at_s=None if c.fail_at_s is None else float(c.fail_at_s), fail_mode=c.fail_mode)
 
 
 def sim_input(scenario) -> SimInput:

@@ -104,8 +104,9 @@ def test_planning_time():
     del yaml
 
 
-def _inference_window_scenario(tmp: Path, days: int, hours: float = 6.0):
-    """The oversub_inference row, each simulated day represented by its ``hours`` peak hours."""
+def _inference_window_scenario(tmp: Path, days: int, hours: float = 6.0, nameplate_servers: int = 12):
+    """The oversub_inference row, each simulated day represented by its ``hours`` peak hours; its
+    budget holds ``nameplate_servers`` servers at nameplate (5.1 kW each)."""
     import yaml
 
     from fleet.scenario import load_scenario
@@ -122,6 +123,9 @@ def _inference_window_scenario(tmp: Path, days: int, hours: float = 6.0):
     src["plan"]["power"] = {"seeds": 3, "verify_seeds": days, "horizon_s": hours * 3600.0, "max_capped_share": 1.0,
                             "warmup_s": 300, "outages": [[7200.0, 7800.0]], "rounds": 3,
                             "rise_quantile": 0.999}
+    budget = 5100.0 * nameplate_servers
+    src["fleet"]["power"]["rows"] = {"row0": budget}
+    src["fleet"]["power"]["site_budget_w"] = budget
     src.pop("expectations", None)
     p = tmp / "oversub_inference_days.yaml"
     p.write_text(yaml.safe_dump(src, sort_keys=False))
@@ -134,10 +138,20 @@ def test_experiments(tmp_path):
     from fleet.scenario import load_scenario
 
     days = int(os.environ.get("FLEET_OVERSUB_DAYS", "30"))
+    n0 = int(os.environ.get("FLEET_OVERSUB_NAMEPLATE", "12"))
+    parts = os.environ.get("FLEET_OVERSUB_PARTS", "inference,outage,training").split(",")
     t0 = time.perf_counter()
-    sc = _inference_window_scenario(tmp_path, days)
-    out = plan_and_verify(sc, log_fn=lambda m: print("  " + m))
-    m = out.metrics
+    sc = _inference_window_scenario(tmp_path, days, nameplate_servers=n0)
+    if "inference" in parts:
+        out = plan_and_verify(sc, log_fn=lambda m: print("  " + m))
+        m = out.metrics
+    else:                       # the outage costs of a stated plan: FLEET_OVERSUB_PLAN="servers,t1"
+        n, t1 = os.environ.get("FLEET_OVERSUB_PLAN", "16,0.9").split(",")
+        from fleet.plan.power import PowerProblem, thresholds
+
+        t = thresholds(PowerProblem(()), float(t1))
+        m = {"rows": {"row0": {"servers": int(n), "t1": t[0], "t2": t[1], "brake": t[2]}}}
+        return _outages(sc, m, days, parts)
     print(f"\nINFERENCE ({days} days, each its 6 peak hours at request level, one 10-min telemetry outage a day): "
           f"{m['servers']} servers on a {m['nameplate_servers']}-server nameplate budget = "
           f"{m['extra_servers_pct']:+.1f} %, trips {m['trips']}, capped {m['capped_time_share']:.1%} of the window, "
@@ -145,8 +159,16 @@ def test_experiments(tmp_path):
           f"{m['slo_attainment']:.4f} vs {m['baseline_slo_attainment']:.4f}, {m['days_simulated']:.1f} simulated "
           f"days in all ({m['days_verified']:.1f} verified), verified={out.verified}, "
           f"{time.perf_counter() - t0:.0f} s")
+    _outages(sc, m, days, parts)
+
+
+def _outages(sc, m, days, parts):
+    from fleet.planning.power import _controller, _simulate, figures, resized, row_infos, _slo
+
+    if "outage" not in parts:
+        return _training(days, parts)
     # what the outage costs: the planned row, blind from the start of its window for 25 minutes
-    # (levers not yet set: held) and with a controller that fails two hours in
+    # (levers not yet set: held), a controller that fails two hours in (levers held, or released)
     spec = sc.plan.power
     infos = row_infos(sc, spec)
     servers = {r: v["servers"] for r, v in m["rows"].items()}
@@ -158,15 +180,25 @@ def test_experiments(tmp_path):
     for label, c in (("blind 25 min from the window start (hold)", dict(ctl, outages=[[0.0, 1500.0]])),
                      ("blind 25 min, fail-safe cap_all", dict(ctl, outages=[[0.0, 1500.0]],
                                                               on_telemetry_loss="cap_all", stale_s=6.0)),
-                     ("controller fails at 2 h", dict(ctl, fail_at_s=7200.0))):
+                     ("controller fails at 2 h, levers held", dict(ctl, fail_at_s=7200.0)),
+                     ("controller fails at 2 h, levers released", dict(ctl, fail_at_s=7200.0, fail_mode="release"))):
         sims = [_simulate(resized(sc, infos, servers, seed=int(sc.seed) + 1000 + k, horizon_s=spec.horizon_s,
                                   controller=c, breakers=[{"level": "row"}], record=("requests", "power")))
                 for k in range(n_cost)]
         f = figures(sims, slo, c.get("outages", []))
         print(f"OUTAGE {label} ({n_cost} days): trips {f.trips}, requests lost {f.dropped}, SLO attainment "
-              f"{f.slo_attainment:.4f}, completed {sum(int((s.requests['status'] == 'completed').sum()) for s in sims)}"
+              f"{f.slo_attainment:.4f} (in the outage {f.slo_attainment_in_outages:.4f}), p99 TTFT {f.ttft_p99_s:.3f} s, "
+              f"capped {f.capped_time_share:.1%}, completed {sum(int((s.requests['status'] == 'completed').sum()) for s in sims)}"
               f" of {f.requests}")
-    # training
+    _training(days, parts)
+
+
+def _training(days: int, parts) -> None:
+    from fleet.planning.power import plan_and_verify
+    from fleet.scenario import load_scenario
+
+    if "training" not in parts:
+        return
     t1 = time.perf_counter()
     tr = load_scenario(REPO / "scenarios" / "oversub_training.yaml")
     tr_days = max(1, min(days, 6))

@@ -226,3 +226,15 @@ def test_a_controller_of_your_own():
     assert len(a) == 1 and a["value"].iloc[0] == pytest.approx(420.0) and a["reason"].iloc[0] == "my rule"
     assert mine.finished == 60.0 and len(mine.seen) >= 20
     assert r.meta["protection"]["controller"] == "CapAtTen"
+
+
+def test_a_failing_controller_holds_or_releases_its_levers():
+    power = {"rows": {"row0": 3000.0}, "controller": dict(CTL, brake=1.5, fail_at_s=60.0)}
+    held = simulate(scenario(power, horizon=120.0), profile_factory=factory)
+    assert held.controller_actions["time_s"].max() < 60.0          # nothing after the failure
+    power["controller"]["fail_mode"] = "release"
+    rel = simulate(scenario(power, horizon=120.0), profile_factory=factory)
+    last = rel.controller_actions.iloc[-1]
+    assert last["time_s"] == 60.0 and math.isnan(last["value"]) and "controller failed" in last["reason"]
+    t, p = row_power(rel)
+    assert p[(t >= 61) & (t < 120)].max() > 3000.0                  # uncapped again: over the budget

@@ -187,6 +187,7 @@ def _scaled_jobs(sc, f: float):
     jobs = read_jobs(sc.demand.training.jobs)
     n = max(1, int(round(len(jobs) * f)))
     out = jobs.iloc[[k % len(jobs) for k in range(n)]].copy()
+    out = out.sort_values("submit_s", kind="stable")
     out["job_id"] = np.arange(n, dtype=np.int64)
     if not _JOB_DIR:
         d = tempfile.mkdtemp(prefix="fleet-plan-power-")

@@ -127,6 +127,7 @@ class ControllerInput:
     stale_s: float = 10.0
     outages: tuple[tuple[float, float], ...] = ()   # telemetry outages [t0, t1) s
     fail_at_s: float | None = None            # the controller stops at this time (s)
+    fail_mode: str = "hold"                   # 'hold': its levers stay | 'release': they return to uncapped
 
 
 @dataclass(frozen=True)

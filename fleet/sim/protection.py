@@ -311,6 +311,8 @@ class Protection:
         self._interval = float(getattr(self.controller, "interval_s", None) or c.interval_s)
         step = self._interval / n
         self.eng.every(step, self._sub, start_s=step / 2.0)
+        if c.fail_at_s is not None and getattr(c, "fail_mode", "hold") == "release":
+            self.eng.at(c.fail_at_s, lambda _e, t: self._fail_open(t))
 
     def _sub(self, eng, now: float) -> None:
         c = self.cfg
@@ -348,6 +350,14 @@ class Protection:
         if not acts:
             return
         self.eng.at(now + c.actuation_delay_s, lambda _e, _t, a=acts, t=now: self._apply(a, t))
+
+    def _fail_open(self, now: float) -> None:
+        """The controller failed and its levers return to uncapped (``fail_mode: release``)."""
+        acts = [Action(row, lever, (k,), None, "controller failed: its levers return to uncapped", 0)
+                for (row, k), v in sorted(self._lever.items()) if v is not None
+                for lever in (self.cfg.lever,)]
+        if acts:
+            self._apply(acts, now)
 
     def _profile(self, g, op):
         key = (g.engine_pool, op)
