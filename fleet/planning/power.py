@@ -457,7 +457,8 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
         if not fails:
             verified = True
             say(f"round {k + 1}: verified on {len(vseeds)} seed(s): no trip, p99 TTFT {ttft_ch:+.1f} %, "
-                f"p99 TPOT {tpot_ch:+.1f} %, SLO attainment {fig.slo_attainment:.4f}")
+                f"p99 TPOT {tpot_ch:+.1f} %, training tokens per server {train_ch:+.1f} %, SLO attainment "
+                f"{fig.slo_attainment:.4f}")
             break
         say(f"round {k + 1}: rejected ({'; '.join(fails)}): one server fewer, capped-time target halved")
         for r, rp in plan.rows.items():
@@ -554,8 +555,10 @@ def cli(args) -> int:
         for r, v in m["rows"].items():
             lines.append(f"  {r}: {v['servers']} servers (nameplate {v['nameplate_servers']}, {v['extra_pct']:+.1f} %), "
                          f"thresholds t1 {v['t1']:.0%}, t2 {v['t2']:.0%}, brake {v['brake']:.0%}")
+        pct = lambda x: "n/a" if x is None or not math.isfinite(x) else f"{x:+.1f} %"  # noqa: E731
         lines.append(f"  trips {m['trips']}, capped time {m['capped_time_share']:.2%}, p99 TTFT "
-                     f"{m['p99_ttft_change_pct']:+.1f} %, p99 TPOT {m['p99_tpot_change_pct']:+.1f} %, "
-                     f"{m['days_simulated']:.2f} simulated days, seeds {m['seeds']}")
+                     f"{pct(m['p99_ttft_change_pct'])}, p99 TPOT {pct(m['p99_tpot_change_pct'])}, training tokens "
+                     f"per server {pct(m.get('training_throughput_change_pct'))}, {m['days_simulated']:.2f} simulated "
+                     f"days, seeds {m['seeds']}")
         emit(doc, False, "\n".join(lines))
     return 0 if out.verified else 1
