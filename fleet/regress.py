@@ -133,6 +133,22 @@ def flat_metrics(result) -> dict[str, tuple[float, str]]:
                     continue
     for plan in getattr(result, "plans", None) or []:
         out.update(plan.flat_metrics())
+    out.update(protection_metrics(getattr(result, "sim", None)))
+    return out
+
+
+def protection_metrics(sim) -> dict[str, tuple[float, str]]:
+    """``protection.trips``, ``protection.controller_actions``, ``protection.requests_hit_by_trips``
+    and ``protection.capped_time_share.<row>`` of a simulation with breakers or a capping
+    controller (fleet.sim.protection); nothing otherwise."""
+    meta = getattr(sim, "meta", None) or {}
+    pr = meta.get("protection")
+    if not pr:
+        return {}
+    out = {f"protection.{k}": (float(pr[k]), "1") for k in ("trips", "controller_actions", "requests_hit_by_trips",
+                                                             "jobs_hit_by_trips") if k in pr}
+    for row, v in (pr.get("capped_time_share") or {}).items():
+        out[f"protection.capped_time_share.{row}"] = (float(v), "1")
     return out
 
 

@@ -213,14 +213,81 @@ class PoolSpec(Strict):
         return DEFAULT_STATIC_W_PER_GPU_SLOT * self.gpus_per_server if s is None else s
 
 
+class BreakerSpec(Strict):
+    """``fleet.power.breakers[k]``: breakers on every ``level`` node with a budget (or on ``node``),
+    rated at ``rating_w`` (default the node's budget).  ``curve``: ``[ratio, seconds]`` points
+    (power above ratio x rating for that long trips it; default: a thermal-magnetic shape, 100 %
+    for 10 min, 125 % for 60 s, 150 % for 5 s, 200 % at once).  A trip darkens the node's servers
+    for ``reset_s``; their requests are dropped or re-routed (``on_trip``)."""
+
+    level: Literal["site", "row", "rack"] = "row"
+    node: str | None = None
+    rating_w: PosFloat | None = None
+    curve: list[tuple[PosFloat, NonNegFloat]] = Field(
+        default_factory=lambda: [(1.0, 600.0), (1.25, 60.0), (1.5, 5.0), (2.0, 0.0)])
+    reset_s: NonNegFloat = 1800.0
+    on_trip: Literal["drop", "reroute"] = "drop"
+    check_s: PosFloat = 1.0
+    model: Literal["average", "definite"] = "average"
+
+
+class ControllerSpec(Strict):
+    """``fleet.power.controller``: the POLCA-style row controller (:mod:`fleet.sim.control`).
+    Row thresholds ``t1 < t2 < brake`` (and ``admission``) are fractions of the row budget;
+    ``cap_low``/``cap_all``/``cap_brake`` fractions of each accelerator's maximum power limit (of
+    its maximum SM clock with ``lever: clock``).  ``priority``: pool -> class (default: training
+    pools 'training', serving pools 'interactive'); classes in ``low_priority`` are capped first.
+    Faults: ``outages`` ([start, end) s of lost telemetry), ``fail_at_s`` (the controller stops)."""
+
+    kind: Literal["polca"] = "polca"
+    rows: list[str] | None = None
+    interval_s: PosFloat = 2.0
+    #: a reading is the mean of this many live samples spread over the interval (a meter's average)
+    samples: Annotated[int, Field(strict=True, ge=1, le=100)] = 4
+    telemetry_delay_s: NonNegFloat = 2.0
+    actuation_delay_s: NonNegFloat = 1.0
+    t1: Fraction = 0.85
+    t2: Fraction = 0.92
+    brake: Annotated[float, Field(gt=0, le=2)] = 0.97
+    admission: Annotated[float, Field(gt=0, le=2)] | None = None
+    hysteresis: Annotated[float, Field(ge=0, lt=1)] = 0.05
+    release_hold_s: NonNegFloat = 60.0
+    release: Literal["threshold", "predictive"] = "threshold"
+    lever: Literal["cap", "clock"] = "cap"
+    cap_low: Fraction = 0.6
+    cap_all: Fraction = 0.75
+    cap_brake: Fraction = 0.4
+    low_priority: list[str] = Field(default_factory=lambda: ["training", "batch"])
+    priority: dict[str, str] = Field(default_factory=dict)
+    on_telemetry_loss: Literal["hold", "cap_low", "cap_all"] = "hold"
+    stale_s: PosFloat = 10.0
+    outages: list[tuple[NonNegFloat, NonNegFloat]] = Field(default_factory=list)
+    fail_at_s: NonNegFloat | None = None
+    fail_mode: Literal["hold", "release"] = "hold"   # at the failure the levers stay, or return to uncapped
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if not self.t1 < self.t2 < self.brake:
+            raise ValueError(f"expected t1 < t2 < brake, got {self.t1}, {self.t2}, {self.brake}")
+        if self.admission is not None and self.admission <= self.brake:
+            raise ValueError(f"expected admission above brake ({self.brake}), got {self.admission}")
+        for k, (a, b) in enumerate(self.outages):
+            if not b > a:
+                raise ValueError(f"outages[{k}]: expected [start, end) with end > start, got [{a}, {b}]")
+        return self
+
+
 class PowerSpec(Strict):
-    """Budgets of the power tree (W).  A node without a budget has NaN in the tree table."""
+    """Budgets of the power tree (W).  A node without a budget has NaN in the tree table.
+    ``breakers`` and ``controller``: protection and capping (none: the simulation is unchanged)."""
 
     site_budget_w: PosFloat | None = None
     rows: dict[str, PosFloat] = Field(default_factory=dict)
     rack_budget_w: PosFloat | None = None    # every rack
     racks: dict[str, PosFloat] = Field(default_factory=dict)   # 'row0/rack1': W, overrides
     server_budget_w: PosFloat | None = None  # every server
+    breakers: list[BreakerSpec] = Field(default_factory=list)
+    controller: ControllerSpec | None = None
 
 
 class FleetSpec(Strict):
@@ -538,6 +605,34 @@ class OperatePlanSpec(Strict):
     solver: Literal["highs", "cp-sat"] = "highs"
 
 
+class PowerPlanSpec(Strict):
+    """``plan.power``: how many servers each row holds and the controller's thresholds
+    (:mod:`fleet.plan.power`), chosen over per-server power samples from simulating the row at
+    its nameplate size on ``seeds`` seeds, then verified with the controller and breakers on
+    ``verify_seeds`` other seeds (with ``outages``: telemetry lost for [start, end) s): zero
+    trips, p99 TTFT and TPOT within ``latency_tolerance_pct`` of the nameplate row, SLO attainment
+    at least ``slo_target``.  Demand grows with the servers (each server hosts the same work).
+    ``horizon_s``: each run's length (None: the scenario's)."""
+
+    rows: list[str] | None = None
+    seeds: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
+    verify_seeds: Annotated[int, Field(strict=True, ge=1, le=100)] = 3
+    horizon_s: PosFloat | None = None
+    t1: list[Fraction] = Field(default_factory=lambda: [0.75, 0.8, 0.85, 0.9, 0.95])
+    t2_offset: Annotated[float, Field(gt=0, lt=1)] = 0.05
+    brake_offset: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    max_capped_share: Annotated[float, Field(ge=0, le=1)] = 0.05
+    budget_exceed_share: Annotated[float, Field(ge=0, le=1)] = 0.0
+    rise_quantile: Annotated[float, Field(gt=0, le=1)] = 1.0
+    warmup_s: NonNegFloat = 60.0             # samples before this (s) of each run are left out (it starts empty)
+    max_extra_pct: PosFloat | None = None
+    slo_target: Annotated[float, Field(gt=0, le=1)] = 0.99
+    latency_tolerance_pct: PosFloat = 5.0
+    outages: list[tuple[NonNegFloat, NonNegFloat]] = Field(default_factory=list)
+    time_limit_s: PosFloat = 20.0
+    rounds: Annotated[int, Field(strict=True, ge=1, le=10)] = 4
+
+
 class MixAcceleratorSpec(Strict):
     """One accelerator type the mix planner may buy or rent (``plan.mix.accelerators.<name>``)."""
 
@@ -640,6 +735,7 @@ class PlanSpec(Strict):
     operate: OperatePlanSpec | None = None
     mix: MixPlanSpec | None = None
     training: TrainingPlanSpec | None = None
+    power: PowerPlanSpec | None = None
 
     @property
     def enabled(self) -> bool:

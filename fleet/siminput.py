@@ -110,6 +110,33 @@ def _schedule(sc, pools: tuple[PoolInput, ...]) -> tuple[ScheduleInput, ...]:
     return tuple(out)
 
 
+def _breakers(pw) -> tuple:
+    from .sim.input import BreakerInput
+
+    return tuple(BreakerInput(field=f"fleet.power.breakers[{k}]", level=b.level, node=b.node, rating_w=b.rating_w,
+                              curve=tuple((float(r), float(t)) for r, t in b.curve), reset_s=float(b.reset_s),
+                              on_trip=b.on_trip, check_s=float(b.check_s), model=b.model)
+                 for k, b in enumerate(pw.breakers))
+
+
+def _controller(pw):
+    from .sim.input import ControllerInput
+
+    c = pw.controller
+    if c is None:
+        return None
+    return ControllerInput(
+        field="fleet.power.controller", kind=c.kind, rows=None if c.rows is None else tuple(c.rows),
+        interval_s=float(c.interval_s), samples=int(c.samples), telemetry_delay_s=float(c.telemetry_delay_s),
+        actuation_delay_s=float(c.actuation_delay_s), t1=float(c.t1), t2=float(c.t2), brake=float(c.brake),
+        admission=None if c.admission is None else float(c.admission), hysteresis=float(c.hysteresis),
+        release_hold_s=float(c.release_hold_s), release=c.release, lever=c.lever, cap_low=float(c.cap_low), cap_all=float(c.cap_all),
+        cap_brake=float(c.cap_brake), low_priority=tuple(c.low_priority), priority=frozen_map(c.priority),
+        on_telemetry_loss=c.on_telemetry_loss, stale_s=float(c.stale_s),
+        outages=tuple((float(a), float(b)) for a, b in c.outages),
+        fail_at_s=None if c.fail_at_s is None else float(c.fail_at_s), fail_mode=c.fail_mode)
+
+
 def sim_input(scenario) -> SimInput:
     """The :class:`~fleet.sim.input.SimInput` of a loaded (validated) scenario."""
     sc = scenario
@@ -120,7 +147,8 @@ def sim_input(scenario) -> SimInput:
         name=sc.name, seed=int(sc.seed), start_utc=sc.start_utc, pools=pools, inference=_inference(sc),
         training=_training(sc),
         power=PowerBudgets(site_budget_w=pw.site_budget_w, rows=frozen_map(pw.rows), rack_budget_w=pw.rack_budget_w,
-                           racks=frozen_map(pw.racks), server_budget_w=pw.server_budget_w),
+                           racks=frozen_map(pw.racks), server_budget_w=pw.server_budget_w,
+                           breakers=_breakers(pw), controller=_controller(pw)),
         simulation=SimOptions(horizon_s=sim.horizon_s, telemetry_interval_s=float(sim.telemetry_interval_s),
                               mode=sim.mode, router=sim.router, record=tuple(sim.record), progress=bool(sim.progress),
                               constants=sim.constants, inactive=sim.inactive,

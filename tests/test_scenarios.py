@@ -22,13 +22,13 @@ SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILES = sorted(f for f in SCENARIOS.glob("*.yaml") if not is_sweep_file(f)) + [DEFAULT_SCENARIO]
 NEEDS_SHARED = {"region_caiso", "region_de", "region_sg", "mix_azure", "mix_azure_planned", "training_carbon"}
 #: scenarios whose traces live in ../shared/data (they do not even load without it)
-NEEDS_SHARED_TRACES = {"mix_azure", "mix_azure_planned"}
+NEEDS_SHARED_TRACES = {"mix_azure", "mix_azure_planned", "oversub_inference", "oversub_mixed", "oversub_outage"}
 
 
 def test_the_examples_are_all_there():
     names = {f.stem for f in FILES}
     assert {"default", "hetero_fleet", "whatif_today", "whatif_hbm_half", "power_capped", "power_uncapped",
-            *NEEDS_SHARED} <= names
+            "oversub_training", *NEEDS_SHARED, *NEEDS_SHARED_TRACES} <= names
 
 
 @pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
@@ -76,7 +76,7 @@ def test_scenario_meets_its_expectations(path, fleet_check, request):  # noqa: F
     if path.stem in HEAVY and not os.environ.get("FLEET_SLOW_TESTS"):
         pytest.skip(f"{path.name}: its planned run takes minutes; FLEET_SLOW_TESTS=1 checks it "
                     "(mix_azure_planned pins the plan)")
-    if path.stem in NEEDS_SHARED:
+    if path.stem in NEEDS_SHARED | NEEDS_SHARED_TRACES:
         request.getfixturevalue("shared_data")      # a clear failure if ../shared/data is missing
     res = fleet_check(path)
     assert res.outcomes and all(o.ok for o in res.outcomes)

@@ -275,7 +275,8 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
              requests: pd.DataFrame | None = None,
              release_signal: Callable[[float], bool] | None = None,
              release_check_s: float = 3600.0,
-             on_engine: Callable[..., None] | None = None) -> SimResult:
+             on_engine: Callable[..., None] | None = None,
+             controller=None) -> SimResult:
     """Simulate ``x``, a :class:`~fleet.sim.input.SimInput` (or anything with a ``sim_input()``
     method, such as a loaded :class:`~fleet.scenario.Scenario`; ``fleet.simulate`` also takes a path).
 
@@ -290,7 +291,10 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
     with the :class:`~fleet.sim.engine.Engine` and the training schedulers by pool name: the
     hook for a controller (``eng.every(dt, cb)``; ``eng.replicas()[i].set_profile(p)``,
     ``training[pool].set_cap(w)``, ``training[pool].power_w()``); in fluid mode the engine
-    carries the training pools only.
+    carries the training pools only.  ``controller``: a power-capping controller of your own
+    (:class:`fleet.sim.control.Controller`) run by the protection harness in place of the
+    built-in POLCA-style one, with the delays and faults of ``fleet.power.controller`` (its
+    defaults when the scenario has none).
     """
     from ..frontier.training import training_profile_for_job
     from .engine import Engine
@@ -392,6 +396,25 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         if tr is not None and tr.schedule and tr.pool == pool.name:
             sched.set_job_plan({int(k): list(v) for k, v in tr.schedule.items()})
         training[pool.name] = sched
+    protection = None
+    if controller is not None and x.power.controller is None:
+        import dataclasses
+
+        from .input import ControllerInput
+
+        x = dataclasses.replace(x, power=dataclasses.replace(x.power, controller=ControllerInput(
+            field=f"{x.power.field}.controller")))
+    if x.power.breakers or x.power.controller is not None:
+        if fluid and groups:
+            raise ScenarioError("breakers and the capping controller act on the live power of the request-level "
+                                "simulation: use mode coalesced or iteration (or simulate representative windows)",
+                                path=x.path, field=x.power.field)
+        from .protection import attach
+
+        try:
+            protection = attach(x, tree, eng, training, groups, factory, controller=controller)
+        except FleetError as exc:
+            raise _scenario_error(x, exc, x.power.field) from None
     if on_engine is not None:
         on_engine(eng, training)
     mark("training_s")
@@ -427,7 +450,10 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         raise RuntimeError("power segments recorded for nodes that are not in the power tree")
     segments = {"node_idx": node_idx, "t0": np.concatenate([p[0] for p in parts]),
                 "t1": np.concatenate([p[1] for p in parts]), "energy_j": np.concatenate([p[2] for p in parts])}
-    binned = bin_energy(segments, tree, dt, horizon)
+    if protection is not None:
+        protection.finish(horizon)
+    binned = bin_energy(segments, tree, dt, horizon,
+                        dark=protection.dark() if protection is not None else None)
     levels = ("gpu", "server", "rack", "row", "site", "pool") if "power" in sim.record \
         else ("rack", "row", "site", "pool")
     power = telemetry(None, tree, dt, horizon, levels=levels, binned=binned)
@@ -466,11 +492,15 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         meta["schedule"] = {"step_s": SCHEDULE_STEP_S, "inactive": sim.inactive,
                             "pools": {s.engine_pool: list(s.active) for s in x.schedule},
                             "waiting_at_end": int(run.meta.get("waiting_at_end", 0))}
+    trips = actions = None
+    if protection is not None:
+        meta["protection"] = protection.meta(horizon)
+        trips, actions = protection.trips_frame(), protection.actions_frame()
     mark("tables_s")
     meta["stages"] = stages
     meta["wall_s"] = time.perf_counter() - wall0
     return SimResult(requests=requests_df, power=power, tree=tree.table, pools=pools, jobs=jobs,
-                     meta=meta, series=run.series, schedule=schedule)
+                     meta=meta, series=run.series, schedule=schedule, trips=trips, controller_actions=actions)
 
 
 def _build_engine(x: SimInput, groups, req, horizon: float, dt: float, mode: str, progress: bool):
@@ -630,6 +660,9 @@ def save_result(result: SimResult, out_dir: str | Path, fmt: str = "parquet") ->
         tables["series"] = result.series
     if getattr(result, "schedule", None) is not None:
         tables["schedule"] = result.schedule
+    for name in ("trips", "controller_actions"):
+        if getattr(result, name, None) is not None:
+            tables[name] = getattr(result, name)
     with atomic_dir(out_dir, marker=SIM_MARKER) as tmp:
         for name, df in tables.items():
             df = df.copy()

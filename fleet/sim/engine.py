@@ -55,7 +55,7 @@ import simpy
 from ..errors import ConfigurationError, InputError
 from .replica import Replica
 from .router import BuiltinRouter, RequestInfo, make_router
-from .serving import (DROP_AFTER_HORIZON, DROP_CONTEXT, DROP_KV, DROP_NO_POOL, ST_DROPPED,
+from .serving import (DROP_AFTER_HORIZON, DROP_CONTEXT, DROP_KV, DROP_NO_POOL, DROP_TRIP, ST_DROPPED,
                       RequestStore, ServingPool)
 
 INF = math.inf
@@ -128,6 +128,19 @@ class _Periodic:
         if nxt >= eng.horizon_s or (eng.horizon_s == INF and eng._drained()):
             return
         heappush(eng._heap, (nxt, next(eng._counter), self, 0))
+
+
+class _Once:
+    """A one-shot callback living in the engine heap (:meth:`Engine.at`)."""
+
+    __slots__ = ("eng", "callback")
+
+    def __init__(self, eng: "Engine", callback: Callable) -> None:
+        self.eng = eng
+        self.callback = callback
+
+    def _fire(self, now: float, gen: int) -> None:
+        self.callback(self.eng, now)
 
 
 class _Schedule:
@@ -307,6 +320,61 @@ class Engine:
         for r in p.replicas:
             r.inactive_w = None if inactive_w is None else float(inactive_w)
 
+    # ------------------------------------------------------------------ protection (fleet.sim.protection)
+    def guard_pool(self, pool: str) -> None:
+        """Route ``pool``'s model to active replicas only (as with a replica schedule), so that
+        replicas may be taken away during the run (:meth:`set_dark`, :meth:`set_admitting`).
+        A pool without a schedule gets a constant all-replicas one (no events)."""
+        if self._ran:
+            raise ConfigurationError("guard pools before run()")
+        p = self._pool_by_name[pool]
+        if pool not in self._schedules:
+            self._schedules[pool] = ((len(p.replicas),), None)
+
+    def set_dark(self, rep: Replica, dark: bool, now: float, reroute: bool = False) -> int:
+        """Power a replica off (a breaker trip) or back on.  The requests it held are dropped
+        (``drop_reason`` 'breaker_trip') or, with ``reroute``, routed again (recomputed like a
+        preemption).  Returns the number of requests it held."""
+        m = rep.pool.mcode
+        if not dark:
+            was = rep.active
+            rep.restore(now)
+            if not was and m >= 0:
+                self._model_active[m] += 1
+                if self._waiting[m]:
+                    self._dispatch_waiting(m, now)
+            return 0
+        was = rep.active
+        rows = rep.go_dark(now)
+        if was and m >= 0:
+            self._model_active[m] -= 1
+        S = self._store
+        if reroute:
+            saved = self._ta_next
+            self._ta_next = INF
+            try:
+                for i in rows:
+                    S.preempt[i] += 1
+                    self._route_slow(i, now)
+            finally:
+                self._ta_next = saved
+        else:
+            for i in rows:
+                S.status[i] = ST_DROPPED
+                S.drop[i] = DROP_TRIP
+        return len(rows)
+
+    def set_admitting(self, rep: Replica, on: bool, now: float) -> None:
+        """Admission control: offer a replica to the router or not (it finishes what it holds)."""
+        if rep.active == on:
+            return
+        rep.set_active(on, now)
+        m = rep.pool.mcode
+        if m >= 0:
+            self._model_active[m] += 1 if on else -1
+            if on and self._waiting[m]:
+                self._dispatch_waiting(m, now)
+
     def active_log(self) -> list[tuple[float, str, int]]:
         """(time s, pool, active replicas) each time a schedule set a pool's count (from t = 0)."""
         return list(self._active_log)
@@ -336,6 +404,11 @@ class Engine:
             raise ConfigurationError(f"interval must be positive, got {interval_s}")
         heappush(self._heap, (float(start_s), next(self._counter),
                               _Periodic(self, float(interval_s), callback), 0))
+
+    def at(self, t_s: float, callback: Callable[["Engine", float], Any]) -> None:
+        """Call ``callback(eng, t_s)`` once at ``t_s`` (a heap event: at equal times, in the order
+        registered, before SimPy events)."""
+        heappush(self._heap, (float(t_s), next(self._counter), _Once(self, callback), 0))
 
     def at_end(self, callback: Callable[["Engine", float], Any]) -> None:
         """Call ``callback(eng, t_end)`` once after the last event, before the results are

@@ -83,8 +83,62 @@ class PoolInput:
 
 
 @dataclass(frozen=True)
+class BreakerInput:
+    """Breakers of one level (``fleet.power.breakers[k]``): every node of ``level`` with a budget
+    (or the one ``node``), rated at ``rating_w`` (None: the node's budget).  ``curve``: (ratio,
+    seconds) points; power above ``ratio x rating`` for ``seconds`` without a break trips it.
+    A tripped breaker's servers go dark for ``reset_s``; the requests they held are dropped or
+    re-routed (``on_trip``).  Power is checked every ``check_s`` (the curve's resolution)."""
+
+    field: str
+    level: str                    # 'site' | 'row' | 'rack'
+    node: str | None = None
+    rating_w: float | None = None
+    curve: tuple[tuple[float, float], ...] = ((1.0, 600.0), (1.25, 60.0), (1.5, 5.0), (2.0, 0.0))
+    reset_s: float = 1800.0
+    on_trip: str = "drop"         # 'drop' | 'reroute'
+    check_s: float = 1.0
+    model: str = "average"        # 'average' | 'definite'
+
+
+@dataclass(frozen=True)
+class ControllerInput:
+    """The row power-capping controller (``fleet.power.controller``), see :mod:`fleet.sim.control`.
+    Thresholds and levels are fractions: ``t1``/``t2``/``brake``/``admission`` of the row budget,
+    ``cap_low``/``cap_all``/``cap_brake`` of each accelerator's maximum power limit (or of its
+    maximum SM clock with ``lever: clock``)."""
+
+    field: str
+    kind: str = "polca"
+    rows: tuple[str, ...] | None = None       # None: every row with a budget
+    interval_s: float = 2.0
+    samples: int = 4                          # live samples averaged into one reading
+    telemetry_delay_s: float = 2.0
+    actuation_delay_s: float = 1.0
+    t1: float = 0.85
+    t2: float = 0.92
+    brake: float = 0.97
+    admission: float | None = None
+    hysteresis: float = 0.05
+    release_hold_s: float = 60.0
+    release: str = "threshold"                # 'threshold' | 'predictive'
+    lever: str = "cap"                        # 'cap' | 'clock'
+    cap_low: float = 0.6
+    cap_all: float = 0.75
+    cap_brake: float = 0.4
+    low_priority: tuple[str, ...] = ("training", "batch")
+    priority: Mapping[str, str] = _field(default_factory=lambda: _EMPTY)   # pool -> class
+    on_telemetry_loss: str = "hold"           # 'hold' | 'cap_low' | 'cap_all'
+    stale_s: float = 10.0
+    outages: tuple[tuple[float, float], ...] = ()   # telemetry outages [t0, t1) s
+    fail_at_s: float | None = None            # the controller stops at this time (s)
+    fail_mode: str = "hold"                   # 'hold': its levers stay | 'release': they return to uncapped
+
+
+@dataclass(frozen=True)
 class PowerBudgets:
-    """Budgets of the power tree (``fleet.power``; W, NaN/None: none)."""
+    """Budgets of the power tree (``fleet.power``; W, NaN/None: none), its breakers and its
+    capping controller (none: the simulation runs exactly as without protection)."""
 
     field: str = "fleet.power"
     site_budget_w: float | None = None
@@ -92,6 +146,8 @@ class PowerBudgets:
     rack_budget_w: float | None = None
     racks: Mapping[str, float] = _field(default_factory=lambda: _EMPTY)
     server_budget_w: float | None = None
+    breakers: tuple[BreakerInput, ...] = ()
+    controller: ControllerInput | None = None
 
 
 @dataclass(frozen=True)

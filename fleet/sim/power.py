@@ -259,8 +259,11 @@ def split_segments(node_idx: np.ndarray, t0: np.ndarray, t1: np.ndarray, energy:
     return e.reshape(n_nodes, n_bins), c.reshape(n_nodes, n_bins)
 
 
-def bin_energy(segments, tree: PowerTree, interval_s: float, horizon_s: float) -> Binned:
+def bin_energy(segments, tree: PowerTree, interval_s: float, horizon_s: float, dark=None) -> Binned:
     """Per-bin energy of every gpu node (segments + idle fill) and server (GPUs + overhead).
+
+    ``dark``: spans during which servers had no power (a breaker trip; ``{"server": indices,
+    "t0", "t1"}``): no idle fill and no static overhead there.
 
     ``segments``: a mapping (or DataFrame / object) with ``node`` (names), ``t0``, ``t1``,
     ``energy_j``; or a mapping with ``node_idx`` (indices into ``tree.gpu_nodes``) instead of
@@ -290,6 +293,14 @@ def bin_energy(segments, tree: PowerTree, interval_s: float, horizon_s: float) -
     idle = np.array([g.idle_w for g in tree.gpu_nodes], dtype=np.float64)
     gpu = rec.copy()
     fill = np.isfinite(idle) & (idle > 0)
+    srv_dark = None
+    if dark is not None and len(dark["t0"]):
+        ns = len(tree.servers)
+        _, srv_dark = split_segments(dark["server"], dark["t0"], dark["t1"], np.zeros(len(dark["t0"])), ns,
+                                     interval_s, n_bins)
+        srv_dark = np.minimum(srv_dark, interval_s)
+        g_srv = np.array([g.server for g in tree.gpu_nodes], dtype=np.int64)
+        covered = covered + srv_dark[g_srv]
     if fill.any():
         gaps = np.clip(interval_s - covered[fill], 0.0, None)
         gaps[gaps < 1e-9 * interval_s] = 0.0
@@ -301,6 +312,8 @@ def bin_energy(segments, tree: PowerTree, interval_s: float, horizon_s: float) -
     static = np.array([s.static_w for s in tree.servers])
     k = np.array([s.per_gpu_w / s.tdp_w for s in tree.servers])
     overhead = static[:, None] * interval_s + k[:, None] * gpu_per_server
+    if srv_dark is not None:
+        overhead -= static[:, None] * srv_dark
     return Binned(interval_s, n_bins, gpu, rec, overhead, gpu_per_server + overhead)
 
 

@@ -279,6 +279,67 @@ class Replica:
             self.t_phase = now
             self.idle_w = w
 
+    # ------------------------------------------------------------------ power loss (breaker trip)
+    def go_dark(self, now: float) -> list[int]:
+        """The replica loses power at ``now`` (a breaker tripped, fleet.sim.protection): the step
+        in flight is closed with the energy used up to ``now`` (as at the horizon), every request
+        it held (queued, prefilling, decoding) is taken from it and returned (rows), with its
+        generated tokens as of the last completed iteration (a re-routed one is recomputed like a
+        preempted one), and the replica draws 0 W, hidden from the router, until :meth:`restore`."""
+        S = self.S
+        ph = self.phase
+        undone = set()
+        if self.pf_rec is not None and now < self.pf_rec[1]:
+            undone = set(self.pf_rec[4])
+        K_before = self.K
+        self.finalize(now)
+        rows = []
+        inp, gen = S.inp, S.gen
+        for i in self.run:
+            if i not in undone:
+                gen[i] = S.ctxbase[i] + K_before - inp[i] + 1
+            rows.append(i)
+        rows.extend(i for i in self.pf_batch if i not in self.run)
+        rows.extend(self.queue)
+        if ph != IDLE:
+            self.eng._busy -= 1
+        self.queue.clear()
+        self.run.clear()
+        self.fheap.clear()
+        self.C = 0
+        self.pf_batch = []
+        self.pf_tok = []
+        self.pf_reserved = 0
+        self.pf_sum = self.pf_sq = 0
+        self.pf_rec = None
+        self.pf_done = {}
+        self.just_preempted = False
+        self.q_tokens = 0
+        self.n_in = 0
+        self.gen += 1                     # events in flight are stale
+        self.phase = IDLE
+        self.t_phase = now                # finalize recorded everything up to now
+        self.idle_w = 0.0
+        if self._pending_profile is not None:
+            self._apply_pending_profile()
+            self.idle_w = 0.0
+        la = self.load_arr
+        if la is not None:
+            la[self.load_idx] = 0.0
+        saved = self.inactive_w
+        self.inactive_w = 0.0
+        self.set_active(False, now)
+        self.inactive_w = saved
+        return rows
+
+    def restore(self, now: float) -> None:
+        """Power back after :meth:`go_dark`: idle at the profile's idle power, offered to the router."""
+        self._close_idle(now)
+        self.t_phase = now
+        self.off = False
+        self.idle_w = float(self.profile.idle_power_w)
+        self.set_active(True, now)
+
     # ------------------------------------------------------------------ public state
     @property
     def queued(self) -> int:

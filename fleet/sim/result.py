@@ -91,3 +91,7 @@ class SimResult:
     series: pd.DataFrame | None = None
     #: active replicas per hour and engine pool (SCHEDULE_COLUMNS); None from code that predates it
     schedule: pd.DataFrame | None = None
+    #: breaker trips (fleet.sim.protection.TRIP_COLUMNS); None: no breakers or controller configured
+    trips: pd.DataFrame | None = None
+    #: every lever the capping controller moved (fleet.sim.protection.ACTION_COLUMNS); None: none configured
+    controller_actions: pd.DataFrame | None = None

@@ -40,8 +40,9 @@ DROP_CONTEXT = 1        # input + output longer than every serving replica's max
 DROP_KV = 2             # input + output larger than every serving replica's whole KV cache
 DROP_NO_POOL = 3        # no pool serves the request's model
 DROP_AFTER_HORIZON = 4  # arrival at or after the simulation horizon: never entered the system
+DROP_TRIP = 5           # held by a replica whose breaker tripped (fleet.sim.protection, on_trip: drop)
 DROP_NAMES = np.array(["", "exceeds_max_context", "exceeds_kv_capacity", "no_pool_for_model",
-                       "after_horizon"], dtype=object)
+                       "after_horizon", "breaker_trip"], dtype=object)
 
 
 class RequestStore:

@@ -376,6 +376,39 @@ class TrainingScheduler:
             out[int(jid)] = ws
         self.job_plan = out
 
+    def set_dark(self, servers, dark: bool) -> list[int]:
+        """Servers ``servers`` (indices) lose power now (a breaker trip, fleet.sim.protection) or
+        get it back.  A job running on any of them fails at once (its work since the last
+        checkpoint is lost, it restarts like after a failure, after ``restart_delay_s``); a dark
+        server draws nothing and takes no job until it is back.  Returns the ids of the jobs hit."""
+        now = self.env.now
+        servers = sorted(set(int(k) for k in servers))
+        if not hasattr(self, "_dark_free"):
+            self._dark_free = {}
+        hit = []
+        if dark:
+            for att in list(self.running.values()):
+                if any(k in servers for k, _ in att.alloc):
+                    att.fails = True
+                    att.t_fail = att.stop_s = now
+                    self._close_attempt(att, now)
+                    hit.append(att.job.job_id)
+            for k in servers:
+                if k in self._dark_free:
+                    continue
+                self._idle_until(k, now)
+                self._dark_free[k] = self.free[k]
+                self.free[k] = 0
+            self.events += 1
+            return hit
+        for k in servers:
+            if k not in self._dark_free:
+                continue
+            self._idle_until(k, now)
+            self.free[k] = self._dark_free.pop(k)
+        self._schedule()
+        return hit
+
     def power_w(self) -> float:
         """GPU power of the whole pool now (W): running jobs at their current phase plus every
         unallocated GPU at idle, consistent with the segments recorded."""
