@@ -386,13 +386,6 @@ class PlanModel:
         return Solution(status, math.nan, math.nan, math.nan, wall, np.zeros(self.n_vars, np.int64), info,
                         self.objective_unit, 0.0, None, None, {}, [], list(self.names))
 
-    def _var_bounds(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = len(self.lb)
-        if getattr(self, "_bounds_cache", (None, -1))[1] != n:
-            self._bounds_cache = ((np.asarray(self.lb, dtype=float), np.asarray(self.ub, dtype=float)), n)
-        lb, ub = self._bounds_cache[0]
-        return lb[idx], ub[idx]
-
     # ------------------------------------------------------------------ explain
     def explain(self, *, time_limit_s: float = DEFAULT_TIME_LIMIT_S, workers: int = 1, seed: int = 0) -> Explanation:
         """Why the model is infeasible, in its constraints' words (see the module docstring)."""

@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pandas as pd
 
-PAGE = (11.69, 8.27)        # A4 landscape, inches
+from .figures import PAGE
 
 
 def _pct(x) -> str:
