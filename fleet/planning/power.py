@@ -30,7 +30,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -390,8 +390,9 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
         rows.append(pp.RowData(i.row, i.budget_w, p, rise, i.brake_w, i.nameplate_w, capped_w=q, max_servers=most,
                                words=f"{i.row} ({', '.join(sc.fleet.pools[k].name for k in i.pools)})"))
     for r in rows:
+        capped_max = float(np.max(r.capped_w)) if r.capped_w is not None else math.nan
         say(f"{r.row}: per-server power mean {np.mean(r.samples_w):.0f} W, p99 {np.quantile(r.samples_w, 0.99):.0f} W, "
-            f"max {np.max(r.samples_w):.0f} W; at the second level max {np.max(r.capped_w):.0f} W (nameplate {r.nameplate_w:.0f} W, brake {r.brake_w:.0f} W), rise within "
+            f"max {np.max(r.samples_w):.0f} W; at the second level max {capped_max:.0f} W (nameplate {r.nameplate_w:.0f} W, brake {r.brake_w:.0f} W), rise within "
             f"{reaction:g} s {r.rise_w:.0f} W")
     say(f"samples: {sum(len(r.samples_w) for r in rows)} per-server power samples from {spec.seeds} seed(s) of "
         f"the nameplate row ({sample_s:.1f} s)")
@@ -419,8 +420,9 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
                                       + (f" (round {k + 1})" if k else ""), ex.lines() or [ex.note])
             raise FleetError(f"{sc.name}: plan.power: no plan within {spec.time_limit_s:g} s ({sol.status})")
         servers = {r: rp.servers for r, rp in plan.rows.items()}
-        row_ctl = dict(ctl_raw, outages=outages)
+        row_ctl: dict[str, Any] | None = dict(ctl_raw, outages=outages)
         rp0 = next(iter(plan.rows.values()))
+        assert row_ctl is not None
         row_ctl.update(t1=rp0.t1, t2=rp0.t2, brake=rp0.brake)
         if ctl_raw.get("admission") is not None and ctl_raw["admission"] <= rp0.brake:
             row_ctl["admission"] = None
@@ -461,12 +463,13 @@ def plan_and_verify(sc, spec=None, *, log_fn: Callable[[str], None] | None = Non
                 f"{fig.slo_attainment:.4f}")
             break
         say(f"round {k + 1}: rejected ({'; '.join(fails)}): one server fewer, capped-time target halved")
-        for r, rp in plan.rows.items():
-            cuts[r] = max(rp.nameplate_servers, rp.servers - 1)
+        for rname, rp in plan.rows.items():
+            cuts[rname] = max(rp.nameplate_servers, rp.servers - 1)
         share /= 2.0
         if all(rp.servers <= rp.nameplate_servers for rp in plan.rows.values()):
             break
-    m = {
+    assert plan is not None and fig is not None and sol is not None, "at least one round ran"
+    m: dict[str, Any] = {
         "extra_servers_pct": plan.extra_pct, "servers": plan.servers, "nameplate_servers": plan.nameplate_servers,
         "trips": fig.trips, "capped_time_share": fig.capped_time_share,
         "p99_ttft_change_pct": _change(fig.ttft_p99_s, base.ttft_p99_s),

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from ..errors import ConfigurationError
-from .control import Action, PolcaController, RowInfo
+from .control import Action, Controller, PolcaController, RowInfo
 
 TRIP_COLUMNS = {
     "time_s": "float64 s: when the breaker tripped", "level": "str: site | row | rack", "node": "str",
@@ -72,7 +72,7 @@ class LivePower:
         const = np.zeros(ns)
         rep_nodes = {r.node for r in self.reps}
         self.train = []
-        tnodes = set()
+        tnodes: set[str] = set()
         for pool, sched in training.items():
             idx = np.array([gidx[f"{pool}/s{k}"] for k in range(len(sched.server_gpus))], dtype=np.int64)
             self.train.append((sched, np.array([tree.gpu_nodes[i].server for i in idx], dtype=np.int64)))
@@ -125,8 +125,8 @@ class _Breaker:
     average: bool = True
     tripped_until: float = -math.inf
     start: float | None = None         # when its history began (run start, or its last reset)
-    hist: list = None                  # per curve point: (time, W) of the checks within its time
-    sums: list = None                  # per curve point: their sum (W)
+    hist: list = field(default_factory=list)   # per curve point: (time, W) of the checks within its time
+    sums: list = field(default_factory=list)   # per curve point: their sum (W)
 
     def __post_init__(self) -> None:
         self.hist = [deque() for _ in self.curve]
@@ -162,7 +162,7 @@ class Protection:
         self.capped_s: dict[str, float] = {r: 0.0 for r in self.live.row_names}
         self._cap_since: dict[str, float] = {}
         self._lever: dict[tuple[str, str], float | None] = {}
-        self.controller = None
+        self.controller: Controller | None = None
         c = x.power.controller
         if c is not None:
             self._setup_controller(c, controller)
@@ -300,7 +300,7 @@ class Protection:
         self.row_idx = np.array([lp.row_names.index(r) for r in rows], dtype=np.int64)
         self.cfg = c
         self.controller = custom if custom is not None else PolcaController(c)
-        self.controller.start(infos)
+        self.controller.start(infos)   # type: ignore[union-attr]  # set on the line above
         self.ctl_events = 0
         self.level_state: dict[tuple[str, str], tuple[str, float | None]] = {}
         n = max(1, int(getattr(c, "samples", 1)))
@@ -346,6 +346,7 @@ class Protection:
         if c.fail_at_s is not None and now >= c.fail_at_s:
             return
         self.ctl_events += 1
+        assert self.controller is not None, "steps run only once a controller is registered"
         acts = self.controller.step(now, readings)
         if not acts:
             return
@@ -411,7 +412,8 @@ class Protection:
                             for rep in self.eng.replicas(g.engine_pool):
                                 rep.set_profile(prof)
                             if a.value is not None:
-                                value_logged = op.locked_clock_mhz if a.lever == "clock" else cap_w
+                                v = op.locked_clock_mhz if a.lever == "clock" else cap_w
+                                value_logged = math.nan if v is None else float(v)
                 self.actions.append({"time_s": now, "decided_s": decided, "row": a.row, "pool": p.name,
                                      "lever": lever, "classes": self.klass[p.name], "value": float(value_logged),
                                      "level": int(a.level), "reason": a.reason + note})
@@ -448,7 +450,7 @@ class Protection:
         return df.astype({"time_s": "float64", "decided_s": "float64", "value": "float64", "level": "int64"})
 
     def meta(self, horizon: float) -> dict:
-        rows = self.ctl_rows if self.controller is not None else []
+        rows: list[str] = self.ctl_rows if self.controller is not None else []
         return {"trips": len(self.trips), "breakers": len(self.breakers),
                 "requests_hit_by_trips": int(sum(t["requests"] for t in self.trips)),
                 "jobs_hit_by_trips": int(sum(t["jobs"] for t in self.trips)),

@@ -384,7 +384,7 @@ class TrainingScheduler:
         now = self.env.now
         servers = sorted(set(int(k) for k in servers))
         if not hasattr(self, "_dark_free"):
-            self._dark_free = {}
+            self._dark_free: dict[int, int] = {}
         hit = []
         if dark:
             for att in list(self.running.values()):
