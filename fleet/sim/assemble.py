@@ -414,7 +414,7 @@ def simulate(x, *, mode: str | None = None, progress: bool | None = None,
         try:
             protection = attach(x, tree, eng, training, groups, factory, controller=controller)
         except FleetError as exc:
-            raise _scenario_error(x, exc, x.power.field) from None
+            raise _scenario_error(x, exc, x.power.field) from exc
     if on_engine is not None:
         on_engine(eng, training)
     mark("training_s")
