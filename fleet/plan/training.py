@@ -437,6 +437,20 @@ def shares_of(sched: Schedule, built: Built) -> dict[int, np.ndarray]:
             add = min(room, int(math.ceil(deficit * Q / jr.rate[c] - 1e-9)))
             q[t, c] += add
             deficit -= add * jr.rate[c] / Q
+        # every held slot full (the rounding down took a share from each): move shares to the
+        # fastest limit instead
+        top = int(np.argmax(jr.rate))
+        for t in np.flatnonzero(held):
+            for c in np.argsort(jr.rate):
+                if deficit <= 1e-9:
+                    break
+                gain = int(jr.rate[top] - jr.rate[c])
+                if c == top or q[t, c] <= 0 or gain <= 0:
+                    continue
+                mv = min(int(q[t, c]), int(math.ceil(deficit * Q / gain - 1e-9)))
+                q[t, c] -= mv
+                q[t, top] += mv
+                deficit -= mv * gain / Q
         # a block runs without gaps: every slot but a block's last is whole (topped up at its limit)
         for t in np.flatnonzero(held[:-1] & held[1:]):
             room = Q - int(q[t].sum())
