@@ -261,3 +261,70 @@ def test_example_scenario_saving(shared_data):
     assert 29.0 <= m["saving_pct"] <= 40.0, m["saving_pct"]
     assert m["bound_capture_pct"] >= 75.0, m["bound_capture_pct"]
     assert m["sim_deadlines_missed"] == 0
+
+
+# ---------------------------------------------------------------------- the first schedule as a fallback
+CAPS4 = (pt.CapPoint(350.0, 696.0, 8 * 380.0), pt.CapPoint(455.0, 828.0, 8 * 470.0),
+         pt.CapPoint(560.0, 910.0, 8 * 570.0), FULL)
+
+
+def test_float_dust_is_no_run_block():
+    """An LP fill can leave 1e-14 units in a slot; that is no run: one block, no restart owed,
+    the deadline met (counted as a second block it owed a restart it never did)."""
+    job = _job(0, 1, 0, 3, caps=CAPS4, restart_s=100.0, restart_j=1e5)
+    w = np.zeros((4, 4))
+    w[0, 3] = 7e-15
+    w[2, 3] = 1000.0
+    s = pt.evaluate("x", [job], _slots([100, 100, 100, 100]), {0: w})
+    assert s.blocks[0] == 1 and not s.deadlines_missed
+    # lower limits cheaper per unit of work: the hull walk moves shares between limits
+    cost = np.array([[0.8, 0.85, 0.9, 1.0]] * 5) * np.array([1.0, 1.3, 0.7, 2.0, 1.1])[:, None]
+    for need in (51, 59, 93, 1046, 2345):
+        f = pt._lp_fill(cost, np.array([696, 828, 910, 1000]), need)
+        assert f is not None and np.all((f == 0) | (f > 1e-6)) and f.sum() == pytest.approx(need)
+
+
+def test_greedy_meets_the_deadline_it_can_meet_whatever_the_job_size():
+    """One interruptible job with restart costs, sizes of 10 to 3000 steps in a 5-hour window: the
+    greedy schedule always meets its deadline (float dust of the LP fill once counted as extra
+    blocks owing restarts, and 200-job plans had no first schedule to fall back on)."""
+    sl = _slots([100, 130, 70, 200, 110])
+    for steps in range(10, 3000, 7):
+        job = pt.TrainingJob(0, 8, steps, 0, 4, CAPS4, restart_s=97.0, restart_j=8e4)
+        g = pt.greedy([job], sl)
+        assert g is not None and not g.deadlines_missed, steps
+
+
+def _contended(n_jobs=20, hours=72, seed=0):
+    rng = np.random.default_rng(seed)
+    ci = 300 + 150 * np.cos(np.arange(hours) / 24 * 2 * np.pi) + rng.uniform(0, 40, hours)
+    jobs = []
+    for i in range(n_jobs):
+        first = int(rng.integers(0, hours - 30))
+        work = float(rng.uniform(0.05, 6.0))
+        last = min(hours - 1, first + int(np.ceil(work)) + int(rng.integers(4, 24)))
+        jobs.append(_job(i, work, first, last, gpus=int(rng.choice([8, 16, 32])), caps=CAPS4,
+                         interruptible=bool(i % 3), restart_s=97.0, restart_j=8e4))
+    return jobs, _slots(ci, gpus=64, idle=72.0)
+
+
+def test_greedy_is_the_fallback_when_the_solver_has_no_time():
+    """A 20-job, 3-day problem on 64 GPUs with restart costs and 4 limits: the greedy schedule meets
+    every deadline by its own accounting, the model accepts it, and with almost no solver time
+    plan() returns it rather than no schedule."""
+    jobs, sl = _contended()
+    gr = pt.greedy(jobs, sl)
+    assert gr is not None and not gr.deadlines_missed
+    res = pt.plan(jobs, sl, time_limit_s=1e-3)
+    assert res.ok and res.hint_from == "greedy" and not res.schedule.deadlines_missed
+    assert res.schedule.carbon_kg <= gr.carbon_kg * (1 + 1e-3)
+    assert res.schedule.carbon_kg < res.baseline.carbon_kg
+
+
+def test_a_job_that_cannot_meet_its_deadline_is_dropped_by_name():
+    jobs = [_job(0, 1, 0, 5), _job(17, 30, 3, 19, gpus=8)]
+    res = pt.plan(jobs, _slots(np.full(24, 100.0)), drop_infeasible=True)
+    assert res.ok and list(res.dropped) == [17] and not res.schedule.deadlines_missed
+    assert "job 17 (8 GPUs, 30.0 h of work at 700 W) cannot finish" in res.notes[0]
+    assert res.metrics()["jobs_dropped"][0]["job_id"] == 17
+    assert set(res.schedule.rows["job_id"]) == {0}

@@ -54,6 +54,9 @@ UNITS_PER_SLOT = 1000
 SHARES_PER_SLOT = 360
 #: J per kWh
 J_PER_KWH = 3.6e6
+#: work below this (units, 1e-6 of a unit = 1e-9 of a slot) is floating-point dust of the LP
+#: fill, not a run: it must neither hold GPUs nor open a run block (with its restart cost)
+DUST_UNITS = 1e-6
 OBJECTIVES = ("carbon", "cost", "energy", "weighted")
 #: the default power-limit grid, as fractions of the accelerator's maximum power limit (Zeus and
 #: Perseus sweep the limit in steps of this order; 4 points keep the model small)
@@ -220,6 +223,7 @@ def evaluate(name: str, jobs: list[TrainingJob], slots: Slots, work: dict[int, n
     for job in jobs:
         jr = job_rates(job, slots.idle_w_per_gpu, slots.slot_s)
         w = np.asarray(work[job.job_id])
+        w = np.where(np.abs(w) > DUST_UNITS, w, 0)      # float dust of an LP fill is no work
         frac = w / np.maximum(jr.rate, 1)[None, :]
         held = frac.sum(axis=1) > 0
         marg_j += (w * jr.marg_j_per_unit[None, :]).sum(axis=1)
@@ -263,7 +267,12 @@ def evaluate(name: str, jobs: list[TrainingJob], slots: Slots, work: dict[int, n
 def check_problem(jobs: list[TrainingJob], slots: Slots) -> list[str]:
     """Reasons, in the job table's words, why some job cannot be scheduled whatever the others
     do (its window is too short at its fastest limit, or it needs more GPUs than the pool)."""
-    out = []
+    return [msg for _, msg in job_problems(jobs, slots)]
+
+
+def job_problems(jobs: list[TrainingJob], slots: Slots) -> list[tuple[int, str]]:
+    """(job_id, reason) for each job that cannot meet its deadline whatever the others do."""
+    out: list[tuple[int, str]] = []
     cap = np.asarray(slots.capacity_gpus)
     for job in jobs:
         jr = job_rates(job, slots.idle_w_per_gpu, slots.slot_s)
@@ -273,17 +282,17 @@ def check_problem(jobs: list[TrainingJob], slots: Slots) -> list[str]:
         where = (f"between its submission (hour {job.first_slot}) and its deadline "
                  f"(hour {job.last_slot + 1})")
         if job.gpus > slots.pool_gpus:
-            out.append(f"{job.words()} needs {job.gpus} GPUs; the pool has {slots.pool_gpus}")
+            out.append((job.job_id, f"{job.words()} needs {job.gpus} GPUs; the pool has {slots.pool_gpus}"))
             continue
         if window < need - 1e-9:
-            out.append(f"{job.words()} cannot finish {where}: it needs {need:.1f} h at full power and the "
-                       f"window holds {window} h" + (" (the deadline is past the planning horizon)"
-                                                      if job.last_slot >= slots.n else ""))
+            out.append((job.job_id, f"{job.words()} cannot finish {where}: it needs {need:.1f} h at full power "
+                        f"and the window holds {window} h" + (" (the deadline is past the planning horizon)"
+                                                              if job.last_slot >= slots.n else "")))
             continue
         free = int(np.sum(cap[lo:hi + 1] >= job.gpus)) if window else 0
         if free < need - 1e-9:
-            out.append(f"{job.words()} cannot finish {where}: it needs {need:.1f} h at full power and only "
-                       f"{free} of those {window} h have {job.gpus} GPUs free")
+            out.append((job.job_id, f"{job.words()} cannot finish {where}: it needs {need:.1f} h at full power "
+                        f"and only {free} of those {window} h have {job.gpus} GPUs free"))
     return out
 
 
@@ -428,6 +437,20 @@ def shares_of(sched: Schedule, built: Built) -> dict[int, np.ndarray]:
             add = min(room, int(math.ceil(deficit * Q / jr.rate[c] - 1e-9)))
             q[t, c] += add
             deficit -= add * jr.rate[c] / Q
+        # every held slot full (the rounding down took a share from each): move shares to the
+        # fastest limit instead
+        top = int(np.argmax(jr.rate))
+        for t in np.flatnonzero(held):
+            for c in np.argsort(jr.rate):
+                if deficit <= 1e-9:
+                    break
+                gain = int(jr.rate[top] - jr.rate[c])
+                if c == top or q[t, c] <= 0 or gain <= 0:
+                    continue
+                mv = min(int(q[t, c]), int(math.ceil(deficit * Q / gain - 1e-9)))
+                q[t, c] -= mv
+                q[t, top] += mv
+                deficit -= mv * gain / Q
         # a block runs without gaps: every slot but a block's last is whole (topped up at its limit)
         for t in np.flatnonzero(held[:-1] & held[1:]):
             room = Q - int(q[t].sum())
@@ -519,20 +542,24 @@ def _insert(job: TrainingJob, jr: _JobRates, lo: int, hi: int, free: np.ndarray,
                 return f
             need = jr.work + jr.ovh * max(0, nb - 1)
         return None
+    # one block: whole slots from its start at one limit, the last slot partly (as the model and
+    # the simulation run a block: no gaps); the cheapest start and limit
     best, bval = None, math.inf
-    Lmin = int(math.ceil(jr.work / max(rate.max(), 1)))
-    usable = rate.max(axis=1) > 0
-    for s0 in range(0, hi - lo + 1 - Lmin + 1):
-        run = usable[s0:]
-        L = int(np.argmin(run)) if not run.all() else len(run)
-        if L < Lmin:
+    W = hi - lo + 1
+    for c in range(C):
+        if jr.rate[c] <= 0:
             continue
-        g = _lp_fill(cost[s0:s0 + L], rate[s0:s0 + L], jr.work)
-        if g is None:
-            continue
-        v = float((g * cost[s0:s0 + L]).sum())
-        if v < bval:
-            bval, best = v, np.vstack([np.zeros((s0, C)), g, np.zeros((hi - lo + 1 - s0 - L, C))])
+        k = int(math.ceil(jr.work / jr.rate[c] - 1e-12))
+        ok = rate[:, c] > 0
+        for s0 in range(0, W - k + 1):
+            if not ok[s0:s0 + k].all():
+                continue
+            g = np.zeros((W, C))
+            g[s0:s0 + k, c] = jr.rate[c]
+            g[s0 + k - 1, c] = jr.work - jr.rate[c] * (k - 1)
+            v = float((g[s0:s0 + k, c] * cost[s0:s0 + k, c]).sum())
+            if v < bval:
+                bval, best = v, g
     return best
 
 
@@ -542,11 +569,13 @@ def _draw(job: TrainingJob, jr: _JobRates, w: np.ndarray, idle_w: float) -> np.n
 
 
 def greedy(jobs: list[TrainingJob], slots: Slots, objective: str = "carbon", weights: dict | None = None,
-           passes: int = 3) -> Schedule | None:
+           passes: int = 3, why: list[str] | None = None, retries: int = 8) -> Schedule | None:
     """A quick feasible schedule (the solver's first hint): jobs with the least slack first, each
     into its own cheapest hours among those with its GPUs (and power) still free, at its best
-    limits; then ``passes`` rounds of taking each job out and putting it back where it is
-    cheapest given the others.  None if some job does not fit that way."""
+    limits (a job that finds no room moves to the front, up to ``retries`` times); then ``passes``
+    rounds of taking each job out and putting it back where it is cheapest given the others.
+    None if some job does not fit that way (then ``why``, if given, gets that job in the job
+    table's words)."""
     per_j = slots.per_joule(objective, weights)
     n = slots.n
     free = np.asarray(slots.capacity_gpus, float).copy()
@@ -566,12 +595,29 @@ def greedy(jobs: list[TrainingJob], slots: Slots, objective: str = "carbon", wei
         if budget is not None:
             budget[lo:lo + len(w)] -= sign * _draw(job, jr, w, slots.idle_w_per_gpu)
 
-    for _, _, _, job, jr, lo, hi in info:
-        w = _insert(job, jr, lo, hi, free, budget, slots, per_j)
-        if w is None:
+    # a job that finds no room (small jobs in the cheap hours fragment the pool for a large block)
+    # goes to the front and the placement starts over, at most ``retries`` times
+    for attempt in range(retries + 1):
+        failed = None
+        for k, (_, _, _, job, jr, lo, hi) in enumerate(info):
+            w = _insert(job, jr, lo, hi, free, budget, slots, per_j)
+            if w is None:
+                failed = k
+                break
+            alloc[job.job_id] = w
+            take(job, jr, lo, w, +1)
+        if failed is None:
+            break
+        job = info[failed][3]
+        if attempt == retries or failed == 0:
+            if why is not None:
+                why.append(f"{job.words()} found no room between its submission (hour {job.first_slot}) and "
+                           f"its deadline (hour {job.last_slot + 1}) after {failed} other jobs were placed "
+                           f"(first schedule: least slack first, {attempt} jobs that found no room moved ahead)")
             return None
-        alloc[job.job_id] = w
-        take(job, jr, lo, w, +1)
+        for _, _, _, j2, jr2, lo2, _ in info[:failed]:
+            take(j2, jr2, lo2, alloc.pop(j2.job_id), -1)
+        info.insert(0, info.pop(failed))
     for _ in range(passes):
         better = False
         for _, _, _, job, jr, lo, hi in sorted(info, key=lambda x: -x[0]):
@@ -604,6 +650,10 @@ class PlanResult:
     objective: str
     conflicts: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: jobs left out because they cannot meet their deadline whatever the others do
+    #: (``plan(drop_infeasible=True)``): job_id -> why, in the job table's words
+    dropped: dict[int, str] = field(default_factory=dict)
+    hint_from: str = ""                     # the first schedule offered to the solver ('' if none)
 
     @property
     def ok(self) -> bool:
@@ -635,6 +685,8 @@ class PlanResult:
                 out["bound_shift_only_" + key] = getattr(self.bound_shift_only, key)
         if self.solution is not None:
             out["solver"] = self.solution.figures()
+        if self.dropped:
+            out["jobs_dropped"] = [{"job_id": k, "why": v} for k, v in sorted(self.dropped.items())]
         return out
 
 
@@ -703,8 +755,9 @@ def _lp_fill(cost: np.ndarray, rate: np.ndarray, need: int) -> np.ndarray | None
     # frac[t][c]: share of slot t at cap c
     frac = np.zeros((L, C))
     left = float(need)
+    tol = 1e-9 * max(float(need), 1.0)
     for i in order:
-        if left <= 0:
+        if left <= tol:
             break
         t, c0, c1, ln = seg_slot[i], seg_from[i], seg_to[i], seg_len[i]
         take = min(1.0, left / ln)
@@ -715,6 +768,7 @@ def _lp_fill(cost: np.ndarray, rate: np.ndarray, need: int) -> np.ndarray | None
         left -= take * ln
     if left > 1e-6:
         return None
+    frac[np.abs(frac) < 1e-12] = 0.0      # cancellations of the hull walk (c0 -> c1) leave dust
     return frac * rate
 
 
@@ -767,30 +821,50 @@ def perfect_foresight_bound(jobs: list[TrainingJob], slots: Slots, objective: st
 
 def plan(jobs: list[TrainingJob], slots: Slots, *, objective: str = "carbon", weights: dict | None = None,
          time_limit_s: float = 30.0, workers: int = 1, seed: int = 0, bounds: bool = True,
-         raise_on_infeasible: bool = False) -> PlanResult:
-    """Baseline, bound, and the CP-SAT schedule (hinted with the baseline where it meets every
-    deadline).  Infeasible problems come back with ``conflicts`` in the job table's words."""
+         raise_on_infeasible: bool = False, drop_infeasible: bool = False) -> PlanResult:
+    """Baseline, bound, and the CP-SAT schedule, started from the cheaper of the greedy schedule
+    and the baseline among those the model accepts (every deadline met, capacity and power
+    held); the solver's schedule is kept only where it is better than that first one.
+    Infeasible problems come back with ``conflicts`` in the job table's words;
+    ``drop_infeasible``: a job that cannot meet its deadline whatever the others do is left out
+    (named in ``dropped`` and ``notes``) and the others are planned (baseline and bounds too)."""
     if not jobs:
         raise TrainingPlanError("no training jobs to plan")
+    dropped: dict[int, str] = {}
+    pre = job_problems(jobs, slots)
+    if pre and drop_infeasible and not raise_on_infeasible:
+        dropped = dict(pre)
+        jobs = [j for j in jobs if j.job_id not in dropped]
+        pre = []
+        if not jobs:
+            raise TrainingPlanError("no training job can meet its deadline: " + "; ".join(dropped.values()))
+    notes = [f"left out (cannot meet its deadline): {v}" for _, v in sorted(dropped.items())]
     base = fcfs_baseline(jobs, slots)
     bound = perfect_foresight_bound(jobs, slots, objective, weights) if bounds else None
     shift = perfect_foresight_bound(jobs, slots, objective, weights, shift_only=True) if bounds else None
-    pre = check_problem(jobs, slots)
     if pre:
+        msgs = [m for _, m in pre]
         if raise_on_infeasible:
-            raise InfeasibleError("training schedule: no plan meets every deadline", pre)
-        return PlanResult(None, None, None, base, bound, shift, objective, pre)
+            raise InfeasibleError("training schedule: no plan meets every deadline", msgs)
+        return PlanResult(None, None, None, base, bound, shift, objective, msgs, notes, dropped)
     built = build(jobs, slots, objective, weights)
-    gr = greedy(jobs, slots, objective, weights)
-    hint = None
-    if gr is not None and not gr.deadlines_missed:
-        hint = hint_from(built, gr)
-    elif not base.deadlines_missed:
-        hint = hint_from(built, base)
+    why: list[str] = []
+    gr = greedy(jobs, slots, objective, weights, why=why)
+    # the first schedule: the model itself judges it (rounded to the solver's shares), not the
+    # schedule's own accounting; the cheaper valid one of the greedy and the baseline
+    hint, hint_name = None, ""
+    for cand in (gr, base):
+        if cand is None:
+            continue
+        h = hint_from(built, cand)
+        if built.model.check(h):
+            continue
+        if hint is None or built.model.objective_value(h) < built.model.objective_value(hint):
+            hint, hint_name = h, cand.name
     # deterministic time: a time-limited schedule is the same on every machine (one worker)
     sol = built.model.solve(time_limit_s=time_limit_s, workers=workers, seed=seed, hint=hint,
                             deterministic=workers == 1)
-    if hint is not None and sol.status != "INFEASIBLE" and not built.model.check(hint):
+    if hint is not None and sol.status != "INFEASIBLE":
         hv = built.model.objective_value(hint)
         if not sol.ok or hv < sol.objective - 1e-9 * abs(hv):
             # the solver found nothing better in time than the first schedule: keep that (FEASIBLE,
@@ -810,12 +884,12 @@ def plan(jobs: list[TrainingJob], slots: Slots, *, objective: str = "carbon", we
             ex = built.model.explain(time_limit_s=time_limit_s, workers=workers, seed=seed)
             conflicts = ex.lines() or [ex.note]
         else:
-            conflicts = [f"no schedule found within the time limit ({time_limit_s:g} s): {sol.status}"]
+            conflicts = [f"no schedule found within the time limit ({time_limit_s:g} s): {sol.status}"] + why
         if raise_on_infeasible:
             raise InfeasibleError("training schedule: no plan meets every deadline", conflicts)
-        return PlanResult(None, sol, built, base, bound, shift, objective, conflicts)
+        return PlanResult(None, sol, built, base, bound, shift, objective, conflicts, notes, dropped, hint_name)
     sched = decode(built, sol)
-    return PlanResult(sched, sol, built, base, bound, shift, objective)
+    return PlanResult(sched, sol, built, base, bound, shift, objective, [], notes, dropped, hint_name)
 
 
 def objective_of(sched: Schedule, objective: str, weights: dict | None = None) -> float:
