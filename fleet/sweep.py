@@ -578,13 +578,9 @@ def _worker_name() -> str:
 _WORKER_LOGGING = False
 
 
-def _worker_logging() -> None:
-    """On a Dask worker: fleet's warnings to stderr once per distinct message (every point of a
-    sweep repeats the same note about, say, a gap filled in a region's data)."""
-    global _WORKER_LOGGING
-    if _WORKER_LOGGING:
-        return
-    _WORKER_LOGGING = True
+def once_per_message() -> Callable[[logging.LogRecord], bool]:
+    """A logging filter that lets each distinct (logger, message) through once: every point of a
+    sweep repeats the same warning (a gap filled in a region's data, say)."""
     seen: set[tuple[str, str]] = set()
 
     def once(record: logging.LogRecord) -> bool:
@@ -594,9 +590,19 @@ def _worker_logging() -> None:
         seen.add(key)
         return True
 
+    return once
+
+
+def _worker_logging() -> None:
+    """On a Dask worker: fleet's warnings to stderr once per distinct message (every point of a
+    sweep repeats the same note about, say, a gap filled in a region's data)."""
+    global _WORKER_LOGGING
+    if _WORKER_LOGGING:
+        return
+    _WORKER_LOGGING = True
     h = logging.StreamHandler(sys.stderr)
     h.setFormatter(logging.Formatter("%(levelname)s %(name)s (worker): %(message)s"))
-    h.addFilter(once)
+    h.addFilter(once_per_message())
     h.setLevel(logging.WARNING)
     lg = logging.getLogger("fleet")
     lg.addHandler(h)

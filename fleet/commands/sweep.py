@@ -93,14 +93,8 @@ def _once_per_message() -> None:
     """Points repeat the same warning (a gap filled in a region's data, say): show each once."""
     import logging
 
-    seen: set[tuple[str, str]] = set()
+    from ..sweep import once_per_message
 
-    def once(record: logging.LogRecord) -> bool:
-        key = (record.name, record.getMessage())
-        if key in seen:
-            return False
-        seen.add(key)
-        return True
-
+    once = once_per_message()
     for h in logging.getLogger().handlers:
         h.addFilter(once)

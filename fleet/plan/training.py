@@ -264,12 +264,6 @@ def evaluate(name: str, jobs: list[TrainingJob], slots: Slots, work: dict[int, n
 
 
 # ------------------------------------------------------------------------------ checks
-def check_problem(jobs: list[TrainingJob], slots: Slots) -> list[str]:
-    """Reasons, in the job table's words, why some job cannot be scheduled whatever the others
-    do (its window is too short at its fastest limit, or it needs more GPUs than the pool)."""
-    return [msg for _, msg in job_problems(jobs, slots)]
-
-
 def job_problems(jobs: list[TrainingJob], slots: Slots) -> list[tuple[int, str]]:
     """(job_id, reason) for each job that cannot meet its deadline whatever the others do."""
     out: list[tuple[int, str]] = []

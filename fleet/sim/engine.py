@@ -572,14 +572,7 @@ class Engine:
         if isinstance(router, BuiltinRouter) and len(ok) == len(reps):
             rep = router._pick()
         else:
-            info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
-            rep = router.choose(info, ok)
-            if rep not in ok:
-                exc = ConfigurationError(
-                    f"router {type(router).__name__} returned {getattr(rep, 'node', rep)!r} for request "
-                    f"{int(S.rid[i])}, which is not one of the replicas it was offered")
-                exc.sim_origin = ("router", S.model_names[m])
-                raise exc
+            rep = self._ask_router(router, i, m, ok, "replicas")
         self._deliver(rep, i, now)
 
     def _route_scheduled(self, i: int, m: int, size: int, now: float) -> None:
@@ -609,15 +602,22 @@ class Engine:
         if isinstance(router, BuiltinRouter):
             rep = router._pick_among(ok)
         else:
-            info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
-            rep = router.choose(info, ok)
-            if rep not in ok:
-                exc = ConfigurationError(
-                    f"router {type(router).__name__} returned {getattr(rep, 'node', rep)!r} for request "
-                    f"{int(S.rid[i])}, which is not one of the active replicas it was offered")
-                exc.sim_origin = ("router", S.model_names[m])
-                raise exc
+            rep = self._ask_router(router, i, m, ok, "active replicas")
         self._deliver(rep, i, now)
+
+    def _ask_router(self, router, i: int, m: int, ok: list, what: str) -> Replica:
+        """A custom router's choice for request ``i`` among ``ok``; a choice outside them is the
+        router's error (named as such)."""
+        S = self._store
+        info = RequestInfo(int(S.rid[i]), S.arrival[i], S.inp[i], S.out[i], S.model_names[m])
+        rep = router.choose(info, ok)
+        if rep not in ok:
+            exc = ConfigurationError(
+                f"router {type(router).__name__} returned {getattr(rep, 'node', rep)!r} for request "
+                f"{int(S.rid[i])}, which is not one of the {what} it was offered")
+            exc.sim_origin = ("router", S.model_names[m])
+            raise exc
+        return rep
 
     def _deliver(self, rep: Replica, i: int, now: float) -> None:
         S = self._store
